@@ -1,0 +1,122 @@
+// The benchmark's client, run inside the benchmark namespace with the kernel's TCP. Prints one JSON line.
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { HANGUP_PORT, SINK_PORT, SOURCE_PORT } from './bench-protocol.js';
+
+interface Args {
+  host: string;
+  bytes: number;
+  flows: number;
+  seconds: number;
+  concurrency: number;
+  connections: number;
+}
+
+const BLOCK = Buffer.alloc(1 << 20, 0xa5);
+
+function open(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+async function upload(host: string, bytes: number): Promise<void> {
+  const socket = await open(host, SINK_PORT);
+  const reply = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('end', () => resolve(text));
+  });
+  for (let left = bytes; left > 0; left -= BLOCK.length) {
+    if (!socket.write(left >= BLOCK.length ? BLOCK : BLOCK.subarray(0, left))) {
+      await new Promise((r) => socket.once('drain', r));
+    }
+  }
+  socket.end();
+  const got = Number(await reply);
+  socket.destroy();
+  if (got !== bytes) throw new Error(`the sink received ${got} of ${bytes} bytes`);
+}
+
+async function download(host: string, bytes: number): Promise<void> {
+  const socket = await open(host, SOURCE_PORT);
+  const request = Buffer.alloc(8);
+  request.writeBigUInt64BE(BigInt(bytes));
+  socket.write(request);
+  let got = 0;
+  socket.on('data', (c: Buffer) => (got += c.length));
+  await new Promise((r) => socket.once('end', r));
+  socket.destroy();
+  if (got !== bytes) throw new Error(`received ${got} of ${bytes} bytes`);
+}
+
+async function parallel(flows: number, one: () => Promise<void>): Promise<void> {
+  await Promise.all(Array.from({ length: flows }, one));
+}
+
+const modes: Record<string, (a: Args) => Promise<unknown>> = {
+  async upload(a) {
+    const start = performance.now();
+    await parallel(a.flows, () => upload(a.host, Math.floor(a.bytes / a.flows)));
+    return { seconds: (performance.now() - start) / 1000 };
+  },
+  async download(a) {
+    const start = performance.now();
+    await parallel(a.flows, () => download(a.host, Math.floor(a.bytes / a.flows)));
+    return { seconds: (performance.now() - start) / 1000 };
+  },
+  /** Connect, close, wait for the server's close; as many as fit in `seconds` with `concurrency` in flight. */
+  async connRate(a) {
+    const end = performance.now() + a.seconds * 1000;
+    let done = 0;
+    let failed = 0;
+    const worker = async (): Promise<void> => {
+      while (performance.now() < end) {
+        try {
+          const socket = await open(a.host, HANGUP_PORT);
+          socket.end();
+          socket.resume();
+          await new Promise((r) => socket.once('close', r));
+          done++;
+        } catch {
+          failed++;
+        }
+      }
+    };
+    const start = performance.now();
+    await parallel(a.concurrency, worker);
+    return { perSecond: done / ((performance.now() - start) / 1000), failed };
+  },
+  /** Opens `connections` idle connections, says "ready", holds them until stdin closes. */
+  async holdIdle(a) {
+    const sockets: Socket[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < a.connections) {
+        next++;
+        sockets.push(await open(a.host, HANGUP_PORT));
+      }
+    };
+    await parallel(a.concurrency, worker);
+    console.log(JSON.stringify({ ready: sockets.length }));
+    await new Promise((r) => process.stdin.once('end', r).resume());
+    for (const s of sockets) s.destroy();
+    return { held: sockets.length };
+  },
+};
+
+const [mode, json] = process.argv.slice(2);
+const run = modes[mode ?? ''];
+if (run === undefined) {
+  console.error(`load-client: unknown mode ${mode}`);
+  process.exit(2);
+}
+run(JSON.parse(json ?? '{}') as Args).then(
+  (result) => console.log(JSON.stringify(result)),
+  (error: Error) => {
+    console.log(JSON.stringify({ error: error.message }));
+    process.exit(1);
+  },
+);

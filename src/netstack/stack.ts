@@ -1,0 +1,535 @@
+// The user-space network stack: IP packets in, IP packets and a deadline out. It does no I/O and reads no clock:
+// the driver hands it packets with the time, asks it for output, and calls it again at pollAt(). Every TCP
+// destination is accepted as a catch-all, in two phases: a SYN is held while the application decides, and only
+// an accept sends the SYN-ACK, so a refused destination gets a real RST and an unreachable one an ICMP error.
+import { randomBytes } from 'node:crypto';
+import { DeadlineQueue } from './deadline-queue.js';
+import { flowKey, type Endpoint } from './endpoint.js';
+import { FragmentReassembler, type ReassemblyLimits } from './ip-reassembly.js';
+import { PacketBuilder } from './packet-builder.js';
+import { tcpConfig, type TcpConfig } from './tcp/tcp-config.js';
+import { TcpConnection } from './tcp/tcp-connection.js';
+import { resetFor } from './tcp/tcp-reset.js';
+import { TcpSocket } from './tcp-socket.js';
+import { UdpFlow, type UdpFlowHost } from './udp-flow.js';
+import { pseudoHeaderSum } from './wire/checksum.js';
+import { Icmpv4UnreachableCode, Icmpv6UnreachableCode, parseIcmpv4, parseIcmpv6 } from './wire/icmp.js';
+import { formatIp } from './wire/ip-address.js';
+import { IPV4_HEADER_LEN, parseIpv4 } from './wire/ipv4.js';
+import { IPV6_HEADER_LEN, parseIpv6 } from './wire/ipv6.js';
+import { IpProtocol, TcpFlags, WireError, type IcmpRepr, type IpAddress, type TcpRepr } from './wire/reprs.js';
+import { parseTcp } from './wire/tcp.js';
+import { parseUdp } from './wire/udp.js';
+import { parseVirtioNetHdr, VIRTIO_NET_HDR_LEN, VirtioNetFlags } from './wire/virtio-net-hdr.js';
+
+export interface StackLimits {
+  maxTcpFlows: number;
+  /** SYNs waiting for the application's decision (the SYN-flood bound); more are dropped, and the client retries. */
+  maxPendingSyns: number;
+  /** A SYN not decided within this time is answered as unreachable. */
+  acceptTimeoutMs: number;
+  maxUdpFlows: number;
+  udpIdleMs: number;
+}
+
+export interface NetStackOptions {
+  /** The device MTU: TCP's MSS follows from it. */
+  mtu: number;
+  /** Packets in and out carry a virtio_net_hdr. */
+  vnetHeader?: boolean;
+  /** The kernel finishes checksums and segments large sends (requires vnetHeader). */
+  offload?: boolean;
+  tcp?: Partial<TcpConfig>;
+  limits?: Partial<StackLimits>;
+  reassembly?: Partial<ReassemblyLimits>;
+  /** 32-bit random numbers for initial sequence numbers; injectable for deterministic tests. */
+  random32?: () => number;
+}
+
+/** A SYN that waits for the application's decision. Exactly one of the three methods may be called. */
+export interface TcpConnectRequest {
+  /** Where the client wants to go (the SYN's destination). */
+  readonly local: Endpoint;
+  /** The client. */
+  readonly remote: Endpoint;
+  accept(): TcpSocket;
+  /** A RST: the client's connect() fails with ECONNREFUSED. */
+  refuse(): void;
+  /** ICMP host unreachable: the client's connect() fails with EHOSTUNREACH. */
+  unreachable(): void;
+}
+
+export interface NetStackHandlers {
+  tcpConnect(request: TcpConnectRequest): void;
+  /** A new UDP flow; without a handler every datagram gets ICMP port unreachable. */
+  udpFlow?(flow: UdpFlow): void;
+  /** Whether to answer an ICMP echo request to this address. Default: no answer. */
+  icmpEcho?(destination: IpAddress): boolean;
+}
+
+export interface NetStackStats {
+  packetsIn: number;
+  packetsOut: number;
+  /** Dropped input by reason: WireError codes, plus 'unsupported-protocol', 'syn-flood', 'flow-limit'. */
+  dropped: Record<string, number>;
+  tcpFlows: number;
+  udpFlows: number;
+  pendingSyns: number;
+}
+
+const DEFAULT_LIMITS: StackLimits = {
+  maxTcpFlows: 65_536,
+  maxPendingSyns: 1024,
+  acceptTimeoutMs: 10_000,
+  maxUdpFlows: 16_384,
+  udpIdleMs: 60_000,
+};
+const UDP_SWEEP_MS = 1000;
+/** RFC 6335's dynamic port range, for active opens. */
+const EPHEMERAL_FIRST = 49_152;
+const EPHEMERAL_LAST = 65_535;
+const TCP_HEADER_MAX = 60;
+/** Largest segment handed to the kernel for segmentation: an IP packet is at most 64 KiB. */
+const GSO_MAX_PAYLOAD = 65_535 - IPV6_HEADER_LEN - TCP_HEADER_MAX;
+
+interface TcpFlow {
+  readonly key: string;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly connection: TcpConnection;
+  /** Awaiting the application's decision; the SYN's IP packet is kept to quote in an ICMP error. */
+  pending: { syn: TcpRepr; packet: Buffer; deadline: number } | null;
+  scheduledAt: number;
+  removed: boolean;
+}
+
+function randomUint32(): number {
+  return randomBytes(4).readUInt32BE(0);
+}
+
+export class NetStack implements UdpFlowHost {
+  /** Called when the application created work (data to send, a decision): the driver should call output() soon. */
+  onWake: () => void = () => {};
+  /** A bug of ours surfaced while handling a packet: the packet is dropped and counted, the stack goes on. */
+  onInternalError: (error: unknown) => void = () => {};
+
+  private readonly builder: PacketBuilder;
+  private readonly vnetHeader: boolean;
+  private readonly limits: StackLimits;
+  private readonly tcpConfigV4: TcpConfig;
+  private readonly tcpConfigV6: TcpConfig;
+  private readonly random32: () => number;
+  private readonly reassembler: FragmentReassembler;
+  private readonly tcpFlows = new Map<string, TcpFlow>();
+  private readonly udpFlows = new Map<string, UdpFlow>();
+  private readonly dirty = new Set<TcpFlow>();
+  private readonly deadlines = new DeadlineQueue<TcpFlow>();
+  private readonly queued: Buffer[] = [];
+  private pendingSyns = 0;
+  private now = 0;
+  private nextUdpSweep = 0;
+  private out: Buffer[] = [];
+  private emittingFlow: TcpFlow | null = null;
+  private readonly counters = { packetsIn: 0, packetsOut: 0 };
+  private readonly dropped: Record<string, number> = {};
+
+  constructor(
+    options: NetStackOptions,
+    private readonly handlers: NetStackHandlers,
+  ) {
+    this.vnetHeader = options.vnetHeader ?? false;
+    const offload = this.vnetHeader && (options.offload ?? false);
+    this.builder = new PacketBuilder({ vnetHeader: this.vnetHeader, offload });
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.random32 = options.random32 ?? randomUint32;
+    this.reassembler = new FragmentReassembler(options.reassembly);
+    const configFor = (ipHeader: number): TcpConfig => {
+      const mss = options.mtu - ipHeader - 20;
+      return tcpConfig({ mss, sendSegmentMax: offload ? GSO_MAX_PAYLOAD : mss, ...options.tcp });
+    };
+    this.tcpConfigV4 = configFor(IPV4_HEADER_LEN);
+    this.tcpConfigV6 = configFor(IPV6_HEADER_LEN);
+  }
+
+  get stats(): NetStackStats {
+    return {
+      ...this.counters,
+      dropped: { ...this.dropped },
+      tcpFlows: this.tcpFlows.size,
+      udpFlows: this.udpFlows.size,
+      pendingSyns: this.pendingSyns,
+    };
+  }
+
+  /** Takes one packet from the device. Malformed packets are counted and dropped; nothing here throws. */
+  input(packet: Buffer, now: number): void {
+    this.now = now;
+    this.counters.packetsIn++;
+    try {
+      let ip = packet;
+      let checksumVouched = false;
+      if (this.vnetHeader) {
+        const hdr = parseVirtioNetHdr(packet);
+        checksumVouched = (hdr.flags & (VirtioNetFlags.NEEDS_CSUM | VirtioNetFlags.DATA_VALID)) !== 0;
+        ip = packet.subarray(VIRTIO_NET_HDR_LEN);
+      }
+      if (ip.length === 0) throw new WireError('TRUNCATED', 'empty packet');
+      const version = ip[0]! >> 4;
+      if (version === 4) this.inputIpv4(ip, checksumVouched, now);
+      else if (version === 6) this.inputIpv6(ip, checksumVouched, now);
+      else throw new WireError('BAD_VERSION', `IP version ${version}`);
+    } catch (error) {
+      this.drop(error instanceof WireError ? error.code : 'internal');
+      if (!(error instanceof WireError)) this.onInternalError(error);
+    }
+  }
+
+  /** Runs everything due at `now` and appends the packets to send to `out`. */
+  output(now: number, out: Buffer[]): void {
+    this.now = now;
+    this.out = out;
+    this.deadlines.popDue(now, this.onDeadline);
+    this.reassembler.expire(now);
+    if (now >= this.nextUdpSweep) this.sweepUdp(now);
+    for (const packet of this.queued) out.push(packet);
+    this.queued.length = 0;
+    for (const flow of this.dirty) {
+      this.dirty.delete(flow);
+      this.transmitFlow(flow, now);
+    }
+    this.counters.packetsOut += out.length;
+  }
+
+  /** When output() must run next without new input: 0 if now, Infinity if never. */
+  pollAt(): number {
+    if (this.dirty.size > 0 || this.queued.length > 0) return 0;
+    let at = Math.min(this.deadlines.peekAt(), this.reassembler.pollAt());
+    if (this.udpFlows.size > 0) at = Math.min(at, this.nextUdpSweep);
+    return at;
+  }
+
+  /**
+   * Active open: a connection from `localAddress` (an address routed into the device, as a cluster address
+   * would be) to `remote` on the kernel's side. The socket emits 'connect' when established, or an error
+   * (ECONNREFUSED, ETIMEDOUT).
+   */
+  connectTcp(localAddress: IpAddress, remote: Endpoint): TcpSocket {
+    if (localAddress.length !== remote.address.length) {
+      throw new Error('connectTcp: the local and remote addresses must be of the same IP version');
+    }
+    const port = this.freeLocalPort(localAddress, remote);
+    const key = flowKey(remote.address, remote.port, localAddress, port);
+    const config = localAddress.length === 4 ? this.tcpConfigV4 : this.tcpConfigV6;
+    const local: Endpoint = { address: localAddress, port };
+    const flow: TcpFlow = {
+      key,
+      local,
+      remote,
+      connection: TcpConnection.connect(port, remote.port, this.random32(), this.now, config),
+      pending: null,
+      scheduledAt: Infinity,
+      removed: false,
+    };
+    this.tcpFlows.set(key, flow);
+    const socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), local, remote);
+    this.wakeFlow(flow);
+    return socket;
+  }
+
+  private freeLocalPort(localAddress: IpAddress, remote: Endpoint): number {
+    const span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1;
+    const start = this.random32() % span;
+    for (let i = 0; i < span; i++) {
+      const port = EPHEMERAL_FIRST + ((start + i) % span);
+      if (!this.tcpFlows.has(flowKey(remote.address, remote.port, localAddress, port))) return port;
+    }
+    throw new Error(`connectTcp: no free local port towards ${formatIp(remote.address)}:${remote.port}`);
+  }
+
+  sendDatagram(flow: UdpFlow, data: Buffer): void {
+    this.queued.push(
+      this.builder.udp(flow.local.address, flow.remote.address, {
+        srcPort: flow.local.port,
+        dstPort: flow.remote.port,
+        payload: data,
+      }),
+    );
+    this.onWake();
+  }
+
+  refuseFlow(flow: UdpFlow): void {
+    const code = flow.local.address.length === 4 ? Icmpv4UnreachableCode.PORT : Icmpv6UnreachableCode.PORT;
+    this.queued.push(this.builder.unreachable(flow.remote.address, flow.local.address, flow.lastPacket, code));
+    this.closeFlow(flow);
+    this.onWake();
+  }
+
+  closeFlow(flow: UdpFlow): void {
+    flow.closed = true;
+    this.udpFlows.delete(flow.key);
+    flow.emit('close');
+  }
+
+  private inputIpv4(ip: Buffer, checksumVouched: boolean, now: number): void {
+    const repr = parseIpv4(ip);
+    let payload = repr.payload;
+    if (repr.moreFragments || repr.fragmentOffset > 0) {
+      const key = `4:${formatIp(repr.src)}>${formatIp(repr.dst)}:${repr.protocol}:${repr.identification}`;
+      const whole = this.reassembler.add(key, repr.fragmentOffset, repr.moreFragments, payload, now);
+      if (whole === null) return;
+      payload = whole;
+      // A reassembled datagram's transport checksum was never vouched for by the device.
+      checksumVouched = false;
+    }
+    this.inputTransport(repr.src, repr.dst, repr.protocol, payload, ip, checksumVouched, now);
+  }
+
+  private inputIpv6(ip: Buffer, checksumVouched: boolean, now: number): void {
+    const repr = parseIpv6(ip);
+    let payload = repr.payload;
+    if (repr.fragment !== undefined) {
+      const f = repr.fragment;
+      const key = `6:${formatIp(repr.src)}>${formatIp(repr.dst)}:${f.identification}`;
+      const whole = this.reassembler.add(key, f.offset, f.moreFragments, payload, now);
+      if (whole === null) return;
+      payload = whole;
+      checksumVouched = false;
+    }
+    this.inputTransport(repr.src, repr.dst, repr.nextHeader, payload, ip, checksumVouched, now);
+  }
+
+  private inputTransport(
+    src: IpAddress,
+    dst: IpAddress,
+    protocol: number,
+    payload: Buffer,
+    ip: Buffer,
+    checksumVouched: boolean,
+    now: number,
+  ): void {
+    const pseudo = checksumVouched ? null : pseudoHeaderSum(src, dst, protocol, payload.length);
+    switch (protocol) {
+      case IpProtocol.TCP:
+        this.inputTcp(src, dst, parseTcp(payload, pseudo), ip, now);
+        return;
+      case IpProtocol.UDP: {
+        const datagram = parseUdp(payload, pseudo);
+        this.inputUdp(src, dst, datagram.srcPort, datagram.dstPort, datagram.payload, ip, now);
+        return;
+      }
+      case IpProtocol.ICMP:
+        this.inputIcmp(src, dst, parseIcmpv4(payload, !checksumVouched));
+        return;
+      case IpProtocol.ICMPV6:
+        this.inputIcmp(src, dst, parseIcmpv6(payload, pseudo));
+        return;
+      default:
+        this.drop('unsupported-protocol');
+    }
+  }
+
+  private inputTcp(src: IpAddress, dst: IpAddress, seg: TcpRepr, ip: Buffer, now: number): void {
+    const key = flowKey(src, seg.srcPort, dst, seg.dstPort);
+    const flow = this.tcpFlows.get(key);
+    if (flow !== undefined) {
+      if (flow.pending !== null) {
+        // Undecided: a repeated SYN waits with the first; a RST withdraws the attempt.
+        if ((seg.flags & TcpFlags.RST) !== 0) this.removeTcpFlow(flow);
+        return;
+      }
+      flow.connection.handleSegment(seg, now);
+      this.dirty.add(flow);
+      return;
+    }
+    const isSyn = (seg.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN;
+    if (!isSyn) {
+      const reset = resetFor(seg);
+      if (reset !== null) this.queued.push(this.builder.tcp(dst, src, reset, 0));
+      return;
+    }
+    if (this.tcpFlows.size >= this.limits.maxTcpFlows) {
+      this.drop('flow-limit');
+      const reset = resetFor(seg);
+      if (reset !== null) this.queued.push(this.builder.tcp(dst, src, reset, 0));
+      return;
+    }
+    if (this.pendingSyns >= this.limits.maxPendingSyns) {
+      this.drop('syn-flood');
+      return;
+    }
+    const config = src.length === 4 ? this.tcpConfigV4 : this.tcpConfigV6;
+    const local: Endpoint = { address: dst, port: seg.dstPort };
+    const remote: Endpoint = { address: src, port: seg.srcPort };
+    const pendingFlow: TcpFlow = {
+      key,
+      local,
+      remote,
+      connection: TcpConnection.fromSyn(seg, this.random32(), now, config),
+      // The options and the packet are copied: they outlive this input call.
+      pending: { syn: { ...seg, payload: Buffer.alloc(0) }, packet: Buffer.from(ip), deadline: now + this.limits.acceptTimeoutMs },
+      scheduledAt: Infinity,
+      removed: false,
+    };
+    this.tcpFlows.set(key, pendingFlow);
+    this.pendingSyns++;
+    this.schedule(pendingFlow, pendingFlow.pending!.deadline);
+    this.handlers.tcpConnect(this.connectRequest(pendingFlow));
+  }
+
+  private connectRequest(flow: TcpFlow): TcpConnectRequest {
+    const decide = (): NonNullable<TcpFlow['pending']> => {
+      const pending = flow.pending;
+      if (pending === null || flow.removed) {
+        throw new Error(`the connection attempt from ${formatIp(flow.remote.address)} was already decided or expired`);
+      }
+      flow.pending = null;
+      this.pendingSyns--;
+      return pending;
+    };
+    return {
+      local: flow.local,
+      remote: flow.remote,
+      accept: () => {
+        decide();
+        flow.connection.accept(this.now);
+        const socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), flow.local, flow.remote);
+        this.wakeFlow(flow);
+        return socket;
+      },
+      refuse: () => {
+        const { syn } = decide();
+        const reset = resetFor(syn);
+        if (reset !== null) this.queued.push(this.builder.tcp(flow.local.address, flow.remote.address, reset, 0));
+        this.removeTcpFlow(flow);
+        this.onWake();
+      },
+      unreachable: () => {
+        const { packet } = decide();
+        this.queueHostUnreachable(flow, packet);
+        this.removeTcpFlow(flow);
+        this.onWake();
+      },
+    };
+  }
+
+  private queueHostUnreachable(flow: TcpFlow, packet: Buffer): void {
+    const code = flow.local.address.length === 4 ? Icmpv4UnreachableCode.HOST : Icmpv6UnreachableCode.ADDRESS;
+    this.queued.push(this.builder.unreachable(flow.remote.address, flow.local.address, packet, code));
+  }
+
+  private wakeFlow(flow: TcpFlow): void {
+    if (flow.removed) return;
+    this.dirty.add(flow);
+    this.onWake();
+  }
+
+  private readonly onDeadline = (flow: TcpFlow, at: number): void => {
+    if (flow.removed || flow.scheduledAt !== at) return;
+    flow.scheduledAt = Infinity;
+    const pending = flow.pending;
+    if (pending !== null) {
+      if (this.now >= pending.deadline) {
+        flow.pending = null;
+        this.pendingSyns--;
+        this.drop('accept-timeout');
+        this.queueHostUnreachable(flow, pending.packet);
+        this.removeTcpFlow(flow);
+      }
+      return;
+    }
+    this.dirty.add(flow);
+  };
+
+  private readonly emitSegment = (seg: TcpRepr): void => {
+    const flow = this.emittingFlow!;
+    this.out.push(this.builder.tcp(flow.local.address, flow.remote.address, seg, flow.connection.effectiveMss));
+  };
+
+  private transmitFlow(flow: TcpFlow, now: number): void {
+    if (flow.removed || flow.pending !== null) return;
+    const connection = flow.connection;
+    this.emittingFlow = flow;
+    connection.transmit(now, this.emitSegment);
+    this.emittingFlow = null;
+    if (connection.state === 'CLOSED') {
+      this.removeTcpFlow(flow);
+      return;
+    }
+    this.schedule(flow, connection.pollAt());
+  }
+
+  private schedule(flow: TcpFlow, at: number): void {
+    if (at < flow.scheduledAt) {
+      flow.scheduledAt = at;
+      this.deadlines.push(at, flow);
+    }
+  }
+
+  private removeTcpFlow(flow: TcpFlow): void {
+    if (flow.removed) return;
+    flow.removed = true;
+    if (flow.pending !== null) {
+      flow.pending = null;
+      this.pendingSyns--;
+    }
+    this.tcpFlows.delete(flow.key);
+    this.dirty.delete(flow);
+  }
+
+  private inputUdp(
+    src: IpAddress,
+    dst: IpAddress,
+    srcPort: number,
+    dstPort: number,
+    payload: Buffer,
+    ip: Buffer,
+    now: number,
+  ): void {
+    const key = flowKey(src, srcPort, dst, dstPort);
+    let flow = this.udpFlows.get(key);
+    if (flow === undefined) {
+      const local: Endpoint = { address: dst, port: dstPort };
+      const remote: Endpoint = { address: src, port: srcPort };
+      if (this.handlers.udpFlow === undefined) {
+        const code = dst.length === 4 ? Icmpv4UnreachableCode.PORT : Icmpv6UnreachableCode.PORT;
+        this.queued.push(this.builder.unreachable(src, dst, ip, code));
+        return;
+      }
+      if (this.udpFlows.size >= this.limits.maxUdpFlows) {
+        this.drop('flow-limit');
+        return;
+      }
+      flow = new UdpFlow(this, local, remote, key, ip, now);
+      this.udpFlows.set(key, flow);
+      this.handlers.udpFlow(flow);
+      if (flow.closed) return;
+    }
+    flow.lastActive = now;
+    flow.lastPacket = ip;
+    flow.emit('datagram', payload);
+  }
+
+  private sweepUdp(now: number): void {
+    this.nextUdpSweep = now + UDP_SWEEP_MS;
+    for (const flow of this.udpFlows.values()) {
+      if (now - flow.lastActive >= this.limits.udpIdleMs) this.closeFlow(flow);
+    }
+  }
+
+  private inputIcmp(src: IpAddress, dst: IpAddress, message: IcmpRepr): void {
+    if (message.kind !== 'echo-request') return;
+    if (this.handlers.icmpEcho?.(dst) !== true) return;
+    this.queued.push(
+      this.builder.icmp(dst, src, {
+        kind: 'echo-reply',
+        identifier: message.identifier,
+        sequence: message.sequence,
+        data: message.data,
+      }),
+    );
+  }
+
+  private drop(reason: string): void {
+    this.dropped[reason] = (this.dropped[reason] ?? 0) + 1;
+  }
+}

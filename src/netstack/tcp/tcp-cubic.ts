@@ -1,0 +1,71 @@
+// CUBIC (RFC 9438): window growth as a cubic function of the time since the last congestion event, with
+// the Reno-friendly region and fast convergence. Slow start is the same as NewReno's.
+
+import { initialWindow, type CongestionControl } from './tcp-congestion.js';
+
+const C = 0.4;
+const BETA = 0.7;
+const ALPHA_RENO = (3 * (1 - BETA)) / (1 + BETA);
+
+export class CubicCongestion implements CongestionControl {
+  cwnd: number;
+  ssthresh = Number.POSITIVE_INFINITY;
+  /** Window (in segments) just before the last reduction. */
+  private wMax = 0;
+  private k = 0;
+  private epochStart = -1;
+  /** Reno-friendly estimate, in bytes. */
+  private wEst = 0;
+
+  constructor(private readonly mss: number) {
+    this.cwnd = initialWindow(mss);
+  }
+
+  onAck(ackedBytes: number, now: number): void {
+    if (this.cwnd < this.ssthresh) {
+      this.cwnd = Math.min(this.cwnd + ackedBytes, Math.max(this.ssthresh, this.cwnd));
+      return;
+    }
+    const segments = this.cwnd / this.mss;
+    if (this.epochStart < 0) {
+      this.epochStart = now;
+      this.wEst = this.cwnd;
+      if (this.wMax < segments) {
+        this.wMax = segments;
+        this.k = 0;
+      } else {
+        this.k = Math.cbrt((this.wMax - segments) / C);
+      }
+    }
+    const t = (now - this.epochStart) / 1000;
+    const target = Math.min(Math.max(this.wMax + C * (t - this.k) ** 3, segments), 1.5 * segments) * this.mss;
+    this.wEst += (ALPHA_RENO * this.mss * ackedBytes) / this.cwnd;
+    if (target < this.wEst) {
+      this.cwnd = this.wEst;
+    } else {
+      this.cwnd += ((target - this.cwnd) * ackedBytes) / this.cwnd;
+    }
+  }
+
+  onCongestionEvent(flightBytes: number): void {
+    this.reduce(flightBytes);
+    this.cwnd = this.ssthresh;
+  }
+
+  onRecoveryEnd(): void {
+    this.cwnd = this.ssthresh;
+  }
+
+  onRetransmitTimeout(flightBytes: number): void {
+    this.reduce(flightBytes);
+    this.cwnd = this.mss;
+  }
+
+  private reduce(flightBytes: number): void {
+    const segments = this.cwnd / this.mss;
+    // Fast convergence: release bandwidth sooner when the window shrank since the previous event.
+    this.wMax = segments < this.wMax ? (segments * (1 + BETA)) / 2 : segments;
+    this.ssthresh = Math.max(Math.min(flightBytes, this.cwnd) * BETA, 2 * this.mss);
+    this.epochStart = -1;
+  }
+}

@@ -1,0 +1,71 @@
+// Moves packets between a TUN device and the network stack, and keeps the stack's single timer. All stack work
+// runs on the event loop thread: a batch of packets in → one output round → one batched write.
+import { performance } from 'node:perf_hooks';
+import type { NetStack } from '../netstack/stack.js';
+import type { TunDevice } from './tun-device.js';
+
+export class StackDriver {
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private flushQueued = false;
+  private stopped = false;
+
+  constructor(
+    private readonly device: TunDevice,
+    private readonly stack: NetStack,
+  ) {
+    stack.onWake = () => this.queueFlush();
+  }
+
+  start(): void {
+    this.device.start((packets) => {
+      const now = performance.now();
+      for (const packet of packets) this.stack.input(packet, now);
+      this.flush();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Coalesces wake-ups from the application side (many writes in one tick → one output round). */
+  private queueFlush(): void {
+    if (this.flushQueued || this.stopped) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    const out: Buffer[] = [];
+    this.stack.output(now, out);
+    if (out.length > 0) this.device.write(out);
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    const at = this.stack.pollAt();
+    if (at === 0) {
+      this.queueFlush();
+      return;
+    }
+    if (at >= this.timerAt && this.timer !== null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = at;
+    if (!Number.isFinite(at)) return;
+    const delay = Math.max(0, at - performance.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.flush();
+    }, Math.ceil(delay));
+  }
+}

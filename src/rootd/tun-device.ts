@@ -1,0 +1,252 @@
+// A Linux TUN device over the native addon (native/tun.c): batched, non-blocking reads and writes on the loop
+// thread. The addon hands each read batch over as one slab and a table of packet end offsets; the views are cut
+// here, because N-API on Node 20 can make Uint8Arrays but not Buffers over an existing ArrayBuffer.
+
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+
+export type TunErrorCode = 'NO_TUN_DEVICE' | 'PERMISSION' | 'NAME_TAKEN' | 'BAD_NAME' | 'NETNS' | 'IO';
+
+const TUN_ERROR_CODES: ReadonlySet<string> = new Set<TunErrorCode>([
+  'NO_TUN_DEVICE',
+  'PERMISSION',
+  'NAME_TAKEN',
+  'BAD_NAME',
+  'NETNS',
+  'IO',
+]);
+
+export class TunError extends Error {
+  override readonly name = 'TunError';
+  /** The errno behind the failure, when there is one. */
+  readonly errno: number | undefined;
+  constructor(
+    readonly code: TunErrorCode,
+    message: string,
+    options?: { errno?: number; cause?: unknown },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.errno = options?.errno;
+  }
+}
+
+export interface TunOpenOptions {
+  /** Interface name (1 to 15 characters); the kernel's `%d` pattern (`kt%d`) picks a free number. */
+  name: string;
+  /** Create the device inside this named network namespace (`ip netns add NAME`). */
+  netns?: string;
+  /** Prefix every packet, both ways, with a 10-byte virtio_net_hdr (IFF_VNET_HDR). */
+  vnetHeader?: boolean;
+  /** With vnetHeader: let the kernel hand over unchecksummed TSO segments up to 64 KiB, and take them. */
+  offload?: boolean;
+  /** IFF_MULTI_QUEUE; opening an existing multi-queue device by name adds a queue. */
+  multiQueue?: boolean;
+}
+
+export interface TunStats {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  /** Packets waiting in the write queue because the kernel said EAGAIN. */
+  queuedOut: number;
+}
+
+/** The length of the virtio_net_hdr that prefixes every packet in vnetHeader mode. */
+export const VNET_HDR_LEN = 10;
+/** The most packets one read batch holds. */
+export const MAX_READ_BATCH = 128;
+/** write() returns false once this many bytes wait in the queue. */
+export const WRITE_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+type NativeHandle = { readonly name: string };
+
+interface NativeTun {
+  open(name: string, netns: string | null, options: number, onEvent: (kind: number, errno: number, count: number) => void): NativeHandle;
+  start(handle: NativeHandle, onBatch: (slab: Buffer, count: number) => void, ends: Uint32Array): void;
+  /** Queued bytes, or -(queued bytes) - 1 when some packets failed (then takeWriteError tells which errno). */
+  write(handle: NativeHandle, packets: readonly Buffer[]): number;
+  takeWriteError(handle: NativeHandle): [errno: number, count: number];
+  stats(handle: NativeHandle, out: Float64Array): void;
+  injectWriteEagain(handle: NativeHandle, count: number): void;
+  close(handle: NativeHandle): void;
+}
+
+const OPT_VNET_HDR = 1;
+const OPT_OFFLOAD = 2;
+const OPT_MULTI_QUEUE = 4;
+
+const EV_DRAIN = 0;
+const EV_WRITE_ERROR = 1;
+const EV_READ_ERROR = 2;
+
+let addon: NativeTun | undefined;
+
+function packageRoot(from: string): string | undefined {
+  let dir = from;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+  return dir;
+}
+
+function loadAddon(): NativeTun {
+  if (addon !== undefined) return addon;
+  // The package that holds this module; failing that (a build emitted outside the tree, as tests sometimes
+  // do), the one the process runs in.
+  const roots = [packageRoot(dirname(fileURLToPath(import.meta.url))), packageRoot(process.cwd())];
+  const paths = roots.filter((r) => r !== undefined).map((r) => join(r, 'build', 'Release', 'kubetun_tun.node'));
+  const path = paths.find((p) => existsSync(p));
+  if (path === undefined) {
+    throw new TunError('IO', `the native TUN addon is not built (looked for ${paths.join(', ') || 'build/Release/kubetun_tun.node'}): run \`npm run build\``);
+  }
+  addon = createRequire(import.meta.url)(path) as NativeTun;
+  return addon;
+}
+
+function toTunError(error: unknown): unknown {
+  if (error instanceof Error && TUN_ERROR_CODES.has((error as { code?: string }).code ?? '')) {
+    const { code, errno } = error as Error & { code: TunErrorCode; errno?: number };
+    return new TunError(code, error.message, { errno, cause: error });
+  }
+  return error;
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+export class TunDevice extends EventEmitter {
+  readonly name: string;
+  readonly vnetHeader: boolean;
+  readonly offload: boolean;
+  private readonly native: NativeTun;
+  private readonly handle: NativeHandle;
+  private readonly statsOut = new Float64Array(5);
+  private started = false;
+  private closed = false;
+  private needDrain = false;
+
+  private constructor(native: NativeTun, options: TunOpenOptions) {
+    super();
+    this.native = native;
+    this.vnetHeader = options.vnetHeader === true;
+    this.offload = this.vnetHeader && options.offload === true;
+    const flags =
+      (this.vnetHeader ? OPT_VNET_HDR : 0) | (this.offload ? OPT_OFFLOAD : 0) | (options.multiQueue ? OPT_MULTI_QUEUE : 0);
+    try {
+      this.handle = native.open(options.name, options.netns ?? null, flags, (kind, errno, count) =>
+        this.onEvent(kind, errno, count),
+      );
+    } catch (error) {
+      throw toTunError(error);
+    }
+    this.name = this.handle.name;
+  }
+
+  /** Creates the TUN device (down, without addresses: see link-config.ts). Throws TunError. */
+  static open(options: TunOpenOptions): TunDevice {
+    if (options.offload === true && options.vnetHeader !== true) {
+      throw new TunError('IO', 'offload needs vnetHeader: the kernel describes offloaded segments in the virtio_net_hdr');
+    }
+    return new TunDevice(loadAddon(), options);
+  }
+
+  /** Start reading; onPackets gets batches (≤128) of packets; views into a per-batch slab, safe to retain. */
+  start(onPackets: (packets: Buffer[]) => void): void {
+    this.assertOpen();
+    if (this.started) throw new TunError('IO', `TUN device ${this.name} is already started`);
+    this.started = true;
+    const ends = new Uint32Array(MAX_READ_BATCH);
+    this.native.start(
+      this.handle,
+      (slab, count) => {
+        if (count === 1) {
+          onPackets([slab]);
+          return;
+        }
+        const packets = new Array<Buffer>(count);
+        let start = 0;
+        for (let i = 0; i < count; i++) {
+          const end = ends[i];
+          packets[i] = slab.subarray(start, end);
+          start = end;
+        }
+        onPackets(packets);
+      },
+      ends,
+    );
+  }
+
+  /** Writes or queues every packet (never drops). false = the queue is above its high-water mark: wait for 'drain'. */
+  write(packets: Buffer[]): boolean {
+    this.assertOpen();
+    let queued = this.native.write(this.handle, packets);
+    if (queued < 0) {
+      queued = -queued - 1;
+      const [errno, count] = this.native.takeWriteError(this.handle);
+      const error = this.ioError('writing to', errno, count);
+      process.nextTick(() => this.emit('error', error));
+    }
+    if (queued > WRITE_HIGH_WATER_BYTES) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  get stats(): TunStats {
+    this.native.stats(this.handle, this.statsOut);
+    const s = this.statsOut;
+    return { packetsIn: s[0], bytesIn: s[1], packetsOut: s[2], bytesOut: s[3], queuedOut: s[4] };
+  }
+
+  /** Stops reading and writing and deletes the device (unless another queue holds it open). Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close(this.handle);
+  }
+
+  /**
+   * For tests of the write queue: the next `count` write attempts act as if the kernel said EAGAIN, which a TUN
+   * device practically never does (its writes end in the receive path, which does not block).
+   */
+  injectWriteEagainForTest(count: number): void {
+    this.assertOpen();
+    this.native.injectWriteEagain(this.handle, count);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TunError('IO', `TUN device ${this.name} is closed`);
+  }
+
+  private onEvent(kind: number, errno: number, count: number): void {
+    if (kind === EV_DRAIN) {
+      if (this.needDrain) {
+        this.needDrain = false;
+        this.emit('drain');
+      }
+    } else if (kind === EV_WRITE_ERROR) {
+      this.emit('error', this.ioError('writing to', errno, count));
+    } else if (kind === EV_READ_ERROR) {
+      this.emit('error', this.ioError('reading from', errno, 0));
+    }
+  }
+
+  private ioError(what: string, errno: number, count: number): TunError {
+    const packets = count > 0 ? ` (${count} packet${count === 1 ? '' : 's'} lost)` : '';
+    const hint = errnoName(errno) === 'EIO' ? `; is the link up? (ip link set ${this.name} up)` : '';
+    return new TunError('IO', `${what} TUN device ${this.name} failed: ${errnoName(errno)}${packets}${hint}`, { errno });
+  }
+}

@@ -1,0 +1,144 @@
+// The kernel side of the stack's end-to-end tests: run inside a test namespace with
+// `ip netns exec NS node dist/test/helpers/kernel-peer.js MODE JSON-ARGS`, it uses the kernel's own TCP and UDP
+// sockets against addresses routed into the TUN, and prints one JSON line with what it saw.
+import { createSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { hashStream, writePattern } from './pattern.js';
+
+interface Args {
+  host: string;
+  port: number;
+  bytes?: number;
+  seed?: number;
+  connections?: number;
+  count?: number;
+  sizes?: number[];
+  timeoutMs?: number;
+  readDelayMs?: number;
+}
+
+function open(host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, allowHalfOpen: true });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+const modes: Record<string, (a: Args) => Promise<unknown>> = {
+  /** Connect and report how the attempt ended and how long it took. */
+  async connect(a) {
+    const start = performance.now();
+    try {
+      const socket = await open(a.host, a.port);
+      socket.destroy();
+      return { result: 'connected', ms: performance.now() - start };
+    } catch (error) {
+      return { result: (error as NodeJS.ErrnoException).code, ms: performance.now() - start };
+    }
+  },
+  /** Send `bytes` of the pattern, half-close, then read the peer's reply (text) until it closes. */
+  async send(a) {
+    const socket = await open(a.host, a.port);
+    const start = performance.now();
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise((resolve) => socket.once('end', resolve));
+    const sent = await writePattern(socket, a.seed ?? 1, a.bytes ?? 0);
+    await closed;
+    return { sent, reply: Buffer.concat(chunks).toString(), ms: performance.now() - start };
+  },
+  /** Read until the stack half-closes, then send `bytes` of the pattern on the still-open direction. */
+  async recvThenSend(a) {
+    const socket = await open(a.host, a.port);
+    const got = await hashStream(socket);
+    const sent = await writePattern(socket, a.seed ?? 1, a.bytes ?? 0);
+    await new Promise((resolve) => socket.once('close', resolve));
+    return { got, sent };
+  },
+  /** Read everything the stack sends until it closes; optionally slowly. */
+  async recv(a) {
+    const socket = await open(a.host, a.port);
+    const start = performance.now();
+    if (a.readDelayMs !== undefined) {
+      socket.pause();
+      await new Promise((r) => setTimeout(r, a.readDelayMs));
+      socket.resume();
+    }
+    const got = await hashStream(socket);
+    socket.end();
+    return { ...got, ms: performance.now() - start };
+  },
+  /** Many concurrent connections, each sends `bytes`, half-closes and expects the same bytes back. */
+  async echoMany(a) {
+    const n = a.connections ?? 1;
+    const bytes = a.bytes ?? 65536;
+    const one = async (i: number): Promise<boolean> => {
+      const socket = await open(a.host, a.port);
+      const [sent, back] = await Promise.all([writePattern(socket, i + 1, bytes), hashStream(socket)]);
+      return back.sha256 === sent && back.bytes === bytes;
+    };
+    const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => one(i)));
+    const ok = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message)] : []));
+    return { ok, failed: n - ok, errors: errors.slice(0, 5) };
+  },
+  /** UDP: send `count` datagrams cycling through `sizes`, expect each echoed intact. */
+  async udpEcho(a) {
+    const v6 = a.host.includes(':');
+    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+    const sizes = a.sizes ?? [100];
+    const count = a.count ?? 1;
+    const expected = new Map<number, number>();
+    let received = 0;
+    let corrupt = 0;
+    const done = new Promise<void>((resolve) => {
+      socket.on('message', (msg) => {
+        const seq = msg.readUInt32BE(0);
+        const size = expected.get(seq);
+        if (size === undefined || size !== msg.length || msg[msg.length - 1] !== (seq & 0xff)) corrupt++;
+        expected.delete(seq);
+        received++;
+        if (received === count) resolve();
+      });
+    });
+    socket.connect(a.port, a.host);
+    await new Promise((r) => socket.once('connect', r));
+    // Paced in small windows so neither the kernel's nor the stack's queues are overrun: the test is about
+    // correctness, not about UDP's right to drop under overload.
+    const window = 32;
+    for (let seq = 0; seq < count; seq++) {
+      const size = sizes[seq % sizes.length]!;
+      const msg = Buffer.alloc(size, seq & 0xff);
+      msg.writeUInt32BE(seq, 0);
+      expected.set(seq, size);
+      socket.send(msg);
+      while (seq + 1 - received >= window) await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.race([done, new Promise((r) => setTimeout(r, a.timeoutMs ?? 10_000))]);
+    socket.close();
+    return { sent: count, received, corrupt };
+  },
+};
+
+const [mode, json] = process.argv.slice(2);
+const run = modes[mode ?? ''];
+if (run === undefined) {
+  console.error(`kernel-peer: unknown mode ${mode}; one of ${Object.keys(modes).join(', ')}`);
+  process.exit(2);
+}
+const timeout = setTimeout(() => {
+  console.log(JSON.stringify({ error: 'kernel-peer timed out' }));
+  process.exit(3);
+}, 120_000);
+run(JSON.parse(json ?? '{}') as Args).then(
+  (result) => {
+    clearTimeout(timeout);
+    console.log(JSON.stringify(result));
+  },
+  (error: Error) => {
+    clearTimeout(timeout);
+    console.log(JSON.stringify({ error: error.message, code: (error as NodeJS.ErrnoException).code }));
+  },
+);

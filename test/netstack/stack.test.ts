@@ -1,0 +1,279 @@
+// The stack with no device: packets built by hand go in with a fake clock, and what comes out is parsed.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { PacketBuilder } from '../../src/netstack/packet-builder.js';
+import { NetStack, type NetStackHandlers, type NetStackOptions, type TcpConnectRequest } from '../../src/netstack/stack.js';
+import { parseIcmpv4, parseIcmpv6 } from '../../src/netstack/wire/icmp.js';
+import { parseIp } from '../../src/netstack/wire/ip-address.js';
+import { emitIpv4Header, parseIpv4 } from '../../src/netstack/wire/ipv4.js';
+import { parseIpv6 } from '../../src/netstack/wire/ipv6.js';
+import { pseudoHeaderSum } from '../../src/netstack/wire/checksum.js';
+import { IpProtocol, TcpFlags, type IcmpRepr, type IpAddress, type TcpRepr, type UdpRepr } from '../../src/netstack/wire/reprs.js';
+import { parseTcp } from '../../src/netstack/wire/tcp.js';
+import { emitUdp, parseUdp } from '../../src/netstack/wire/udp.js';
+
+interface Parsed {
+  src: string;
+  dst: string;
+  tcp?: TcpRepr;
+  udp?: UdpRepr;
+  icmp?: IcmpRepr;
+}
+
+const CLIENT4 = parseIp('198.18.0.1');
+const SERVICE4 = parseIp('198.18.10.7');
+const CLIENT6 = parseIp('2001:2::1');
+const SERVICE6 = parseIp('2001:2:10::7');
+
+function parse(packet: Buffer): Parsed {
+  const v4 = packet[0]! >> 4 === 4;
+  const ip = v4 ? parseIpv4(packet) : parseIpv6(packet);
+  const protocol = v4 ? (ip as ReturnType<typeof parseIpv4>).protocol : (ip as ReturnType<typeof parseIpv6>).nextHeader;
+  const pseudo = pseudoHeaderSum(ip.src, ip.dst, protocol, ip.payload.length);
+  const result: Parsed = { src: ip.src.join('.'), dst: ip.dst.join('.') };
+  if (protocol === IpProtocol.TCP) result.tcp = parseTcp(ip.payload, pseudo);
+  else if (protocol === IpProtocol.UDP) result.udp = parseUdp(ip.payload, pseudo);
+  else if (protocol === IpProtocol.ICMP) result.icmp = parseIcmpv4(ip.payload);
+  else if (protocol === IpProtocol.ICMPV6) result.icmp = parseIcmpv6(ip.payload, pseudo);
+  return result;
+}
+
+/** Plays the kernel: builds packets for the stack and parses what it sends back, on a fake clock. */
+class Harness {
+  readonly stack: NetStack;
+  readonly peer = new PacketBuilder({ vnetHeader: false, offload: false });
+  now = 1000;
+  wakes = 0;
+
+  constructor(handlers: NetStackHandlers, options: Partial<NetStackOptions> = {}) {
+    let iss = 1_000_000;
+    this.stack = new NetStack({ mtu: 1500, random32: () => (iss += 1_000_000), ...options }, handlers);
+    this.stack.onWake = () => this.wakes++;
+    this.stack.onInternalError = (error) => assert.fail(error as Error);
+  }
+
+  tcp(src: IpAddress, dst: IpAddress, seg: Partial<TcpRepr>): void {
+    const full: TcpRepr = {
+      srcPort: 40000,
+      dstPort: 80,
+      seq: 5000,
+      ack: 0,
+      flags: TcpFlags.SYN,
+      window: 65535,
+      urgent: 0,
+      options: {},
+      payload: Buffer.alloc(0),
+      ...seg,
+    };
+    this.stack.input(this.peer.tcp(src, dst, full, 1460), this.now);
+  }
+
+  output(): Parsed[] {
+    const out: Buffer[] = [];
+    this.stack.output(this.now, out);
+    return out.map(parse);
+  }
+
+  advance(ms: number): Parsed[] {
+    this.now += ms;
+    return this.output();
+  }
+}
+
+for (const [family, client, service] of [
+  [4, CLIENT4, SERVICE4],
+  [6, CLIENT6, SERVICE6],
+] as const) {
+  describe(`NetStack TCP two-phase accept, IPv${family}`, () => {
+    test('a SYN is held, with nothing sent, until the application decides', () => {
+      const requests: TcpConnectRequest[] = [];
+      const h = new Harness({ tcpConnect: (r) => requests.push(r) });
+      h.tcp(client, service, {});
+      assert.equal(requests.length, 1);
+      assert.deepEqual(requests[0]!.local, { address: service, port: 80 });
+      assert.deepEqual(h.output(), []);
+      assert.equal(h.stack.stats.pendingSyns, 1);
+    });
+
+    test('accept sends a SYN-ACK for the client SYN; then data flows to the socket and back', async () => {
+      let socket: ReturnType<TcpConnectRequest['accept']> | undefined;
+      const h = new Harness({ tcpConnect: (r) => (socket = r.accept()) });
+      h.tcp(client, service, { seq: 5000, options: { mss: 1460 } });
+      const [synAck] = h.output();
+      assert.equal(synAck!.tcp!.flags & (TcpFlags.SYN | TcpFlags.ACK), TcpFlags.SYN | TcpFlags.ACK);
+      assert.equal(synAck!.tcp!.ack, 5001);
+      const serverIss = synAck!.tcp!.seq;
+      h.tcp(client, service, { seq: 5001, ack: serverIss + 1, flags: TcpFlags.ACK });
+      h.tcp(client, service, { seq: 5001, ack: serverIss + 1, flags: TcpFlags.ACK | TcpFlags.PSH, payload: Buffer.from('ping') });
+      h.output();
+      const got = await new Promise<Buffer>((resolve) => socket!.once('data', resolve));
+      assert.equal(got.toString(), 'ping');
+      socket!.write('pong');
+      await new Promise((r) => setImmediate(r));
+      const data = h.output().find((p) => p.tcp!.payload.length > 0);
+      assert.equal(data?.tcp!.payload.toString(), 'pong');
+      assert.equal(data?.tcp!.seq, serverIss + 1);
+    });
+
+    test('refuse answers with RST|ACK acknowledging the SYN', () => {
+      const h = new Harness({ tcpConnect: (r) => r.refuse() });
+      h.tcp(client, service, { seq: 777 });
+      const [rst] = h.output();
+      assert.equal(rst!.tcp!.flags & TcpFlags.RST, TcpFlags.RST);
+      assert.equal(rst!.tcp!.ack, 778);
+      assert.equal(h.stack.stats.tcpFlows, 0);
+      assert.equal(h.stack.stats.pendingSyns, 0);
+    });
+
+    test('unreachable answers with ICMP destination unreachable quoting the SYN', () => {
+      const h = new Harness({ tcpConnect: (r) => r.unreachable() });
+      h.tcp(client, service, {});
+      const [icmp] = h.output();
+      assert.equal(icmp!.icmp!.kind, 'dest-unreachable');
+      assert.equal(icmp!.src, service.join('.'));
+      const quoted = icmp!.icmp!.kind === 'dest-unreachable' ? icmp!.icmp!.invoking : Buffer.alloc(0);
+      assert.ok(quoted.length >= (family === 4 ? 28 : 48));
+    });
+
+    test('no decision within the accept timeout → unreachable, and a late decision throws', () => {
+      let request: TcpConnectRequest | undefined;
+      const h = new Harness({ tcpConnect: (r) => (request = r) }, { limits: { acceptTimeoutMs: 500 } });
+      h.tcp(client, service, {});
+      assert.deepEqual(h.advance(499), []);
+      assert.equal(h.stack.pollAt(), 1500);
+      const [icmp] = h.advance(1);
+      assert.equal(icmp!.icmp!.kind, 'dest-unreachable');
+      assert.throws(() => request!.accept(), /already decided or expired/);
+    });
+
+    test('a repeated SYN while undecided is absorbed; a RST withdraws the attempt', () => {
+      const requests: TcpConnectRequest[] = [];
+      const h = new Harness({ tcpConnect: (r) => requests.push(r) });
+      h.tcp(client, service, {});
+      h.tcp(client, service, {});
+      assert.equal(requests.length, 1);
+      h.tcp(client, service, { flags: TcpFlags.RST, seq: 5001 });
+      assert.equal(h.stack.stats.tcpFlows, 0);
+      assert.throws(() => requests[0]!.accept());
+    });
+
+    test('half-open SYNs beyond the limit are dropped and counted', () => {
+      const h = new Harness({ tcpConnect: () => undefined }, { limits: { maxPendingSyns: 3 } });
+      for (let port = 1; port <= 5; port++) h.tcp(client, service, { srcPort: port });
+      assert.equal(h.stack.stats.pendingSyns, 3);
+      assert.equal(h.stack.stats.dropped['syn-flood'], 2);
+    });
+
+    test('a segment for no connection gets a RST', () => {
+      const h = new Harness({ tcpConnect: () => assert.fail('not a SYN') });
+      h.tcp(client, service, { flags: TcpFlags.ACK, seq: 10, ack: 99 });
+      const [rst] = h.output();
+      assert.equal(rst!.tcp!.flags & TcpFlags.RST, TcpFlags.RST);
+      assert.equal(rst!.tcp!.seq, 99);
+    });
+  });
+
+  describe(`NetStack UDP and ICMP, IPv${family}`, () => {
+    const udp = (h: Harness, payload: string, srcPort = 5353): void => {
+      h.stack.input(h.peer.udp(client, service, { srcPort, dstPort: 53, payload: Buffer.from(payload) }), h.now);
+    };
+
+    test('without a UDP handler a datagram gets ICMP port unreachable', () => {
+      const h = new Harness({ tcpConnect: () => undefined });
+      udp(h, 'x');
+      const [icmp] = h.output();
+      assert.equal(icmp!.icmp!.kind, 'dest-unreachable');
+      assert.equal((icmp!.icmp as { code: number }).code, family === 4 ? 3 : 4);
+    });
+
+    test('a flow receives datagrams and replies from the destination address; idle flows expire', () => {
+      const got: string[] = [];
+      let closed = 0;
+      const h = new Harness(
+        {
+          tcpConnect: () => undefined,
+          udpFlow: (flow) => {
+            flow.on('datagram', (d) => {
+              got.push(d.toString());
+              flow.send(Buffer.from(`re:${d}`));
+            });
+            flow.on('close', () => closed++);
+          },
+        },
+        { limits: { udpIdleMs: 5000 } },
+      );
+      udp(h, 'a');
+      udp(h, 'b');
+      assert.deepEqual(got, ['a', 'b']);
+      const replies = h.output();
+      assert.deepEqual(replies.map((p) => p.udp!.payload.toString()), ['re:a', 're:b']);
+      assert.equal(replies[0]!.src, service.join('.'));
+      assert.equal(replies[0]!.udp!.dstPort, 5353);
+      h.advance(6000);
+      h.advance(1000);
+      assert.equal(closed, 1);
+      assert.equal(h.stack.stats.udpFlows, 0);
+    });
+
+    test('a refused flow answers its last datagram with port unreachable', () => {
+      const h = new Harness({ tcpConnect: () => undefined, udpFlow: (flow) => flow.refuse() });
+      udp(h, 'q');
+      const [icmp] = h.output();
+      assert.equal(icmp!.icmp!.kind, 'dest-unreachable');
+    });
+
+    test('ICMP echo is answered only where the policy says so', () => {
+      const h = new Harness({ tcpConnect: () => undefined, icmpEcho: (dst) => dst[dst.length - 1] === 7 });
+      const echo: IcmpRepr = { kind: 'echo-request', identifier: 9, sequence: 1, data: Buffer.from('hi') };
+      h.stack.input(h.peer.icmp(client, service, echo), h.now);
+      const other = parseIp(family === 4 ? '198.18.10.8' : '2001:2:10::8');
+      h.stack.input(h.peer.icmp(client, other, echo), h.now);
+      const out = h.output();
+      assert.equal(out.length, 1);
+      assert.deepEqual(out[0]!.icmp, { kind: 'echo-reply', identifier: 9, sequence: 1, data: Buffer.from('hi') });
+    });
+  });
+}
+
+describe('NetStack input robustness', () => {
+  test('malformed packets are counted by reason and never throw', () => {
+    const h = new Harness({ tcpConnect: () => undefined });
+    h.stack.input(Buffer.alloc(0), 0);
+    h.stack.input(Buffer.from([0x45, 0, 0, 0]), 0);
+    h.stack.input(Buffer.from([0x75, 1, 2, 3]), 0);
+    const stats = h.stack.stats;
+    assert.equal(stats.packetsIn, 3);
+    assert.equal(stats.dropped.TRUNCATED! + stats.dropped.BAD_VERSION!, 3);
+  });
+
+  test('a corrupted TCP checksum is dropped; with a vnet header that vouches, it is not checked', () => {
+    const requests: TcpConnectRequest[] = [];
+    const h = new Harness({ tcpConnect: (r) => requests.push(r) }, { vnetHeader: true });
+    const seg: TcpRepr = { srcPort: 1, dstPort: 80, seq: 1, ack: 0, flags: TcpFlags.SYN, window: 1000, urgent: 0, options: {}, payload: Buffer.alloc(0) };
+    const plain = new PacketBuilder({ vnetHeader: true, offload: false }).tcp(CLIENT4, SERVICE4, seg, 1460);
+    plain[10 + 20 + 16] ^= 0xff;
+    h.stack.input(plain, 0);
+    assert.equal(h.stack.stats.dropped.BAD_CHECKSUM, 1);
+    const partial = new PacketBuilder({ vnetHeader: true, offload: true }).tcp(CLIENT4, SERVICE4, seg, 1460);
+    h.stack.input(partial, 0);
+    assert.equal(requests.length, 1);
+  });
+
+  test('IPv4 fragments of a UDP datagram are reassembled before delivery', () => {
+    const got: Buffer[] = [];
+    const h = new Harness({ tcpConnect: () => undefined, udpFlow: (f) => f.on('datagram', (d) => got.push(d)) });
+    const payload = Buffer.alloc(3000, 0xab);
+    const udpBytes = Buffer.alloc(8 + payload.length);
+    emitUdp({ srcPort: 7, dstPort: 9, payload }, udpBytes, 0, pseudoHeaderSum(CLIENT4, SERVICE4, IpProtocol.UDP, udpBytes.length), 'full');
+    const fragment = (offset: number, length: number, more: boolean): Buffer => {
+      const packet = Buffer.alloc(20 + length);
+      emitIpv4Header({ src: CLIENT4, dst: SERVICE4, protocol: IpProtocol.UDP, ttl: 64, identification: 42, moreFragments: more, fragmentOffset: offset, payloadLength: length }, packet, 0);
+      udpBytes.copy(packet, 20, offset, offset + length);
+      return packet;
+    };
+    h.stack.input(fragment(1480, udpBytes.length - 1480, false), 0);
+    h.stack.input(fragment(0, 1480, true), 0);
+    assert.equal(got.length, 1);
+    assert.deepEqual(got[0], payload);
+  });
+});

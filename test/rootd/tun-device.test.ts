@@ -1,0 +1,426 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { addAddress, setLinkUp, setMtu } from '../../src/rootd/link-config.js';
+import { MAX_READ_BATCH, TunDevice, TunError, VNET_HDR_LEN, WRITE_HIGH_WATER_BYTES } from '../../src/rootd/tun-device.js';
+import { TestNetns, requireRoot } from '../helpers/netns.js';
+
+// The TUN side is 198.18.5.1/24: the kernel routes 198.18.5.0/24 into the device, and packets written to the
+// device from 198.18.5.2 are delivered to the namespace's own sockets on 198.18.5.1.
+const LOCAL = [198, 18, 5, 1];
+const PEER = [198, 18, 5, 2];
+const isRoot = process.getuid?.() === 0;
+
+let ns: TestNetns | undefined;
+before(async () => {
+  if (isRoot) ns = await TestNetns.create('tun');
+});
+after(async () => {
+  await ns?.destroy();
+});
+
+function netns(): TestNetns {
+  assert.ok(ns, 'the test namespace was not created');
+  return ns;
+}
+
+/** Opens the device in the test namespace with address, MTU and link up; closed by the caller. */
+async function openConfigured(name: string, options: { vnetHeader?: boolean; offload?: boolean } = {}): Promise<TunDevice> {
+  const { name: nsName } = netns();
+  const tun = TunDevice.open({ name, netns: nsName, ...options });
+  try {
+    await setMtu(name, 1500, nsName);
+    await addAddress(name, '198.18.5.1/24', nsName);
+    await setLinkUp(name, nsName);
+  } catch (error) {
+    tun.close();
+    throw error;
+  }
+  return tun;
+}
+
+/** Collects what the device reads; waitFor resolves with the first packet matching, or fails after timeoutMs. */
+class Collector {
+  readonly batches: Buffer[][] = [];
+  readonly onPackets = (packets: Buffer[]): void => {
+    this.batches.push(packets);
+  };
+  packets(): Buffer[] {
+    return this.batches.flat();
+  }
+  async waitFor(match: (p: Buffer) => boolean, timeoutMs = 3000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = this.packets().find(match);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no matching packet within ${timeoutMs} ms (read ${this.packets().length})`);
+  }
+}
+
+function checksum(data: Uint8Array, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < data.length; i += 2) sum += (data[i] << 8) | data[i + 1];
+  if (data.length % 2 === 1) sum += data[data.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** An IPv4 + UDP datagram built by hand, with both checksums. */
+function udpPacket(src: number[], dst: number[], srcPort: number, dstPort: number, payload: Buffer): Buffer {
+  const udpLength = 8 + payload.length;
+  const packet = Buffer.alloc(20 + udpLength);
+  packet[0] = 0x45;
+  packet.writeUInt16BE(packet.length, 2);
+  packet[8] = 64;
+  packet[9] = 17;
+  packet.set(src, 12);
+  packet.set(dst, 16);
+  packet.writeUInt16BE(checksum(packet.subarray(0, 20)), 10);
+  packet.writeUInt16BE(srcPort, 20);
+  packet.writeUInt16BE(dstPort, 22);
+  packet.writeUInt16BE(udpLength, 24);
+  payload.copy(packet, 28);
+  const pseudo = Buffer.alloc(12);
+  pseudo.set(src, 0);
+  pseudo.set(dst, 4);
+  pseudo[9] = 17;
+  pseudo.writeUInt16BE(udpLength, 10);
+  const partial = ~checksum(pseudo) & 0xffff;
+  packet.writeUInt16BE(checksum(packet.subarray(20), partial) || 0xffff, 26);
+  return packet;
+}
+
+function isUdpTo(packet: Buffer, dst: number[], port: number, offset = 0): boolean {
+  const ip = packet.subarray(offset);
+  return ip.length >= 28 && ip[0] >> 4 === 4 && ip[9] === 17 && ip.subarray(16, 20).equals(Buffer.from(dst)) && ip.readUInt16BE(22) === port;
+}
+
+async function sendUdpFromNamespace(dst: string, port: number, payload: string): Promise<void> {
+  const result = await netns().exec('socat', ['-u', 'STDIN', `UDP4-SENDTO:${dst}:${port}`], { input: payload, timeoutMs: 3000 });
+  assert.equal(result.code, 0, result.stderr);
+}
+
+/** Starts `socat UDP4-RECV` in the namespace and writes `packet` into the device until socat prints `expect`. */
+async function writeUntilReceived(tun: TunDevice, port: number, packet: Buffer, expect: string): Promise<void> {
+  const listener = netns().spawn('socat', ['-u', `UDP4-RECV:${port},bind=198.18.5.1`, 'STDOUT']);
+  let received = '';
+  listener.stdout?.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+  try {
+    // socat needs a moment to bind; a datagram sent before that is dropped by the kernel, so send again.
+    const deadline = Date.now() + 3000;
+    while (!received.includes(expect) && Date.now() < deadline) {
+      assert.equal(tun.write([packet]), true);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(received.includes(expect), `socat did not receive "${expect}"`);
+  } finally {
+    listener.kill();
+  }
+}
+
+test('packets the kernel routes into the device arrive in the read callback', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt0');
+  try {
+    assert.equal(tun.name, 'kt0');
+    assert.equal(tun.vnetHeader, false);
+    const collector = new Collector();
+    tun.start(collector.onPackets);
+    await sendUdpFromNamespace('198.18.5.2', 9999, 'hello tun');
+    const packet = await collector.waitFor((p) => isUdpTo(p, PEER, 9999));
+    assert.equal(packet[0] >> 4, 4);
+    assert.deepEqual([...packet.subarray(12, 16)], LOCAL);
+    assert.equal(packet.readUInt16BE(2), packet.length, 'IPv4 total length is the packet length');
+    assert.equal(packet.subarray(28).toString(), 'hello tun');
+    const stats = tun.stats;
+    assert.ok(stats.packetsIn >= 1 && stats.bytesIn >= packet.length);
+    for (const batch of collector.batches) assert.ok(batch.length >= 1 && batch.length <= MAX_READ_BATCH);
+  } finally {
+    tun.close();
+  }
+});
+
+test('a backlog is read in batches of at most 128, as views that stay valid', { timeout: 15_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt1');
+  try {
+    const collector = new Collector();
+    tun.start(collector.onPackets);
+    const total = 300;
+    const sender =
+      `const s=require('dgram').createSocket('udp4');let n=0;` +
+      `for(let i=0;i<${total};i++)s.send('pkt-'+i,9998,'198.18.5.2',()=>{if(++n===${total})s.close();});`;
+    // Synchronous on purpose: this process's loop is blocked while the kernel queues every packet, so the
+    // next readable event finds a backlog that must be split into full batches.
+    execFileSync('ip', ['netns', 'exec', netns().name, process.execPath, '-e', sender], { timeout: 8000 });
+    const deadline = Date.now() + 3000;
+    const udp = (): Buffer[] => collector.packets().filter((p) => isUdpTo(p, PEER, 9998));
+    while (udp().length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const packets = udp();
+    assert.equal(packets.length, total);
+    // Views from early batches still hold their own bytes after later batches arrived.
+    packets.forEach((p, i) => assert.equal(p.subarray(28).toString(), `pkt-${i}`));
+    const sizes = collector.batches.map((b) => b.length);
+    assert.equal(Math.max(...sizes), MAX_READ_BATCH, `batch sizes ${sizes.join(',')}`);
+    assert.ok(sizes.every((n) => n <= MAX_READ_BATCH));
+  } finally {
+    tun.close();
+  }
+});
+
+test('packets written to the device reach the kernel', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt2');
+  try {
+    const packet = udpPacket(PEER, LOCAL, 40000, 7777, Buffer.from('from-the-tun\n'));
+    await writeUntilReceived(tun, 7777, packet, 'from-the-tun');
+    const stats = tun.stats;
+    assert.ok(stats.packetsOut >= 1);
+    assert.equal(stats.bytesOut, stats.packetsOut * packet.length);
+    assert.equal(stats.queuedOut, 0);
+  } finally {
+    tun.close();
+  }
+});
+
+test('vnet header mode prefixes packets with the 10-byte virtio_net_hdr both ways', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt3', { vnetHeader: true });
+  try {
+    assert.equal(tun.vnetHeader, true);
+    assert.equal(tun.offload, false);
+    const collector = new Collector();
+    tun.start(collector.onPackets);
+    await sendUdpFromNamespace('198.18.5.2', 9997, 'with header');
+    const packet = await collector.waitFor((p) => isUdpTo(p, PEER, 9997, VNET_HDR_LEN));
+    assert.equal(packet[1], 0, 'gso_type NONE');
+    assert.equal(packet[0] & 1, 0, 'no NEEDS_CSUM without offload');
+    assert.equal(packet.readUInt16BE(VNET_HDR_LEN + 2), packet.length - VNET_HDR_LEN);
+    assert.equal(packet.subarray(VNET_HDR_LEN + 28).toString(), 'with header');
+
+    const header = Buffer.alloc(VNET_HDR_LEN);
+    const datagram = udpPacket(PEER, LOCAL, 40001, 7778, Buffer.from('vnet-write\n'));
+    await writeUntilReceived(tun, 7778, Buffer.concat([header, datagram]), 'vnet-write');
+  } finally {
+    tun.close();
+  }
+});
+
+test('offload hands over TCP segments with the checksum left to us (NEEDS_CSUM)', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt4', { vnetHeader: true, offload: true });
+  try {
+    assert.equal(tun.offload, true);
+    const collector = new Collector();
+    tun.start(collector.onPackets);
+    // A connect to an address routed into the device: the SYN is never answered, socat gives up.
+    const connect = netns().exec('socat', ['-u', 'STDIN', 'TCP4:198.18.5.2:80,connect-timeout=1'], { timeoutMs: 3000 });
+    const syn = await collector.waitFor((p) => p.length >= VNET_HDR_LEN + 40 && p[VNET_HDR_LEN] >> 4 === 4 && p[VNET_HDR_LEN + 9] === 6);
+    await connect;
+    assert.equal(syn[0] & 1, 1, 'VIRTIO_NET_HDR_F_NEEDS_CSUM');
+    assert.equal(syn.readUInt16LE(6), 20, 'csum_start: the TCP header, after the 20-byte IPv4 header');
+    assert.equal(syn.readUInt16LE(8), 16, 'csum_offset: the TCP checksum field');
+  } finally {
+    tun.close();
+  }
+});
+
+async function udpNoPorts(): Promise<number> {
+  const snmp = (await netns().exec('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = snmp[0].split(/\s+/);
+  const values = snmp[1].split(/\s+/);
+  return Number(values[names.indexOf('NoPorts')]);
+}
+
+test('packets refused with EAGAIN are queued in order and flushed when writable', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt11');
+  const listener = netns().spawn('socat', ['-u', 'UDP4-RECV:7779,bind=198.18.5.1', 'STDOUT']);
+  let received = '';
+  listener.stdout?.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+  try {
+    const deadline = Date.now() + 3000;
+    while (!received.includes('ready') && Date.now() < deadline) {
+      tun.write([udpPacket(PEER, LOCAL, 40003, 7779, Buffer.from('ready\n'))]);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(received.includes('ready'));
+    received = '';
+    const before = tun.stats.packetsOut;
+    tun.injectWriteEagainForTest(1);
+    const packets = Array.from({ length: 20 }, (_, i) => udpPacket(PEER, LOCAL, 40003, 7779, Buffer.from(`p${i}\n`)));
+    // The first packet is refused, so it and every one after it wait in the queue, in order.
+    assert.equal(tun.write(packets.slice(0, 10)), true);
+    assert.equal(tun.stats.queuedOut, 10);
+    assert.equal(tun.write(packets.slice(10)), true);
+    assert.equal(tun.stats.queuedOut, 20);
+    assert.equal(tun.stats.packetsOut, before);
+    const until = Date.now() + 3000;
+    while (tun.stats.queuedOut > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tun.stats.queuedOut, 0);
+    assert.equal(tun.stats.packetsOut, before + 20);
+    const expected = packets.map((_, i) => `p${i}\n`).join('');
+    while (received.length < expected.length && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(received, expected);
+  } finally {
+    listener.kill();
+    tun.close();
+  }
+});
+
+test('write returns false above the high-water mark and emits drain once the queue is flushed', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = await openConfigured('kt12');
+  try {
+    // 80 datagrams of 60 kB to a port nobody listens on: the kernel counts each one as Udp NoPorts.
+    const big = udpPacket(PEER, LOCAL, 40004, 9, Buffer.alloc(60_000, 0x61));
+    const packets = Array.from({ length: 80 }, () => big);
+    assert.ok(packets.length * big.length > WRITE_HIGH_WATER_BYTES);
+    const noPortsBefore = await udpNoPorts();
+    let drains = 0;
+    tun.on('drain', () => drains++);
+    tun.injectWriteEagainForTest(1);
+    const drained = new Promise<void>((resolve) => tun.once('drain', resolve));
+    assert.equal(tun.write(packets), false);
+    assert.equal(tun.stats.queuedOut, 80);
+    await drained;
+    assert.equal(tun.stats.queuedOut, 0);
+    assert.equal(tun.stats.packetsOut, 80);
+    assert.equal(tun.stats.bytesOut, 80 * big.length);
+    assert.equal((await udpNoPorts()) - noPortsBefore, 80);
+    // Below the mark: true, and no further drain.
+    assert.equal(tun.write([big]), true);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(drains, 1);
+  } finally {
+    tun.close();
+  }
+});
+
+test('writing while the link is down reports an IO error event', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = TunDevice.open({ name: 'kt5', netns: netns().name });
+  try {
+    const error = new Promise<TunError>((resolve) => tun.once('error', resolve));
+    assert.equal(tun.write([udpPacket(PEER, LOCAL, 1, 2, Buffer.from('x'))]), true);
+    const e = await error;
+    assert.ok(e instanceof TunError);
+    assert.equal(e.code, 'IO');
+    assert.match(e.message, /EIO.*1 packet lost.*ip link set kt5 up/);
+  } finally {
+    tun.close();
+  }
+});
+
+test('close is idempotent, removes the device, and later calls fail clearly', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const tun = TunDevice.open({ name: 'kt6', netns: netns().name });
+  tun.start(() => {});
+  assert.throws(() => tun.start(() => {}), { code: 'IO', message: /already started/ });
+  assert.equal((await netns().exec('ip', ['link', 'show', 'kt6'])).code, 0);
+  tun.close();
+  tun.close();
+  assert.notEqual((await netns().exec('ip', ['link', 'show', 'kt6'])).code, 0);
+  assert.throws(() => tun.write([Buffer.alloc(20)]), (e: unknown) => e instanceof TunError && e.code === 'IO' && /closed/.test(e.message));
+  assert.throws(() => tun.start(() => {}), { code: 'IO' });
+});
+
+test('a worker that exits without close() leaves no device behind', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const moduleUrl = new URL('../../src/rootd/tun-device.js', import.meta.url).href;
+  const code =
+    `import(${JSON.stringify(moduleUrl)}).then(({ TunDevice }) => {` +
+    `const tun = TunDevice.open({ name: 'kt13', netns: ${JSON.stringify(netns().name)} });` +
+    `tun.start(() => {}); require('worker_threads').parentPort.postMessage('open'); });`;
+  const worker = new Worker(code, { eval: true });
+  const errors: unknown[] = [];
+  worker.on('error', (e) => errors.push(e));
+  await new Promise((resolve) => worker.once('message', resolve));
+  assert.equal((await netns().exec('ip', ['link', 'show', 'kt13'])).code, 0);
+  await worker.terminate();
+  assert.deepEqual(errors, []);
+  assert.notEqual((await netns().exec('ip', ['link', 'show', 'kt13'])).code, 0);
+});
+
+test('open reports a taken name, a bad name and a missing namespace with their codes', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const { name: nsName } = netns();
+  const first = TunDevice.open({ name: 'kt7', netns: nsName });
+  try {
+    assert.throws(() => TunDevice.open({ name: 'kt7', netns: nsName }), (e: unknown) =>
+      e instanceof TunError && e.code === 'NAME_TAKEN' && /a device named kt7 already exists/.test(e.message),
+    );
+    assert.throws(() => TunDevice.open({ name: 'lo', netns: nsName }), { code: 'NAME_TAKEN' });
+  } finally {
+    first.close();
+  }
+  // The kernel's %d pattern picks the name; a multi-queue device takes a second queue by name.
+  const queue1 = TunDevice.open({ name: 'ktq%d', netns: nsName, multiQueue: true });
+  try {
+    assert.match(queue1.name, /^ktq\d+$/);
+    const queue2 = TunDevice.open({ name: queue1.name, netns: nsName, multiQueue: true });
+    queue2.close();
+    assert.throws(() => TunDevice.open({ name: queue1.name, netns: nsName }), { code: 'NAME_TAKEN' });
+  } finally {
+    queue1.close();
+  }
+  assert.throws(() => TunDevice.open({ name: 'sixteen-chars-xx', netns: nsName }), (e: unknown) =>
+    e instanceof TunError && e.code === 'BAD_NAME' && /1 to 15 characters/.test(e.message),
+  );
+  assert.throws(() => TunDevice.open({ name: 'has space', netns: nsName }), { code: 'BAD_NAME' });
+  assert.throws(() => TunDevice.open({ name: '', netns: nsName }), { code: 'BAD_NAME' });
+  const missing = `kt-missing-${process.pid}`;
+  assert.throws(() => TunDevice.open({ name: 'kt8', netns: missing }), (e: unknown) =>
+    e instanceof TunError && e.code === 'NETNS' && e.message.includes(`network namespace ${missing} not found`),
+  );
+  assert.throws(() => TunDevice.open({ name: 'kt8', netns: '../etc' }), { code: 'NETNS' });
+  assert.throws(() => TunDevice.open({ name: 'kt8', offload: true }), { code: 'IO', message: /offload needs vnetHeader/ });
+});
+
+test('without CAP_NET_ADMIN, open fails with PERMISSION', { timeout: 10_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const moduleUrl = new URL('../../src/rootd/tun-device.js', import.meta.url).href;
+  const script =
+    `const { TunDevice } = await import(${JSON.stringify(moduleUrl)});` +
+    `try { TunDevice.open({ name: 'kt9' }); console.log('opened'); } catch (e) { console.log(e.code); }`;
+  // Still uid 0, but with no capabilities, and started inside the test namespace so that nothing could ever
+  // be created in the host's.
+  const out = execFileSync(
+    'ip',
+    ['netns', 'exec', netns().name, 'setpriv', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '--input-type=module', '-e', script],
+    { timeout: 8000, encoding: 'utf8' },
+  );
+  assert.equal(out.trim(), 'PERMISSION');
+});
+
+test('an exception thrown by the packet callback surfaces as an uncaught exception', { timeout: 15_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const { name: nsName } = netns();
+  const moduleUrl = new URL('../../src/rootd/tun-device.js', import.meta.url).href;
+  const script =
+    `const { TunDevice } = await import(${JSON.stringify(moduleUrl)});` +
+    `const tun = TunDevice.open({ name: 'kt10', netns: ${JSON.stringify(nsName)} });` +
+    `tun.start(() => { throw new Error('boom-from-callback'); });` +
+    `console.log('ready'); setTimeout(() => process.exit(3), 8000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 5000;
+    while (!stdout.includes('ready') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(stdout.includes('ready'), stderr);
+    await addAddress('kt10', '198.18.6.1/24', nsName);
+    await setLinkUp('kt10', nsName);
+    await netns().exec('socat', ['-u', 'STDIN', 'UDP4-SENDTO:198.18.6.2:9999'], { input: 'x', timeoutMs: 3000 });
+    assert.equal(await exited, 1, 'exit code of an uncaught exception');
+    assert.match(stderr, /boom-from-callback/);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
