@@ -1,18 +1,15 @@
-// The benchmark's client, run inside the benchmark namespace with the kernel's TCP. Prints one JSON line.
+// The benchmark's connection-rate and idle-flow client, run inside the benchmark namespace with the kernel's TCP.
+// Prints one JSON line. (Throughput is driven by socat, in C, so the client is not what limits it.)
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { HANGUP_PORT, SINK_PORT, SOURCE_PORT } from './bench-protocol.js';
+import { HANGUP_PORT } from './bench-protocol.js';
 
 interface Args {
   host: string;
-  bytes: number;
-  flows: number;
   seconds: number;
   concurrency: number;
   connections: number;
 }
-
-const BLOCK = Buffer.alloc(1 << 20, 0xa5);
 
 function open(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -22,51 +19,11 @@ function open(host: string, port: number): Promise<Socket> {
   });
 }
 
-async function upload(host: string, bytes: number): Promise<void> {
-  const socket = await open(host, SINK_PORT);
-  const reply = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (c: Buffer) => (text += c.toString()));
-    socket.on('end', () => resolve(text));
-  });
-  for (let left = bytes; left > 0; left -= BLOCK.length) {
-    if (!socket.write(left >= BLOCK.length ? BLOCK : BLOCK.subarray(0, left))) {
-      await new Promise((r) => socket.once('drain', r));
-    }
-  }
-  socket.end();
-  const got = Number(await reply);
-  socket.destroy();
-  if (got !== bytes) throw new Error(`the sink received ${got} of ${bytes} bytes`);
-}
-
-async function download(host: string, bytes: number): Promise<void> {
-  const socket = await open(host, SOURCE_PORT);
-  const request = Buffer.alloc(8);
-  request.writeBigUInt64BE(BigInt(bytes));
-  socket.write(request);
-  let got = 0;
-  socket.on('data', (c: Buffer) => (got += c.length));
-  await new Promise((r) => socket.once('end', r));
-  socket.destroy();
-  if (got !== bytes) throw new Error(`received ${got} of ${bytes} bytes`);
-}
-
 async function parallel(flows: number, one: () => Promise<void>): Promise<void> {
   await Promise.all(Array.from({ length: flows }, one));
 }
 
 const modes: Record<string, (a: Args) => Promise<unknown>> = {
-  async upload(a) {
-    const start = performance.now();
-    await parallel(a.flows, () => upload(a.host, Math.floor(a.bytes / a.flows)));
-    return { seconds: (performance.now() - start) / 1000 };
-  },
-  async download(a) {
-    const start = performance.now();
-    await parallel(a.flows, () => download(a.host, Math.floor(a.bytes / a.flows)));
-    return { seconds: (performance.now() - start) / 1000 };
-  },
   /** Connect, close, wait for the server's close; as many as fit in `seconds` with `concurrency` in flight. */
   async connRate(a) {
     const end = performance.now() + a.seconds * 1000;
