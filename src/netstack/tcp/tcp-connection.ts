@@ -49,12 +49,11 @@ const EVENT_READABLE = 2;
 const EVENT_WRITABLE = 4;
 const EVENT_REMOTE_CLOSED = 8;
 
-/** What planSend chose: a retransmission forced by loss detection, a SACK hole, new data, or a lone FIN. */
-const enum SendKind {
-  FastRetransmit,
-  Hole,
-  Data,
-}
+/** What planSend chose: a retransmission forced by loss detection, a SACK hole, or new data (or a FIN, or
+ *  data resent after a timeout, which advance sndNxt the same way). */
+const SEND_FAST_RETRANSMIT = 0;
+const SEND_HOLE = 1;
+const SEND_DATA = 2;
 
 function windowShiftFor(window: number): number {
   let shift = 0;
@@ -160,7 +159,7 @@ export class TcpConnection {
   private pendingEvents = 0;
 
   // Set by planSend.
-  private planKind = SendKind.Data;
+  private planKind: number = SEND_DATA;
   private planSeq = 0;
   private planLen = 0;
   private planFin = false;
@@ -238,6 +237,8 @@ export class TcpConnection {
     if (this.finQueued || this.closeReason !== null || this.abortPending) return 0;
     const n = this.sendBuffer.write(data);
     if (n < data.length) this.writeBlocked = true;
+    // Data written into a closed window must start the persist timer, or nothing would ever probe.
+    if (n > 0 && this.isSynchronized()) this.updatePersistTimer(this.now);
     return n;
   }
 
@@ -390,7 +391,9 @@ export class TcpConnection {
       return;
     }
     if (seg.flags & FIN) this.timeWaitAt = this.now + this.config.timeWaitMs;
-    this.ackNow = true;
+    // Answer what occupies sequence space (a resent FIN, stray data); a bare ACK needs no answer, and
+    // answering it would start an ACK loop between two TIME-WAIT ends of a simultaneous close.
+    if (seg.flags & (FIN | SYN) || seg.payload.length > 0) this.ackNow = true;
   }
 
   private onSegmentSynchronized(seg: TcpRepr): void {
@@ -567,6 +570,8 @@ export class TcpConnection {
       }
     } else {
       this.cc.onAck(acked, this.now);
+      // Keep `recover` near sndUna so the RFC 6582 comparison stays valid after 2^31 bytes.
+      if (seqGt(ack, this.recover)) this.recover = ack;
     }
     this.rtoAt = this.sndUna === this.sndMax ? Number.POSITIVE_INFINITY : this.now + this.rtt.rto;
 
@@ -831,7 +836,7 @@ export class TcpConnection {
       const seq = this.sndUna;
       const sentEnd = seqLt(this.sndMax, dataEnd) ? this.sndMax : dataEnd;
       const end = this.sackEnabled ? this.scoreboard.nextSackedAfter(seq, sentEnd) : sentEnd;
-      this.planKind = SendKind.FastRetransmit;
+      this.planKind = SEND_FAST_RETRANSMIT;
       this.planSeq = seq;
       this.planLen = Math.max(0, Math.min(limit, seqDiff(end, seq)));
       this.planFin = finSeqSent && seqAdd(seq, this.planLen) === dataEnd;
@@ -846,7 +851,7 @@ export class TcpConnection {
       seq = this.scoreboard.skipSacked(seq);
       if (seqLt(seq, high) && seqLt(seq, dataEnd)) {
         const end = this.scoreboard.nextSackedAfter(seq, seqLt(high, dataEnd) ? high : dataEnd);
-        this.planKind = SendKind.Hole;
+        this.planKind = SEND_HOLE;
         this.planSeq = seq;
         this.planLen = Math.min(limit, seqDiff(end, seq), Math.max(cwnd - pipe, this.effectiveMss));
         this.planFin = false;
@@ -870,7 +875,7 @@ export class TcpConnection {
         // the buffer, fills half the largest window seen, or nothing is in flight.
         const swsBlocked = len < avail && len < this.effectiveMss && pipe > 0 && len < this.maxSndWnd / 2;
         if (!swsBlocked || this.forceSend) {
-          this.planKind = SendKind.Data;
+          this.planKind = SEND_DATA;
           this.planSeq = seq;
           this.planLen = len;
           this.planFin = this.finQueued && len === avail;
@@ -880,7 +885,7 @@ export class TcpConnection {
       return false;
     }
     if (this.finQueued && seq === dataEnd && !this.finAcked && !seqGt(this.sndNxt, dataEnd)) {
-      this.planKind = SendKind.Data;
+      this.planKind = SEND_DATA;
       this.planSeq = seq;
       this.planLen = 0;
       this.planFin = true;
@@ -898,14 +903,14 @@ export class TcpConnection {
     const isRetransmission = seqLt(seq, this.sndMax);
     if (isRetransmission && this.rttTiming && seqGt(this.rttSeq, seq)) this.rttTiming = false; // Karn
     switch (this.planKind) {
-      case SendKind.FastRetransmit:
+      case SEND_FAST_RETRANSMIT:
         this.fastRetransmitPending = false;
         this.retransmitNext = seqMax(this.retransmitNext, end);
         break;
-      case SendKind.Hole:
+      case SEND_HOLE:
         this.retransmitNext = end;
         break;
-      case SendKind.Data:
+      case SEND_DATA:
         this.forceSend = false;
         this.sndNxt = end;
         if (seqGt(end, this.sndMax)) {

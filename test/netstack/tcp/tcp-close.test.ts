@@ -67,6 +67,17 @@ test('TIME-WAIT answers a retransmitted FIN and restarts its timer', () => {
   assert.ok(link.now > first + 2000, 'the retransmitted FIN restarted 2MSL');
 });
 
+test('TIME-WAIT does not answer a bare ACK (two TIME-WAIT ends would loop)', () => {
+  const link = pairIn('TIME-WAIT');
+  const a = link.a as TcpConnection;
+  const last = lastFrom(link, true);
+  a.handleSegment({ ...last, srcPort: 80, dstPort: 40000, seq: last.ack, ack: last.seq, flags: ACK, options: {} }, link.now);
+  assert.ok(a.pollAt() > link.now, 'nothing is due');
+  const out: TcpRepr[] = [];
+  a.transmit(link.now, (s) => out.push(s));
+  assert.deepEqual(out, []);
+});
+
 test('simultaneous close: both sides pass CLOSING and TIME-WAIT', () => {
   const link = establishedPair(config(), config());
   const reasons = closedReasons(link);

@@ -179,3 +179,13 @@ test('resetFor: the RFC 9293 replies for a closed port', () => {
   assert.equal(resetFor({ ...base, seq: 10, ack: 0, flags: RST }), null);
   assert.equal(resetFor({ ...base, seq: 10, ack: 5, flags: RST | ACK }), null);
 });
+
+test('two-phase accept: an RST before accept() closes with reset and sends nothing', () => {
+  const b = TcpConnection.fromSyn(syn(5000), 9000, 0, tcpConfig());
+  let reason = '';
+  b.events = { closed: (r) => (reason = r) };
+  b.handleSegment({ ...syn(5001), flags: RST }, 5);
+  assert.equal(b.state, 'CLOSED');
+  assert.equal(reason, 'reset');
+  assert.deepEqual(collect(b, 6), []);
+});

@@ -107,3 +107,18 @@ test('no SACK: NewReno recovers a loss by fast retransmit too', () => {
   assert.ok(resent[1].t - start < 200);
   assert.ok(link.log.every((l) => l.seg.options.sack === undefined));
 });
+
+test('PAWS: a segment with an older timestamp is dropped and answered with an ACK', () => {
+  const link = establishedPair(tcpConfig({ delayedAckMs: 0 }), tcpConfig({ delayedAckMs: 0 }));
+  const b = link.b as TcpConnection;
+  const fromA = lastFrom(link, true);
+  const tsval = fromA.options.timestamp?.value ?? 0;
+  const segment = (value: number): TcpRepr => ({
+    ...fromA, flags: ACK, options: { timestamp: { value, echo: 0 } }, payload: Buffer.alloc(10, 1),
+  });
+  b.handleSegment(segment((tsval - 1000) >>> 0), link.now);
+  assert.equal(b.recvBuffered, 0, 'the old duplicate is dropped');
+  assert.deepEqual(acksOf(b, link.now).map((s) => [s.flags, s.ack]), [[ACK, fromA.seq]]);
+  b.handleSegment(segment((tsval + 1) >>> 0), link.now);
+  assert.equal(b.recvBuffered, 10);
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TcpConnection } from '../../../src/netstack/tcp/tcp-connection.js';
 import { tcpConfig, type TcpConfig } from '../../../src/netstack/tcp/tcp-config.js';
-import { establishedPair, SimLink, type LinkFaults } from './sim-link.js';
+import { establishedPair, seededRandom, SimLink, type LinkFaults } from './sim-link.js';
 import { Endpoint, randomBytes, sha256 } from './transfer-driver.js';
 
 const MIB = 1024 * 1024;
@@ -147,5 +147,56 @@ test('a slow reader: the window reopens as the application reads (receiver SWS a
     if (l.fromA || l.seg.flags & 0x02) continue;
     const window = l.seg.window * 2 ** 0; // 32 KiB needs no scaling
     assert.ok(window === 0 || window >= 1460 || window === 32768, `no silly window advertised: ${window}`);
+  }
+});
+
+test('data written into an already closed window starts the persist timer', () => {
+  const link = establishedPair(tcpConfig({ delayedAckMs: 0 }), tcpConfig({ recvBufferSize: 4096, maxAdvertisedWindow: 4096 }));
+  const a = link.a as TcpConnection;
+  const b = link.b as TcpConnection;
+  a.write(Buffer.alloc(4096, 1));
+  link.runUntilTime(link.now + 100);
+  assert.equal(b.recvBuffered, 4096);
+  assert.equal(a.sendBuffered, 0, 'everything sent was acknowledged; the window is now zero');
+  assert.equal(a.pollAt(), Number.POSITIVE_INFINITY);
+  a.write(Buffer.alloc(100, 2));
+  assert.ok(a.pollAt() < Number.POSITIVE_INFINITY, 'a probe is scheduled');
+  link.runUntilTime(link.now + 3000);
+  while (b.read() !== null);
+  assert.ok(link.run(() => b.recvBuffered === 100, link.now + 10_000), 'the probe learned of the reopened window');
+});
+
+test('random configurations and faults (seed loop): every byte arrives and both ends close', () => {
+  for (let seed = 1; seed <= 12; seed++) {
+    const r = seededRandom(seed * 977);
+    const pick = <T>(options: readonly T[]): T => options[Math.floor(r() * options.length)];
+    const config = (): Partial<TcpConfig> => ({
+      sack: r() < 0.6,
+      timestamps: r() < 0.6,
+      windowScaling: r() < 0.7,
+      delayedAckMs: pick([0, 40]),
+      congestion: pick(['cubic', 'newreno'] as const),
+      recvBufferSize: pick([8192, 65536, 1 << 20]),
+      sendBufferSize: pick([4096, 65536, 1 << 20]),
+      sendSegmentMax: pick([0, 0, 16000, 65000]),
+      mss: pick([536, 1460, 9000]),
+      maxOutOfOrderSegments: pick([1, 4, 64]),
+      maxOutOfOrderBytes: pick([3000, 100_000, 4 << 20]),
+      timeWaitMs: 30_000,
+      maxRtoMs: 10_000,
+      maxRetransmissions: 30,
+    });
+    const faults = {
+      seed,
+      delayMs: pick([1, 5, 20]),
+      loss: pick([0, 0.02, 0.1]),
+      reorder: pick([0, 0.05, 0.3]),
+      reorderDelayMs: pick([2, 10, 50]),
+      duplicate: pick([0, 0.01, 0.1]),
+    };
+    const sizeA = Math.floor(r() * 200_000);
+    const sizeB = Math.floor(r() * 200_000);
+    const o = transfer(sizeA, sizeB, faults, config(), config(), 3_000_000, false, r() < 0.3);
+    assertDelivered(o, sizeA, sizeB, seed);
   }
 });

@@ -50,6 +50,12 @@ export class Endpoint {
   /** One round of application work. */
   pump(): void {
     const c = this.conn;
+    if (!this.paused) {
+      for (let b = c.read(); b !== null; b = c.read()) {
+        this.received.push(Buffer.from(b));
+        this.receivedBytes += b.length;
+      }
+    }
     if (c.state === 'CLOSED' || c.state === 'SYN-SENT' || c.state === 'SYN-RECEIVED') return;
     while (this.writing && this.written < this.source.length) {
       const piece = this.source.subarray(this.written, Math.min(this.source.length, this.written + this.writeSize));
@@ -58,12 +64,6 @@ export class Endpoint {
       if (n < piece.length) break;
     }
     if (this.writing && this.doneWriting && (c.state === 'ESTABLISHED' || c.state === 'CLOSE-WAIT')) c.end();
-    if (!this.paused) {
-      for (let b = c.read(); b !== null; b = c.read()) {
-        this.received.push(Buffer.from(b));
-        this.receivedBytes += b.length;
-      }
-    }
   }
 
   data(): Buffer {
