@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { runStackDemo } from './stack-demo.js';
+import { registerSandboxCommands } from './sandbox-command.js';
 
 function packageVersion(): string {
   const url = new URL('../../../package.json', import.meta.url);
@@ -22,5 +23,7 @@ program
   .action(async () => {
     process.exitCode = await runStackDemo();
   });
+
+registerSandboxCommands(program);
 
 await program.parseAsync(process.argv);

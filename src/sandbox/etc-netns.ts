@@ -1,0 +1,27 @@
+// Per-namespace /etc files: `ip netns exec NAME` bind-mounts /etc/netns/NAME/<file> over /etc/<file>, which is how
+// each sandbox namespace gets its own resolv.conf while the host's stays untouched.
+
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+
+export const ETC_NETNS = '/etc/netns';
+
+// A namespace name never holds a '/' or starts with '.', so the folder is always directly under /etc/netns.
+function folderOf(netns: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(netns)) throw new Error(`"${netns}" is not a network namespace name`);
+  return `${ETC_NETNS}/${netns}`;
+}
+
+export function writeNetnsResolvConf(netns: string, content: string): string {
+  const folder = folderOf(netns);
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(`${folder}/resolv.conf`, content);
+  return folder;
+}
+
+/** Removes /etc/netns/<netns> if it exists; returns whether it did. */
+export function removeNetnsFolder(netns: string): boolean {
+  const folder = folderOf(netns);
+  if (!existsSync(folder)) return false;
+  rmSync(folder, { recursive: true, force: true });
+  return true;
+}

@@ -1,0 +1,195 @@
+// The sandbox's network: namespaces, the workstation–node veth, the node's pod bridge and one veth per pod.
+// Everything is created inside the sandbox's namespaces (`ip -n`, veth peers created straight into their
+// namespace), so the host's own interfaces are never touched.
+//
+// Pods get host addresses (/32, /128) and an on-link default route to the bridge: pod-to-pod traffic then always
+// goes through the node's IP layer, where conntrack sees both directions. That makes a ClusterIP whose DNAT lands
+// on another pod of the same bridge work without br_netfilter and without masquerading (the server sees the
+// client's real address); only a pod reaching itself through a service needs masquerade (see services.ts).
+
+import { existsSync, readdirSync } from 'node:fs';
+import { runCommand } from './host-commands.js';
+import type { SandboxConfig, SandboxPod } from './sandbox-config.js';
+
+const NETNS_DIR = '/run/netns';
+
+/**
+ * Kernel settings of the node namespace: it routes, never tells pods to bypass it, and keeps br_netfilter (when
+ * the host has it) out of the bridge, which would otherwise DNAT a pod's packet at layer 2 and drop it when the
+ * chosen endpoint is that same pod (the hairpin case).
+ */
+export const NODE_SYSCTLS: readonly string[] = [
+  'net.bridge.bridge-nf-call-iptables=0',
+  'net.bridge.bridge-nf-call-ip6tables=0',
+  'net.bridge.bridge-nf-call-arptables=0',
+  'net.ipv4.ip_forward=1',
+  'net.ipv6.conf.all.forwarding=1',
+  'net.ipv4.conf.all.send_redirects=0',
+  'net.ipv4.conf.default.send_redirects=0',
+  'net.ipv6.conf.default.accept_dad=0',
+];
+
+/** The names of the network namespaces that exist now (what `ip netns list` reads). */
+export function existingNetns(): Set<string> {
+  if (!existsSync(NETNS_DIR)) return new Set();
+  return new Set(readdirSync(NETNS_DIR));
+}
+
+/** `ip -batch` lines, run in the node namespace, that make the bridge and the link to the workstation. */
+export function nodeBaseBatch(config: SandboxConfig): string[] {
+  const { bridge, link } = config;
+  return [
+    'link set lo up',
+    `link add ${bridge.name} type bridge forward_delay 0`,
+    `addr add ${bridge.ipv4}/${bridge.ipv4PrefixLength} dev ${bridge.name}`,
+    `addr add ${bridge.ipv6}/${bridge.ipv6PrefixLength} dev ${bridge.name} nodad`,
+    `link set ${bridge.name} up`,
+    `link add ${link.nodeInterface} type veth peer name ${link.workstationInterface} netns ${config.namespaces.workstation}`,
+    `addr add ${link.node.ipv4}/${link.ipv4PrefixLength} dev ${link.nodeInterface}`,
+    `addr add ${link.node.ipv6}/${link.ipv6PrefixLength} dev ${link.nodeInterface} nodad`,
+    `link set ${link.nodeInterface} up`,
+  ];
+}
+
+/** The workstation's side of its link: addresses and the link's own routes, nothing more. */
+export function workstationBatch(config: SandboxConfig): string[] {
+  const { link } = config;
+  return [
+    'link set lo up',
+    `addr add ${link.workstation.ipv4}/${link.ipv4PrefixLength} dev ${link.workstationInterface}`,
+    `addr add ${link.workstation.ipv6}/${link.ipv6PrefixLength} dev ${link.workstationInterface} nodad`,
+    `link set ${link.workstationInterface} up`,
+  ];
+}
+
+/**
+ * Node-side lines for one pod: its veth, the peer created in the pod's namespace, plugged into the bridge. A
+ * rebuilt pod has a new MAC address: the node's neighbour entry for its addresses would hold the old one for
+ * up to a minute, so it is flushed.
+ */
+export function podNodeSideBatch(config: SandboxConfig, pod: SandboxPod): string[] {
+  return [
+    `link add ${pod.nodeInterface} type veth peer name ${pod.interface} netns ${pod.netns}`,
+    `link set ${pod.nodeInterface} master ${config.bridge.name}`,
+    `link set ${pod.nodeInterface} up`,
+    `neigh flush to ${pod.ipv4}`,
+    `neigh flush to ${pod.ipv6}`,
+  ];
+}
+
+/** Pod-side lines: host addresses and on-link default routes through the bridge's addresses. */
+export function podBatch(config: SandboxConfig, pod: SandboxPod): string[] {
+  return [
+    'link set lo up',
+    `addr add ${pod.ipv4}/32 dev ${pod.interface}`,
+    `addr add ${pod.ipv6}/128 dev ${pod.interface} nodad`,
+    `link set ${pod.interface} up`,
+    `route add default via ${config.bridge.ipv4} dev ${pod.interface} onlink`,
+    `route add default via ${config.bridge.ipv6} dev ${pod.interface} onlink`,
+  ];
+}
+
+async function ipBatch(netns: string | null, lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const args = netns === null ? ['-batch', '-'] : ['-n', netns, '-batch', '-'];
+  await runCommand('ip', args, { input: `${lines.join('\n')}\n` });
+}
+
+interface LinkInfo {
+  ifname: string;
+  master?: string;
+  flags?: string[];
+}
+
+async function links(netns: string): Promise<LinkInfo[]> {
+  const { stdout } = await runCommand('ip', ['-n', netns, '-j', 'link', 'show']);
+  return JSON.parse(stdout) as LinkInfo[];
+}
+
+async function hasAddresses(netns: string, dev: string, addresses: readonly string[]): Promise<boolean> {
+  const result = await runCommand('ip', ['-n', netns, '-j', 'addr', 'show', 'dev', dev], { allowFailure: true });
+  if (result.code !== 0) return false;
+  const info = JSON.parse(result.stdout) as { addr_info?: { local?: string }[] }[];
+  const present = new Set(info.flatMap((i) => (i.addr_info ?? []).map((a) => a.local)));
+  return addresses.every((a) => present.has(a));
+}
+
+export interface NetworkHealth {
+  /** Workstation, node, bridge and the link between them are in place. */
+  base: boolean;
+  /** Names of the pods whose namespace, veth and addresses are in place. */
+  healthyPods: Set<string>;
+  /** Namespaces of the sandbox that exist. */
+  existing: Set<string>;
+}
+
+/** What of the sandbox's network exists and looks right; spawns nothing for namespaces that are absent. */
+export async function inspectNetwork(config: SandboxConfig): Promise<NetworkHealth> {
+  const existing = existingNetns();
+  const { workstation, node } = config.namespaces;
+  const healthyPods = new Set<string>();
+  if (!existing.has(workstation) || !existing.has(node)) return { base: false, healthyPods, existing };
+  const nodeLinks = await links(node);
+  const byName = new Map(nodeLinks.map((l) => [l.ifname, l]));
+  const up = (name: string): boolean => byName.get(name)?.flags?.includes('UP') === true;
+  const base =
+    up(config.bridge.name) &&
+    up(config.link.nodeInterface) &&
+    (await hasAddresses(node, config.link.nodeInterface, [config.link.node.ipv4, config.link.node.ipv6])) &&
+    (await hasAddresses(workstation, config.link.workstationInterface, [config.link.workstation.ipv4, config.link.workstation.ipv6]));
+  if (!base) return { base, healthyPods, existing };
+  await Promise.all(
+    config.pods.map(async (pod) => {
+      if (!existing.has(pod.netns) || byName.get(pod.nodeInterface)?.master !== config.bridge.name) return;
+      if (await hasAddresses(pod.netns, pod.interface, [pod.ipv4, pod.ipv6])) healthyPods.add(pod.name);
+    }),
+  );
+  return { base, healthyPods, existing };
+}
+
+/** Deletes those of `names` that exist; returns the ones deleted. */
+export async function deleteNamespaces(names: readonly string[]): Promise<string[]> {
+  const existing = existingNetns();
+  const doomed = [...new Set(names)].filter((n) => existing.has(n));
+  await ipBatch(
+    null,
+    doomed.map((n) => `netns del ${n}`),
+  );
+  return doomed;
+}
+
+async function addNamespaces(names: readonly string[]): Promise<void> {
+  await ipBatch(
+    null,
+    names.map((n) => `netns add ${n}`),
+  );
+}
+
+/** (Re)creates workstation and node with their link and bridge; what was there before is deleted first. */
+export async function buildBase(config: SandboxConfig): Promise<void> {
+  const { workstation, node } = config.namespaces;
+  await deleteNamespaces([workstation, node]);
+  await addNamespaces([workstation, node]);
+  // -e: a host without br_netfilter has no net.bridge keys, which is just as good.
+  await runCommand('ip', ['netns', 'exec', node, 'sysctl', '-q', '-e', '-w', ...NODE_SYSCTLS]);
+  await ipBatch(node, nodeBaseBatch(config));
+  await ipBatch(workstation, workstationBatch(config));
+}
+
+/** (Re)creates the namespaces and veths of `pods`; needs the base in place. */
+export async function buildPods(config: SandboxConfig, pods: readonly SandboxPod[]): Promise<void> {
+  if (pods.length === 0) return;
+  await deleteNamespaces(pods.map((p) => p.netns));
+  const node = config.namespaces.node;
+  const nodeLinks = new Set((await links(node)).map((l) => l.ifname));
+  await ipBatch(
+    node,
+    pods.filter((p) => nodeLinks.has(p.nodeInterface)).map((p) => `link del ${p.nodeInterface}`),
+  );
+  await addNamespaces(pods.map((p) => p.netns));
+  await ipBatch(
+    node,
+    pods.flatMap((p) => podNodeSideBatch(config, p)),
+  );
+  await Promise.all(pods.map((p) => ipBatch(p.netns, podBatch(config, p))));
+}
