@@ -1,6 +1,7 @@
 // A Linux TUN device over the native addon (native/tun.c): batched, non-blocking reads and writes on the loop
-// thread. The addon hands each read batch over as one slab and a table of packet end offsets; the views are cut
-// here, because N-API on Node 20 can make Uint8Arrays but not Buffers over an existing ArrayBuffer.
+// thread. The addon hands each read batch over as a slab of the small packets, the large packets as Buffers of
+// their own (read without a second copy), and a table saying where each packet is; the slab views are cut here,
+// which is cheaper than making them in C.
 
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -67,7 +68,15 @@ type NativeHandle = { readonly name: string };
 
 interface NativeTun {
   open(name: string, netns: string | null, options: number, onEvent: (kind: number, errno: number, count: number) => void): NativeHandle;
-  start(handle: NativeHandle, onBatch: (slab: Buffer, count: number) => void, ends: Uint32Array): void;
+  /**
+   * ends[i] is packet i's end offset in the slab (it starts where the previous slab packet ended), or
+   * LARGE_PACKET when it is larges[i]. slab is null when the batch has no small packet, larges when no large one.
+   */
+  start(
+    handle: NativeHandle,
+    onBatch: (slab: Buffer | null, larges: Buffer[] | null, count: number) => void,
+    ends: Int32Array,
+  ): void;
   /** Queued bytes, or -(queued bytes) - 1 when some packets failed (then takeWriteError tells which errno). */
   write(handle: NativeHandle, packets: readonly Buffer[]): number;
   takeWriteError(handle: NativeHandle): [errno: number, count: number];
@@ -79,6 +88,9 @@ interface NativeTun {
 const OPT_VNET_HDR = 1;
 const OPT_OFFLOAD = 2;
 const OPT_MULTI_QUEUE = 4;
+
+/** In the ends table: the packet is in the larges array, not in the slab. */
+const LARGE_PACKET = -1;
 
 const EV_DRAIN = 0;
 const EV_WRITE_ERROR = 1;
@@ -126,6 +138,22 @@ function errnoName(errno: number): string {
   }
 }
 
+/** The packets of a read batch in order: slab views for the small ones, the large ones as they came. */
+function assembleBatch(slab: Buffer | null, larges: Buffer[] | null, count: number, ends: Int32Array): Buffer[] {
+  if (slab === null) return larges ?? [];
+  if (larges === null && count === 1) return [slab];
+  // The larges array already has the large packets at their indices; the holes are the slab's.
+  const packets = larges ?? new Array<Buffer>(count);
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const end = ends[i];
+    if (end === LARGE_PACKET) continue;
+    packets[i] = slab.subarray(start, end);
+    start = end;
+  }
+  return packets;
+}
+
 export class TunDevice extends EventEmitter {
   readonly name: string;
   readonly vnetHeader: boolean;
@@ -162,30 +190,13 @@ export class TunDevice extends EventEmitter {
     return new TunDevice(loadAddon(), options);
   }
 
-  /** Start reading; onPackets gets batches (≤128) of packets; views into a per-batch slab, safe to retain. */
+  /** Start reading; onPackets gets batches (≤128) of packets, in arrival order; safe to retain. */
   start(onPackets: (packets: Buffer[]) => void): void {
     this.assertOpen();
     if (this.started) throw new TunError('IO', `TUN device ${this.name} is already started`);
     this.started = true;
-    const ends = new Uint32Array(MAX_READ_BATCH);
-    this.native.start(
-      this.handle,
-      (slab, count) => {
-        if (count === 1) {
-          onPackets([slab]);
-          return;
-        }
-        const packets = new Array<Buffer>(count);
-        let start = 0;
-        for (let i = 0; i < count; i++) {
-          const end = ends[i];
-          packets[i] = slab.subarray(start, end);
-          start = end;
-        }
-        onPackets(packets);
-      },
-      ends,
-    );
+    const ends = new Int32Array(MAX_READ_BATCH);
+    this.native.start(this.handle, (slab, larges, count) => onPackets(assembleBatch(slab, larges, count, ends)), ends);
   }
 
   /** Writes or queues every packet (never drops). false = the queue is above its high-water mark: wait for 'drain'. */
