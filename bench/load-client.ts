@@ -6,6 +6,8 @@ import { HANGUP_PORT } from './bench-protocol.js';
 
 interface Args {
   host: string;
+  /** The port for connRate and holdIdle (default: the hangup port). */
+  port?: number;
   seconds: number;
   concurrency: number;
   connections: number;
@@ -32,7 +34,7 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     const worker = async (): Promise<void> => {
       while (performance.now() < end) {
         try {
-          const socket = await open(a.host, HANGUP_PORT);
+          const socket = await open(a.host, a.port ?? HANGUP_PORT);
           socket.end();
           socket.resume();
           await new Promise((r) => socket.once('close', r));
@@ -53,7 +55,7 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     const worker = async (): Promise<void> => {
       while (next < a.connections) {
         next++;
-        sockets.push(await open(a.host, HANGUP_PORT));
+        sockets.push(await open(a.host, a.port ?? HANGUP_PORT));
       }
     };
     await parallel(a.concurrency, worker);

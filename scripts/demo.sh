@@ -1,6 +1,37 @@
 #!/usr/bin/env bash
-# npm run demo: set-up, then the demo. Exit status 0 only when every step worked.
+# npm run demo: set-up, then the sandbox cluster, `kubetun connect` in its workstation, and curl/dig/redis-cli
+# reaching the cluster's services by name. Exit status 0 only when every step worked; the sandbox (and with it
+# everything kubetun changed) is removed at the end whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/src/cli/main.js demo
+
+kubetun() { node dist/src/cli/main.js "$@"; }
+in_workstation() { kubetun sandbox exec -- "$@"; }
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+trap 'step "kubetun sandbox down"; kubetun sandbox down >/dev/null && echo "sandbox removed"' EXIT
+
+step "kubetun sandbox up"
+kubetun sandbox up | tail -n +1 | sed -n '1,3p;/^services/,/^workstation/p'
+step "kubetun connect            (in the workstation namespace, which has no route to the cluster)"
+in_workstation node dist/src/cli/main.js connect
+step "curl http://echo.default"
+in_workstation curl -sS --max-time 5 http://echo.default
+step "curl http://orders.shop"
+in_workstation curl -sS --max-time 5 http://orders.shop
+step "dig +short echo.default.svc.cluster.local A and AAAA"
+in_workstation dig +short echo.default.svc.cluster.local
+in_workstation dig +short AAAA echo.default.svc.cluster.local
+step "redis-cli -h redis SET greeting hello; GET greeting"
+in_workstation redis-cli -h redis SET greeting hello
+in_workstation redis-cli -h redis GET greeting
+step "dig +short www.upstream.test   (a name outside the cluster still resolves as before)"
+in_workstation dig +short www.upstream.test
+step "kubetun status"
+in_workstation node dist/src/cli/main.js status
+step "kubetun quit"
+in_workstation node dist/src/cli/main.js quit
+in_workstation cat /etc/resolv.conf
+echo
+echo "demo: every step worked"

@@ -1,21 +1,18 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { kubetunVersion } from '../version.js';
+import { registerConnectCommands } from './connect-commands.js';
 import { runStackDemo } from './stack-demo.js';
 import { registerSandboxCommands } from './sandbox-command.js';
-
-function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
-}
+import { registerTrafficManagerCommand } from './traffic-manager-command.js';
 
 const program = new Command();
-program.name('kubetun').description('Make a remote Kubernetes cluster local.').version(packageVersion());
+program.name('kubetun').description('Make a remote Kubernetes cluster local.').version(kubetunVersion());
 
 program
   .command('version')
   .description('print the client version')
-  .action(() => console.log(`kubetun ${packageVersion()}`));
+  .action(() => console.log(`kubetun ${kubetunVersion()}`));
 
 program
   .command('demo')
@@ -24,6 +21,8 @@ program
     process.exitCode = await runStackDemo();
   });
 
+registerConnectCommands(program);
 registerSandboxCommands(program);
+registerTrafficManagerCommand(program);
 
 await program.parseAsync(process.argv);

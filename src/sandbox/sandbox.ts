@@ -1,7 +1,11 @@
 // The sandbox cluster's life cycle: up (create or repair) and down (also after a crash). Every step is
 // idempotent: `up` looks at what exists and builds only what is missing or broken.
 
-import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { createClient } from '@connectrpc/connect';
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { RootDaemon, UserDaemon } from '../gen/kubetun/daemon/v1/daemon_pb.js';
+import { rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
+import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { removeNetnsFolder, writeNetnsResolvConf } from './etc-netns.js';
 import { clusterDnsConfig, podResolvConf, upstreamDnsConfig, upstreamResolvConf } from './dns.js';
 import { checkBinaries, requireRoot } from './host-commands.js';
@@ -229,9 +233,10 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
     removedFiles: [],
     warnings: [],
   };
+  await quitKubetun(config.name, result);
   const records: ProcessRecord[] = Object.values(state?.processes ?? {});
   const stopped = await Promise.all(records.map((r) => stopProcess(r)));
-  result.stoppedProcesses = records.filter((_, i) => stopped[i]).map((r) => `${r.id} (pid ${r.pid})`);
+  result.stoppedProcesses.push(...records.filter((_, i) => stopped[i]).map((r) => `${r.id} (pid ${r.pid})`));
   const existing = existingNetns();
   const namespaces = union(state?.namespaces ?? [], sandboxNamespaces(config)).filter((n) => existing.has(n));
   for (const ns of namespaces) {
@@ -249,7 +254,31 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
   for (const ns of folders) if (removeNetnsFolder(ns)) result.removedFiles.push(`/etc/netns/${ns}`);
   if (existsSync(config.stateDir)) result.removedFiles.push(config.stateDir);
   removeStateDir(config);
+  const daemonsDir = runDir({ KUBETUN_SANDBOX: config.name });
+  if (existsSync(daemonsDir)) {
+    rmSync(daemonsDir, { recursive: true, force: true });
+    result.removedFiles.push(daemonsDir);
+  }
   result.found = state !== null || result.deletedNamespaces.length > 0 || result.removedFiles.length > 0;
   return result;
 }
 
+/**
+ * kubetun's own daemons in the workstation were not started by the sandbox, but they are ours: ask them to quit
+ * (restoring what they changed) before their namespace goes away.
+ */
+async function quitKubetun(name: string, result: SandboxDownResult): Promise<void> {
+  const dir = runDir({ KUBETUN_SANDBOX: name });
+  for (const [service, socket] of [
+    [UserDaemon, userDaemonSocket(dir)],
+    [RootDaemon, rootDaemonSocket(dir)],
+  ] as const) {
+    if (!(await socketAnswers(socket))) continue;
+    try {
+      await createClient(service, unixRpcTransport(socket)).quit({});
+      result.stoppedProcesses.push(`kubetun ${service.typeName} (asked to quit)`);
+    } catch (error) {
+      result.warnings.push(`kubetun's daemon at ${socket} did not quit: ${(error as Error).message}`);
+    }
+  }
+}

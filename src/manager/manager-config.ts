@@ -1,0 +1,156 @@
+// The traffic manager's settings from flags and the environment (flags win). CIDRs and DNS facts from the
+// environment are Telepresence's `podCIDRStrategy: environment`: a real mode for clusters where the manager may
+// not list nodes.
+
+import { isIP } from 'node:net';
+import { parsePrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
+import type { ClusterFacts, DnsServerAddress } from './cluster-info-source.js';
+import { isLogLevel, type LogLevel } from '../log/logger.js';
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Flags as commander gives them; every one is optional and falls back to the environment, then a default. */
+export interface ManagerFlags {
+  listen?: string;
+  podCidr?: string[];
+  serviceCidr?: string[];
+  dnsServer?: string;
+  clusterDomain?: string;
+  allow?: string[];
+  sessionTtl?: string;
+  dialTimeout?: string;
+  udpIdleTimeout?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  logLevel?: string;
+}
+
+export interface ManagerSettings {
+  host: string;
+  port: number;
+  cluster: ClusterFacts;
+  allow: IpPrefix[];
+  sessionTtlMs: number;
+  dialTimeoutMs: number;
+  udpIdleMs: number;
+  tls?: { certFile: string; keyFile: string };
+  logLevel: LogLevel;
+}
+
+/** The environment variable behind each flag; lists are comma separated. */
+export const ENVIRONMENT = {
+  listen: 'KUBETUN_LISTEN',
+  podCidr: 'KUBETUN_POD_CIDRS',
+  serviceCidr: 'KUBETUN_SERVICE_CIDRS',
+  dnsServer: 'KUBETUN_DNS_SERVER',
+  clusterDomain: 'KUBETUN_CLUSTER_DOMAIN',
+  allow: 'KUBETUN_ALLOW',
+  sessionTtl: 'KUBETUN_SESSION_TTL',
+  dialTimeout: 'KUBETUN_DIAL_TIMEOUT',
+  udpIdleTimeout: 'KUBETUN_UDP_IDLE_TIMEOUT',
+  tlsCert: 'KUBETUN_TLS_CERT',
+  tlsKey: 'KUBETUN_TLS_KEY',
+  logLevel: 'KUBETUN_LOG_LEVEL',
+} as const satisfies Record<keyof ManagerFlags, string>;
+
+type Env = Record<string, string | undefined>;
+
+type ListFlag = 'podCidr' | 'serviceCidr' | 'allow';
+
+function single(flags: ManagerFlags, env: Env, key: Exclude<keyof ManagerFlags, ListFlag>): string | undefined {
+  const value = flags[key] ?? env[ENVIRONMENT[key]];
+  return value === '' ? undefined : value;
+}
+
+function list(flags: ManagerFlags, env: Env, key: ListFlag): string[] {
+  const given = flags[key];
+  if (given !== undefined && given.length > 0) return given.flatMap((v) => v.split(','));
+  return (env[ENVIRONMENT[key]] ?? '').split(',');
+}
+
+function cidrs(texts: string[], flag: string): IpPrefix[] {
+  return texts
+    .map((t) => t.trim())
+    .filter((t) => t !== '')
+    .map((text) => {
+      try {
+        return parsePrefix(text);
+      } catch (error) {
+        throw new ConfigError(`--${flag}: ${(error as Error).message}`);
+      }
+    });
+}
+
+/** `host:port`, `[v6]:port`, or (when `defaultPort` is given) a bare host or IPv6 address. */
+export function parseHostPort(text: string, flag: string, defaultPort?: number): { host: string; port: number } {
+  let host = text;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2];
+  } else if (isIP(text) !== 6 && text.includes(':')) {
+    host = text.slice(0, text.lastIndexOf(':'));
+    portText = text.slice(text.lastIndexOf(':') + 1);
+  }
+  const port = portText === undefined ? defaultPort : /^[0-9]{1,5}$/.test(portText) ? Number(portText) : undefined;
+  if (port === undefined || port > 65535 || !/^[A-Za-z0-9.:-]+$/.test(host)) {
+    const form = defaultPort === undefined ? 'HOST:PORT' : 'IP or IP:PORT';
+    throw new ConfigError(`--${flag} "${text}" is not ${form} (IPv6 in brackets: [::1]:53).`);
+  }
+  return { host, port };
+}
+
+function seconds(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback * 1000;
+  const value = Number(text);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(value > 0)) {
+    throw new ConfigError(`--${flag} "${text}" is not a positive number of seconds.`);
+  }
+  return value * 1000;
+}
+
+function dnsServer(text: string | undefined): DnsServerAddress | undefined {
+  if (text === undefined) return undefined;
+  const { host, port } = parseHostPort(text, 'dns-server', 53);
+  if (isIP(host) === 0) throw new ConfigError(`--dns-server "${text}" must be an IP address, optionally with :PORT.`);
+  return { ip: host, port };
+}
+
+export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings {
+  const listen = parseHostPort(single(flags, env, 'listen') ?? '[::]:8081', 'listen');
+  const clusterDomain = (single(flags, env, 'clusterDomain') ?? 'cluster.local').replace(/^\.+|\.+$/g, '');
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(clusterDomain)) {
+    throw new ConfigError(`--cluster-domain "${clusterDomain}" is not a DNS domain such as cluster.local.`);
+  }
+  const logLevel = single(flags, env, 'logLevel') ?? 'info';
+  if (!isLogLevel(logLevel)) throw new ConfigError(`--log-level "${logLevel}" is not one of debug, info, warn, error.`);
+  const certFile = single(flags, env, 'tlsCert');
+  const keyFile = single(flags, env, 'tlsKey');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError('--tls-cert and --tls-key go together: give both for TLS, or neither for h2c.');
+  }
+  const settings: ManagerSettings = {
+    host: listen.host,
+    port: listen.port,
+    cluster: {
+      podCidrs: cidrs(list(flags, env, 'podCidr'), 'pod-cidr'),
+      serviceCidrs: cidrs(list(flags, env, 'serviceCidr'), 'service-cidr'),
+      dns: dnsServer(single(flags, env, 'dnsServer')),
+      clusterDomain,
+    },
+    allow: cidrs(list(flags, env, 'allow'), 'allow'),
+    sessionTtlMs: seconds(single(flags, env, 'sessionTtl'), 'session-ttl', 60),
+    dialTimeoutMs: seconds(single(flags, env, 'dialTimeout'), 'dial-timeout', 5),
+    udpIdleMs: seconds(single(flags, env, 'udpIdleTimeout'), 'udp-idle-timeout', 60),
+    logLevel,
+  };
+  if (certFile !== undefined && keyFile !== undefined) settings.tls = { certFile, keyFile };
+  return settings;
+}

@@ -1,0 +1,181 @@
+// The traffic manager's one HTTP/2 server: the control API (ConnectRPC), CONNECT streams for TCP, connect-udp
+// streams for UDP, and DNS over HTTP, all on one port and usually one connection per client.
+
+import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { IpPrefix } from '../netstack/wire/ip-address.js';
+import {
+  CONNECT_UDP_PROTOCOL,
+  CONNECTION_WINDOW_BYTES,
+  DNS_QUERY_PATH,
+  SESSION_HEADER,
+  SESSION_MEMORY_MIB,
+  STREAM_WINDOW_BYTES,
+  parseAuthority,
+  parseConnectUdpPath,
+} from '../tunnel/protocol.js';
+import { ClusterInfoSource, type ClusterFacts } from './cluster-info-source.js';
+import { createClusterDnsClient, type DnsExchange } from './cluster-dns-client.js';
+import { controlRoutes } from './control-service.js';
+import { serveDnsQuery } from './dns-endpoint.js';
+import type { Logger } from '../log/logger.js';
+import { SessionRegistry } from './session-registry.js';
+import { answerBadRequest, answerFailure } from './stream-answer.js';
+import { createTcpDialer, type TcpDialer } from './tcp-dialer.js';
+import { serveTcpFlow } from './tcp-flow.js';
+import { TargetPolicy } from './target-policy.js';
+import { serveUdpFlow } from './udp-flow.js';
+
+export interface TrafficManagerConfig {
+  host: string;
+  port: number;
+  cluster: ClusterFacts;
+  /** Dial targets allowed beyond the cluster's CIDRs. */
+  allow: IpPrefix[];
+  sessionTtlMs: number;
+  dialTimeoutMs: number;
+  udpIdleMs: number;
+  tls?: { certFile: string; keyFile: string };
+  version: string;
+  log: Logger;
+  /** Replaces the TCP dialer (tests). */
+  dialTcp?: TcpDialer;
+  /** Replaces the cluster DNS client (tests). */
+  dnsExchange?: DnsExchange;
+}
+
+export interface TrafficManager {
+  /** Where it listens, e.g. `http://127.0.0.1:8081`. */
+  readonly url: string;
+  readonly address: AddressInfo;
+  readonly cluster: ClusterInfoSource;
+  readonly sessions: SessionRegistry;
+  /** Open client HTTP/2 connections. */
+  readonly connectionCount: number;
+  /** Ends every session, sends GOAWAY and closes the listener. */
+  close(): Promise<void>;
+}
+
+function serverOptions(config: TrafficManagerConfig): http2.SecureServerOptions {
+  const options: http2.SecureServerOptions = {
+    settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW_BYTES },
+    maxSessionMemory: SESSION_MEMORY_MIB,
+  };
+  if (config.tls) {
+    options.cert = readFileSync(config.tls.certFile);
+    options.key = readFileSync(config.tls.keyFile);
+  }
+  return options;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export async function startTrafficManager(config: TrafficManagerConfig): Promise<TrafficManager> {
+  const log = config.log;
+  const cluster = new ClusterInfoSource(config.cluster);
+  const sessions = new SessionRegistry(config.sessionTtlMs);
+  const policy = new TargetPolicy(cluster, config.allow);
+  const dial = config.dialTcp ?? createTcpDialer({ timeoutMs: config.dialTimeoutMs });
+  const exchange = config.dnsExchange ?? createClusterDnsClient({ server: () => cluster.current().facts.dns });
+  const control = connectNodeAdapter({ routes: controlRoutes({ sessions, cluster, version: config.version, log }) });
+
+  sessions.on('ended', (session, reason) => {
+    if (reason === 'expired') log.info('session expired', { session: session.id, name: session.client.name });
+  });
+  cluster.on('change', (snapshot) => log.info('cluster info changed', { revision: snapshot.revision }));
+
+  const server = config.tls
+    ? http2.createSecureServer(serverOptions(config))
+    : http2.createServer(serverOptions(config));
+  const connections = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session: http2.ServerHttp2Session) => {
+    connections.add(session);
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    session.on('error', (error) => log.debug('client connection error', { error: error.message }));
+    session.on('close', () => connections.delete(session));
+  });
+
+  server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (req.url.split('?')[0] === DNS_QUERY_PATH) {
+      serveDnsQuery(req, res, { sessions, cluster, exchange, log }).catch((error: Error) => {
+        log.error('dns query failed', { error: error.message });
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+      return;
+    }
+    control(req, res);
+  });
+
+  // CONNECT streams arrive here (not as 'request'); they are served on the raw stream.
+  server.on('connect', (req: http2.Http2ServerRequest) => {
+    const stream = req.stream;
+    const headers = req.headers;
+    const sessionId = headerText(headers[SESSION_HEADER]);
+    const session = sessionId === undefined ? undefined : sessions.get(sessionId);
+    if (session === undefined) {
+      answerFailure(stream, 'session', 'No live session: arrive at the traffic manager and send its id in kubetun-session.');
+      return;
+    }
+    const protocol = headerText(headers[':protocol']);
+    if (protocol === undefined) {
+      const target = parseAuthority(headerText(headers[':authority']) ?? '');
+      if (target === undefined) {
+        answerBadRequest(stream, 'CONNECT needs :authority host:port with a port from 1 to 65535.');
+        return;
+      }
+      serveTcpFlow(stream, session, target, { policy, dial, log }).catch((error: Error) => {
+        log.error('tcp flow failed', { error: error.message });
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
+      return;
+    }
+    if (protocol !== CONNECT_UDP_PROTOCOL) {
+      answerBadRequest(stream, `The extended CONNECT protocol "${protocol}" is not served here; use connect-udp.`);
+      return;
+    }
+    const target = parseConnectUdpPath(headerText(headers[':path']) ?? '');
+    if (target === undefined) {
+      answerBadRequest(stream, 'connect-udp needs :path /.well-known/masque/udp/{host}/{port}/.');
+      return;
+    }
+    serveUdpFlow(stream, session, target, { policy, idleMs: config.udpIdleMs, log });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => log.error('server error', { error: error.message }));
+  sessions.start();
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
+  log.info('traffic manager listening', { url, version: config.version });
+
+  return {
+    url,
+    address,
+    cluster,
+    sessions,
+    get connectionCount() {
+      return connections.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        sessions.stop();
+        server.close(() => resolve());
+        for (const connection of connections) connection.close();
+        // Clients that keep streams open after GOAWAY are cut off.
+        setTimeout(() => {
+          for (const connection of connections) connection.destroy();
+        }, 1000).unref();
+      }),
+  };
+}

@@ -1,0 +1,188 @@
+// What the root daemon runs while connected: the tunnel to the traffic manager, the TUN device with the stack,
+// routes that follow the cluster's subnets live, and DNS (served in the stack, resolv.conf pointed at it).
+// stop() puts the machine back exactly as it was; a later start repairs what a killed daemon left.
+import { formatPrefix, parseIp, parsePrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
+import type { Logger } from '../log/logger.js';
+import { TunnelClient } from '../tunnel/tunnel-client.js';
+import type { ClusterInfo } from '../gen/kubetun/manager/v1/manager_pb.js';
+import { StackDnsServer } from './dns/dns-server.js';
+import { DnsResolver } from './dns/dns-resolver.js';
+import { UpstreamResolver } from './dns/upstream-resolver.js';
+import type { ClusterDnsFacts } from './dns/cluster-names.js';
+import { FlowForwarder } from './flow-forwarder.js';
+import { listRoutes } from './link-config.js';
+import { ManagedResolvConf } from './resolv-conf.js';
+import { planRoutes, type RoutePolicy } from './route-plan.js';
+import { RouteTable } from './route-table.js';
+import { TunStack } from './tun-stack.js';
+
+export interface NetworkSessionOptions {
+  managerUrl: string;
+  sessionId: string;
+  tunName: string;
+  mtu: number;
+  /** The address the DNS server answers on, routed into the TUN device. */
+  dnsAddress: string;
+  resolvConfPath: string;
+  stateDir: string;
+  policy: RoutePolicy;
+  log: Logger;
+}
+
+export interface NetworkStatus {
+  tunnel: 'connected' | 'reconnecting';
+  device: string;
+  routes: string[];
+  dns: { address: string; clusterDomain: string; searchPath: string[]; queries: number; cacheHits: number };
+  flows: FlowForwarder['counters'];
+  routeError: string | null;
+}
+
+export class NetworkSession {
+  private tunnel: TunnelClient | null = null;
+  private stopped = false;
+  private facts: ClusterDnsFacts = { clusterDomain: 'cluster.local', subnets: [] };
+  private searchPath: string[] = [];
+  private routeError: string | null = null;
+  private watch: AbortController | null = null;
+
+  private constructor(
+    private readonly options: NetworkSessionOptions,
+    private readonly tun: TunStack,
+    private readonly routes: RouteTable,
+    private readonly resolvConf: ManagedResolvConf,
+    private readonly forwarder: FlowForwarder,
+    private readonly dns: StackDnsServer,
+    private readonly resolver: DnsResolver,
+  ) {}
+
+  static async start(options: NetworkSessionOptions): Promise<NetworkSession> {
+    const resolvConf = new ManagedResolvConf(options.resolvConfPath, options.stateDir);
+    if (await resolvConf.restore()) options.log.warn('restored resolv.conf left changed by an earlier daemon');
+    const upstream = new UpstreamResolver((await resolvConf.original()).nameservers);
+    let session: NetworkSession | null = null;
+    const forwarder = new FlowForwarder(() => session?.tunnel ?? null);
+    const resolver = new DnsResolver({
+      cluster: () => {
+        const tunnel = session?.tunnel ?? null;
+        return tunnel === null ? null : (query) => tunnel.dnsQuery(query);
+      },
+      upstream: (query) => upstream.query(query),
+      facts: () => session?.facts ?? { clusterDomain: 'cluster.local', subnets: [] },
+    });
+    const dnsAddress = parseIp(options.dnsAddress);
+    const dns = new StackDnsServer(resolver, dnsAddress);
+    const tun = await TunStack.open(
+      {
+        name: options.tunName,
+        mtu: options.mtu,
+        vnetHeader: true,
+        offload: true,
+        addresses: [],
+        routes: [`${options.dnsAddress}/${dnsAddress.length === 4 ? 32 : 128}`],
+      },
+      {
+        tcpConnect: (request) => (dns.serves(request.local) ? dns.serveTcp(request) : forwarder.forwardTcp(request)),
+        udpFlow: (flow) => (dns.serves(flow.local) ? dns.serveUdp(flow) : forwarder.forwardUdp(flow)),
+      },
+    );
+    session = new NetworkSession(options, tun, new RouteTable(options.tunName), resolvConf, forwarder, dns, resolver);
+    try {
+      await session.connectTunnel();
+    } catch (error) {
+      await session.stop();
+      throw error;
+    }
+    return session;
+  }
+
+  status(): NetworkStatus {
+    return {
+      tunnel: this.tunnel === null ? 'reconnecting' : 'connected',
+      device: this.options.tunName,
+      routes: this.routes.routes,
+      dns: {
+        address: this.options.dnsAddress,
+        clusterDomain: this.facts.clusterDomain,
+        searchPath: this.searchPath,
+        queries: this.dns.queries,
+        cacheHits: this.resolver.cache.hits,
+      },
+      flows: { ...this.forwarder.counters },
+      routeError: this.routeError,
+    };
+  }
+
+  /** Withdraws routes and DNS, removes the device and closes the tunnel. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.watch?.abort();
+    await this.resolvConf.restore().catch((e: Error) => this.options.log.error(`restoring resolv.conf: ${e.message}`));
+    await this.routes.clear().catch((e: Error) => this.options.log.error(`removing routes: ${e.message}`));
+    this.tun.close();
+    this.tunnel?.close();
+    this.tunnel = null;
+  }
+
+  private async connectTunnel(): Promise<void> {
+    const tunnel = await TunnelClient.connect(this.options.managerUrl, { sessionId: this.options.sessionId });
+    this.tunnel = tunnel;
+    tunnel.once('disconnected', (error) => {
+      if (this.tunnel === tunnel) this.tunnel = null;
+      if (!this.stopped) {
+        this.options.log.warn('tunnel to the traffic manager lost; reconnecting', { error: error.message });
+        void this.reconnect();
+      }
+    });
+    const watch = new AbortController();
+    this.watch?.abort();
+    this.watch = watch;
+    const stream = tunnel.manager.watchClusterInfo({ id: this.options.sessionId }, { signal: watch.signal });
+    const first = await stream[Symbol.asyncIterator]().next();
+    if (first.done === true) throw new Error('the traffic manager ended the cluster-info stream at once');
+    await this.applyClusterInfo(first.value);
+    void (async () => {
+      try {
+        // A later change that cannot be applied (a new conflict) keeps the routes as they were; it is logged and
+        // shown in status.
+        for await (const info of stream) await this.applyClusterInfo(info).catch(() => undefined);
+      } catch (error) {
+        if (!watch.signal.aborted) this.options.log.warn(`cluster-info stream ended: ${(error as Error).message}`);
+      }
+    })();
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let delay = 250; !this.stopped; delay = Math.min(delay * 2, 8000)) {
+      await new Promise((r) => setTimeout(r, delay));
+      try {
+        await this.connectTunnel();
+        this.options.log.info('tunnel to the traffic manager re-established');
+        return;
+      } catch (error) {
+        this.options.log.warn(`reconnect failed: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  private async applyClusterInfo(info: ClusterInfo): Promise<void> {
+    const subnets: IpPrefix[] = [...info.podCidrs, ...info.serviceCidrs].map(parsePrefix);
+    const domain = info.dns?.clusterDomain || 'cluster.local';
+    this.facts = { clusterDomain: domain, subnets };
+    this.resolver.cache.clear();
+    try {
+      const wanted = planRoutes(subnets, await listRoutes(), this.options.tunName, this.options.policy);
+      const { added, removed } = await this.routes.apply(wanted);
+      this.routeError = null;
+      if (added.length + removed.length > 0) this.options.log.info('routes updated', { added, removed });
+    } catch (error) {
+      this.routeError = (error as Error).message;
+      this.options.log.error(this.routeError);
+      throw error;
+    }
+    this.searchPath = info.dns?.searchPath.length ? [...info.dns.searchPath] : [`svc.${domain}`, domain];
+    await this.resolvConf.apply(this.options.dnsAddress, this.searchPath);
+    this.options.log.info('cluster info applied', { subnets: subnets.map(formatPrefix), revision: String(info.revision) });
+  }
+}

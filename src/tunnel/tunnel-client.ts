@@ -1,0 +1,263 @@
+// The client end of the tunnel: one HTTP/2 connection to the traffic manager carrying a CONNECT stream per TCP
+// flow, a connect-udp stream per UDP flow, DNS queries (RFC 8484) and the control API. The root daemon calls
+// openTcp/openUdp per flow from its network stack; the user daemon drives the session through `manager`.
+
+import { EventEmitter } from 'node:events';
+import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { createClient, type Client } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { Manager } from '../gen/kubetun/manager/v1/manager_pb.js';
+import { ControlSession } from './control-session.js';
+import {
+  CONNECT_UDP_PROTOCOL,
+  CONNECTION_WINDOW_BYTES,
+  DNS_MESSAGE_TYPE,
+  DNS_QUERY_PATH,
+  ERROR_HEADER,
+  ERROR_MESSAGE_HEADER,
+  SESSION_HEADER,
+  SESSION_MEMORY_MIB,
+  STREAM_WINDOW_BYTES,
+  connectUdpPath,
+  errorCodeFor,
+  formatAuthority,
+} from './protocol.js';
+import { TunnelError } from './tunnel-error.js';
+import { UdpTunnel } from './udp-tunnel.js';
+
+export { TunnelError, type TunnelErrorCode } from './tunnel-error.js';
+export { UdpTunnel, MAX_UDP_PAYLOAD } from './udp-tunnel.js';
+
+export interface TunnelClientOptions {
+  /** The session to send on every stream; it can also be set later through `sessionId`. */
+  sessionId?: string;
+  /** How long to wait for the connection and the manager's SETTINGS. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** TLS options for an `https:` URL (a CA, a server name). */
+  tls?: ConnectionOptions;
+}
+
+export interface TunnelClientEvents {
+  /** Once, on the turn after connect() resolved. */
+  connected: [];
+  /** The connection is gone; every open stream has failed. Connect again (the session may still be alive). */
+  disconnected: [error: TunnelError];
+}
+
+/** The largest DNS answer accepted from the manager (a DNS message is at most 64 KiB). */
+const MAX_DNS_RESPONSE = 65_535;
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export class TunnelClient extends EventEmitter<TunnelClientEvents> {
+  /** Sent as `kubetun-session` on every stream. */
+  sessionId: string | undefined;
+  /** The traffic manager's control API, on this same connection. */
+  readonly manager: Client<typeof Manager>;
+  private disconnected = false;
+
+  private constructor(
+    private readonly session: http2.ClientHttp2Session,
+    readonly url: URL,
+    sessionId: string | undefined,
+  ) {
+    super();
+    this.sessionId = sessionId;
+    const transport = createGrpcTransport({
+      baseUrl: url.origin,
+      sessionManager: new ControlSession(url.origin, session),
+    });
+    this.manager = createClient(Manager, transport);
+    let lastError: Error | undefined;
+    session.on('error', (error: Error) => (lastError = error));
+    session.on('close', () => {
+      const why = lastError ? `: ${lastError.message}` : '';
+      this.markDisconnected(new TunnelError('CONNECTION', `The connection to the traffic manager closed${why}.`));
+    });
+    session.on('goaway', () => {
+      this.markDisconnected(new TunnelError('CONNECTION', 'The traffic manager is going away; connect again.'));
+    });
+  }
+
+  /** Connects to `http://host:port` (h2c) or `https://host:port`; resolves once the manager's SETTINGS arrived. */
+  static connect(url: string, options: TunnelClientOptions = {}): Promise<TunnelClient> {
+    const target = new URL(url);
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      return Promise.reject(
+        new TunnelError('CONNECTION', `The traffic manager URL must start with http:// or https://, not "${url}".`),
+      );
+    }
+    const session = http2.connect(target, {
+      ...options.tls,
+      settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
+      maxSessionMemory: SESSION_MEMORY_MIB,
+    });
+    return new Promise<TunnelClient>((resolve, reject) => {
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        session.destroy();
+        reject(
+          new TunnelError('CONNECTION', `Cannot reach the traffic manager at ${target.origin}: ${error.message}.`, {
+            cause: error,
+          }),
+        );
+      };
+      const timer = setTimeout(
+        () => fail(new Error(`no answer within ${options.connectTimeoutMs ?? 10_000} ms`)),
+        options.connectTimeoutMs ?? 10_000,
+      );
+      session.once('error', fail);
+      session.once('remoteSettings', () => {
+        clearTimeout(timer);
+        session.off('error', fail);
+        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+        const client = new TunnelClient(session, target, options.sessionId);
+        resolve(client);
+        // On the next turn, so that listeners added right after `await connect()` hear it.
+        setImmediate(() => client.emit('connected'));
+      });
+    });
+  }
+
+  /**
+   * Opens a TCP flow to host:port in the cluster; resolves once the manager has connected it. On the Duplex,
+   * end() sends FIN (END_STREAM), 'end' means the destination sent FIN, destroy() resets the destination's
+   * connection, and 'error' means the destination (or the connection to the manager) reset the flow.
+   */
+  async openTcp(host: string, port: number): Promise<Duplex> {
+    const stream = this.request({ ':method': 'CONNECT', ':authority': formatAuthority(host, port) });
+    await this.response(stream, `TCP ${formatAuthority(host, port)}`);
+    return stream;
+  }
+
+  /** Opens a UDP flow to host:port in the cluster (connect-udp); resolves once the manager has bound it. */
+  async openUdp(host: string, port: number): Promise<UdpTunnel> {
+    const stream = this.request({
+      ':method': 'CONNECT',
+      ':protocol': CONNECT_UDP_PROTOCOL,
+      ':scheme': this.url.protocol.slice(0, -1),
+      ':path': connectUdpPath(host, port),
+      'capsule-protocol': '?1',
+    });
+    await this.response(stream, `UDP ${formatAuthority(host, port)}`);
+    return new UdpTunnel(stream);
+  }
+
+  /** Resolves a DNS query (wire format) in the cluster with this session's namespace search path. */
+  async dnsQuery(message: Buffer): Promise<Buffer> {
+    const stream = this.request({
+      ':method': 'POST',
+      ':path': DNS_QUERY_PATH,
+      'content-type': DNS_MESSAGE_TYPE,
+      accept: DNS_MESSAGE_TYPE,
+    });
+    stream.end(message);
+    const body = new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      stream.on('data', (chunk: Buffer) => {
+        length += chunk.length;
+        if (length > MAX_DNS_RESPONSE) stream.close(http2.constants.NGHTTP2_CANCEL);
+        else chunks.push(chunk);
+      });
+      stream.on('end', () => resolve(Buffer.concat(chunks, length)));
+      stream.on('error', (error: Error) => reject(this.connectionError(error)));
+      stream.on('close', () =>
+        reject(new TunnelError('CONNECTION', 'The DNS answer from the traffic manager was cut short.')),
+      );
+    });
+    // A failed response rejects both; the response's error is the one reported.
+    body.catch(() => undefined);
+    await this.response(stream, 'DNS query');
+    return body;
+  }
+
+  /** Round trip of an HTTP/2 PING in milliseconds; rejects with TIMEOUT or CONNECTION. */
+  ping(timeoutMs: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new TunnelError('TIMEOUT', `The traffic manager did not answer a ping within ${timeoutMs} ms.`)),
+        timeoutMs,
+      );
+      try {
+        this.session.ping((error, duration) => {
+          clearTimeout(timer);
+          if (error) reject(new TunnelError('CONNECTION', `Ping failed: ${error.message}.`, { cause: error }));
+          else resolve(duration);
+        });
+      } catch (error) {
+        clearTimeout(timer);
+        reject(this.connectionError(error));
+      }
+    });
+  }
+
+  get closed(): boolean {
+    return this.session.closed || this.session.destroyed;
+  }
+
+  /** Closes the connection; open streams fail. */
+  close(): void {
+    this.session.destroy();
+  }
+
+  private markDisconnected(error: TunnelError): void {
+    if (this.disconnected) return;
+    this.disconnected = true;
+    this.emit('disconnected', error);
+  }
+
+  private connectionError(error: unknown): TunnelError {
+    const why = error instanceof Error ? error.message : String(error);
+    return new TunnelError('CONNECTION', `The connection to the traffic manager is not usable: ${why}.`, {
+      cause: error,
+    });
+  }
+
+  private request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+    if (this.sessionId !== undefined) headers[SESSION_HEADER] = this.sessionId;
+    try {
+      return this.session.request(headers, { endStream: false });
+    } catch (error) {
+      throw this.connectionError(error);
+    }
+  }
+
+  /** Waits for the response headers; a non-200 status becomes the TunnelError the manager described. */
+  private response(stream: http2.ClientHttp2Stream, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        cleanup();
+        reject(new TunnelError('CONNECTION', `${what} failed: the stream broke (${error.message}).`, { cause: error }));
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(new TunnelError('CONNECTION', `${what} failed: the stream closed before an answer.`));
+      };
+      const onResponse = (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader): void => {
+        cleanup();
+        const status = headers[':status'] ?? 0;
+        if (status === 200) {
+          resolve();
+          return;
+        }
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        const reason = headerText(headers[ERROR_HEADER]);
+        const message = headerText(headers[ERROR_MESSAGE_HEADER]) ?? `the traffic manager answered ${status}`;
+        reject(new TunnelError(errorCodeFor(status, reason), `${what}: ${message}`));
+      };
+      const cleanup = (): void => {
+        stream.off('error', onError);
+        stream.off('close', onClose);
+        stream.off('response', onResponse);
+      };
+      stream.on('error', onError);
+      stream.on('close', onClose);
+      stream.on('response', onResponse);
+    });
+  }
+}

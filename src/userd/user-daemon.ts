@@ -1,0 +1,218 @@
+// The user daemon: runs as the user, owns the session with the traffic manager (arrive, keep alive, depart,
+// re-arrive when the manager forgot it), and asks the root daemon to connect the network for that session.
+// Serves the CLI on a Unix socket that only its user can open.
+import { ConnectError, Code, createClient, type Client, type ConnectRouter } from '@connectrpc/connect';
+import { create } from '@bufbuild/protobuf';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
+import {
+  DaemonVersionSchema,
+  RootDaemon,
+  SessionStatusSchema,
+  UserDaemon,
+  type ConnectRequest,
+  type NetworkStatus,
+  type RoutePolicy,
+  type SessionStatus,
+} from '../gen/kubetun/daemon/v1/daemon_pb.js';
+import { daemonLog, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
+import { TunnelClient } from '../tunnel/tunnel-client.js';
+import { kubetunVersion } from '../version.js';
+
+const REMAIN_INTERVAL_MS = 5_000;
+
+interface ActiveSession {
+  request: ConnectRequest;
+  tunnel: TunnelClient;
+  sessionId: string;
+  podCidrs: string[];
+  serviceCidrs: string[];
+  managerVersion: string;
+  state: 'connected' | 'reconnecting';
+  keepalive: NodeJS.Timeout;
+}
+
+export class UserDaemonService {
+  private active: ActiveSession | null = null;
+  private readonly root: Client<typeof RootDaemon>;
+
+  constructor(
+    dir: string,
+    private readonly log: Logger,
+    private readonly exit: () => void,
+  ) {
+    this.root = createClient(RootDaemon, unixRpcTransport(rootDaemonSocket(dir)));
+  }
+
+  routes = (router: ConnectRouter): void => {
+    router.service(UserDaemon, {
+      connect: (request) => this.connect(request),
+      status: () => this.status(),
+      quit: async () => {
+        await this.disconnect();
+        await this.root.quit({}).catch(() => undefined);
+        setImmediate(this.exit);
+        return {};
+      },
+      version: () => create(DaemonVersionSchema, { version: kubetunVersion() }),
+    });
+  };
+
+  async connect(request: ConnectRequest): Promise<SessionStatus> {
+    if (this.active !== null) {
+      const same = this.active.request.managerUrl === request.managerUrl && this.active.request.namespace === request.namespace;
+      if (same) return this.status();
+      await this.disconnect();
+    }
+    let tunnel: TunnelClient;
+    try {
+      tunnel = await TunnelClient.connect(request.managerUrl);
+    } catch (error) {
+      throw new ConnectError(
+        `${(error as Error).message} Is the traffic manager running? Check the URL (--manager-url or KUBETUN_MANAGER_URL).`,
+        Code.Unavailable,
+      );
+    }
+    const session = await this.arrive(tunnel, request);
+    const info = await firstClusterInfo(tunnel, session);
+    const active: ActiveSession = {
+      request,
+      tunnel,
+      sessionId: session,
+      podCidrs: info.podCidrs,
+      serviceCidrs: info.serviceCidrs,
+      managerVersion: info.version,
+      state: 'connected',
+      keepalive: setInterval(() => void this.remain(), REMAIN_INTERVAL_MS),
+    };
+    this.active = active;
+    this.watchTunnel(active);
+    try {
+      await this.root.connect({ managerUrl: request.managerUrl, sessionId: session, policy: request.policy as RoutePolicy });
+    } catch (error) {
+      await this.disconnect();
+      throw error instanceof ConnectError ? error : new ConnectError(`the root daemon: ${(error as Error).message}`, Code.Unavailable);
+    }
+    this.log.info('connected', { manager: request.managerUrl, session, namespace: request.namespace });
+    return this.status();
+  }
+
+  async status(): Promise<SessionStatus> {
+    const active = this.active;
+    if (active === null) return create(SessionStatusSchema, { state: 'disconnected' });
+    let network: NetworkStatus | undefined;
+    try {
+      network = await this.root.status({});
+    } catch {
+      network = undefined;
+    }
+    return create(SessionStatusSchema, {
+      state: active.state,
+      managerUrl: active.request.managerUrl,
+      sessionId: active.sessionId,
+      namespace: active.request.namespace,
+      podCidrs: active.podCidrs,
+      serviceCidrs: active.serviceCidrs,
+      managerVersion: active.managerVersion,
+      network,
+    });
+  }
+
+  async disconnect(): Promise<void> {
+    const active = this.active;
+    this.active = null;
+    if (active === null) return;
+    clearInterval(active.keepalive);
+    await active.tunnel.manager.depart({ id: active.sessionId }).catch(() => undefined);
+    active.tunnel.close();
+    await this.root.disconnect({}).catch((e: Error) => this.log.warn(`root daemon disconnect: ${e.message}`));
+    this.log.info('disconnected');
+  }
+
+  private async arrive(tunnel: TunnelClient, request: ConnectRequest): Promise<string> {
+    const session = await tunnel.manager.arriveAsClient({
+      name: `${userInfo().username}@${hostname()}`,
+      namespace: request.namespace,
+      hostname: hostname(),
+      version: kubetunVersion(),
+    });
+    tunnel.sessionId = session.id;
+    return session.id;
+  }
+
+  private async remain(): Promise<void> {
+    const active = this.active;
+    if (active === null || active.state !== 'connected') return;
+    try {
+      await active.tunnel.manager.remain({ id: active.sessionId });
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.NotFound) {
+        // The manager forgot us (it restarted, or we were away longer than its TTL): arrive again.
+        this.log.warn('session expired at the manager; arriving again');
+        await this.rearrive(active).catch((e: Error) => this.log.warn(`re-arrive failed: ${e.message}`));
+      }
+    }
+  }
+
+  private async rearrive(active: ActiveSession): Promise<void> {
+    active.sessionId = await this.arrive(active.tunnel, active.request);
+    await this.root.connect({ managerUrl: active.request.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
+  }
+
+  /** When the connection to the manager drops, reconnect with backoff and carry on with a new session. */
+  private watchTunnel(active: ActiveSession): void {
+    active.tunnel.once('disconnected', (error) => {
+      if (this.active !== active) return;
+      active.state = 'reconnecting';
+      this.log.warn('lost the traffic manager; reconnecting', { error: error.message });
+      void (async () => {
+        for (let delay = 250; this.active === active; delay = Math.min(delay * 2, 8000)) {
+          await new Promise((r) => setTimeout(r, delay));
+          try {
+            active.tunnel = await TunnelClient.connect(active.request.managerUrl);
+            await this.rearrive(active);
+            active.state = 'connected';
+            this.watchTunnel(active);
+            this.log.info('reconnected to the traffic manager', { session: active.sessionId });
+            return;
+          } catch (e) {
+            this.log.warn(`reconnect failed: ${(e as Error).message}`);
+          }
+        }
+      })();
+    });
+  }
+}
+
+async function firstClusterInfo(tunnel: TunnelClient, session: string) {
+  const controller = new AbortController();
+  try {
+    for await (const info of tunnel.manager.watchClusterInfo({ id: session }, { signal: controller.signal })) return info;
+  } finally {
+    controller.abort();
+  }
+  throw new ConnectError('the traffic manager sent no cluster info', Code.Unavailable);
+}
+
+export async function runUserDaemon(dir: string = runDir()): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const logFile = createWriteStream(daemonLog('user-daemon', dir), { flags: 'a' });
+  const log = createLogger((process.env.KUBETUN_LOG_LEVEL as 'info' | undefined) ?? 'info', (line) => logFile.write(line));
+  let stopping = false;
+  const service = new UserDaemonService(dir, log, () => void shutdown('quit'));
+  const server = await listenUnixRpc(userDaemonSocket(dir), service.routes, { mode: 0o600 });
+  log.info('user daemon started', { socket: userDaemonSocket(dir), pid: process.pid });
+  async function shutdown(why: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info('user daemon stopping', { why });
+    await service.disconnect().catch(() => undefined);
+    server.close();
+    logFile.end(() => process.exit(0));
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

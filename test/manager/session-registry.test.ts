@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SessionRegistry, type SessionEndReason } from '../../src/manager/session-registry.js';
+
+const client = { name: 'n', namespace: 'default', hostname: 'h', version: 'v' };
+
+test('sessions live while kept alive within the TTL and expire after it (fake clock)', () => {
+  let now = 1000;
+  const sessions = new SessionRegistry(100, () => now);
+  const kept = sessions.arrive(client);
+  const idle = sessions.arrive(client);
+  const ended: [string, SessionEndReason][] = [];
+  sessions.on('ended', (s, reason) => ended.push([s.id, reason]));
+  now += 60;
+  assert.ok(sessions.remain(kept.id));
+  now += 60;
+  assert.equal(sessions.get(idle.id), undefined);
+  assert.ok(sessions.get(kept.id));
+  assert.deepEqual(ended, [[idle.id, 'expired']]);
+  now += 100;
+  sessions.sweep();
+  assert.equal(sessions.size, 0);
+  assert.equal(sessions.remain(kept.id), false);
+});
+
+test('end hooks run once on depart and can be removed', () => {
+  const sessions = new SessionRegistry(1000);
+  const session = sessions.arrive(client);
+  const calls: SessionEndReason[] = [];
+  session.onEnd((reason) => calls.push(reason));
+  const remove = session.onEnd(() => assert.fail('removed hook ran'));
+  remove();
+  assert.ok(sessions.depart(session.id));
+  assert.equal(sessions.depart(session.id), false);
+  assert.deepEqual(calls, ['departed']);
+  const late: SessionEndReason[] = [];
+  session.onEnd((reason) => late.push(reason));
+  assert.deepEqual(late, ['departed'], 'a hook added after the end runs at once');
+});

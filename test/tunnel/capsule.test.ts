@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  CapsuleDecoder,
+  CapsuleError,
+  encodeDatagramCapsule,
+  readVarint,
+  varintLength,
+  writeVarint,
+} from '../../src/tunnel/capsule.js';
+
+test('varints round-trip and use the shortest RFC 9000 encoding', () => {
+  fc.assert(
+    fc.property(fc.maxSafeNat(), (value) => {
+      const buffer = new Uint8Array(8);
+      const end = writeVarint(buffer, 0, value);
+      assert.equal(end, varintLength(value));
+      assert.deepEqual(readVarint(buffer.subarray(0, end), 0), [value, end]);
+    }),
+  );
+  // RFC 9000 §A.1 examples.
+  assert.deepEqual(readVarint(Buffer.from('9d7f3e7d', 'hex'), 0), [494878333, 4]);
+  assert.deepEqual(readVarint(Buffer.from('7bbd', 'hex'), 0), [15293, 2]);
+  assert.deepEqual(readVarint(Buffer.from('25', 'hex'), 0), [37, 1]);
+  assert.equal(readVarint(Buffer.from('7b', 'hex'), 0), undefined);
+});
+
+test('datagrams survive any split of the capsule stream into chunks', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 20_000 }), { maxLength: 8 }),
+      fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }),
+      (payloads, cuts) => {
+        const stream = Buffer.concat(payloads.map((p) => encodeDatagramCapsule(p)));
+        const got: Buffer[] = [];
+        const decoder = new CapsuleDecoder((payload) => got.push(Buffer.from(payload)));
+        let at = 0;
+        for (let i = 0; at < stream.length; i++) {
+          const next = Math.min(stream.length, at + cuts[i % cuts.length]!);
+          decoder.push(stream.subarray(at, next));
+          at = next;
+        }
+        assert.deepEqual(got, payloads.map((p) => Buffer.from(p)));
+      },
+    ),
+  );
+});
+
+test('unknown capsule types and non-zero context ids are skipped', () => {
+  const got: string[] = [];
+  const decoder = new CapsuleDecoder((payload) => got.push(payload.toString()));
+  const unknown = Buffer.from([0x40, 0x99, 3, 1, 2, 3]); // type 0x99 (2-byte varint), 3 bytes
+  const otherContext = Buffer.from([0x00, 3, 2, 0x61, 0x62]); // context id 2
+  const one = encodeDatagramCapsule(Buffer.from('one'));
+  const two = encodeDatagramCapsule(Buffer.from('two'));
+  decoder.push(Buffer.concat([unknown, one, otherContext, two]));
+  assert.deepEqual(got, ['one', 'two']);
+});
+
+test('a capsule longer than any datagram is a CapsuleError', () => {
+  const decoder = new CapsuleDecoder(() => assert.fail('no datagram expected'));
+  const header = Buffer.alloc(5);
+  header[0] = 0;
+  writeVarint(header, 1, 1 << 20);
+  assert.throws(() => decoder.push(header), CapsuleError);
+});
