@@ -22,3 +22,4 @@ export { SandboxError, type SandboxErrorCode } from './sandbox-errors.js';
 export { sandboxDown, sandboxUp, type SandboxDownResult, type SandboxUpOptions, type SandboxUpResult } from './sandbox.js';
 export { sandboxExec, workstationCommand } from './sandbox-exec.js';
 export { sandboxStatus, type PodPhase, type PodStatus, type SandboxStatus, type ServiceStatus } from './sandbox-status.js';
+export { clusterCidrsFile, writeClusterCidrs } from './workloads.js';

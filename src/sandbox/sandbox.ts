@@ -26,12 +26,14 @@ import { SandboxError } from './sandbox-errors.js';
 import { servicesRuleset, applyServices } from './services.js';
 import { acquireLock, emptyState, readState, removeStateDir, writeState, type SandboxState } from './state.js';
 import {
+  clusterCidrsFile,
   clusterDnsConfigPath,
   defaultManagerCommand,
   defaultWorkloadPaths,
   podProcessSpec,
   upstreamDnsConfigPath,
   upstreamDnsProcessSpec,
+  writeClusterCidrs,
   type ProcessSpec,
 } from './workloads.js';
 
@@ -128,6 +130,7 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
   }
 
   writeFiles(config, state);
+  if (!existsSync(clusterCidrsFile(config))) writeClusterCidrs(config, { podCidrs: config.podCidrs, serviceCidrs: config.serviceCidrs });
   await applyServices(config);
 
   const paths = {

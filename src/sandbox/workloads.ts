@@ -1,6 +1,7 @@
 // What runs in the sandbox: one process per pod (a real server) and the upstream resolver in the node namespace,
 // described as plain specs; processes.ts starts them.
 
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SandboxConfig, SandboxPod } from './sandbox-config.js';
 
@@ -35,6 +36,16 @@ export function defaultWorkloadPaths(): WorkloadPaths {
   };
 }
 
+/** The file the sandbox's manager takes its pod and service CIDRs from, live (`--cidrs-file`). */
+export function clusterCidrsFile(config: SandboxConfig): string {
+  return `${config.stateDir}/cluster-cidrs.json`;
+}
+
+/** Changes the cluster's CIDRs as the manager sees them, as a cluster whose nodes or services change would. */
+export function writeClusterCidrs(config: SandboxConfig, cidrs: { podCidrs: readonly string[]; serviceCidrs: readonly string[] }): void {
+  writeFileSync(clusterCidrsFile(config), JSON.stringify(cidrs, null, 2) + '\n');
+}
+
 /** `node <kubetun>/dist/src/cli/main.js traffic-manager …` with the sandbox's cluster facts as flags. */
 export function defaultManagerCommand(config: SandboxConfig, node = process.execPath): string[] {
   const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -50,6 +61,8 @@ export function defaultManagerCommand(config: SandboxConfig, node = process.exec
     config.clusterDns.ipv4,
     '--cluster-domain',
     config.clusterDomain,
+    '--cidrs-file',
+    clusterCidrsFile(config),
   ];
 }
 

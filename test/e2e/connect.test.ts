@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sandboxConfig, sandboxDown, sandboxUp, workstationCommand } from '../../src/sandbox/index.js';
+import { sandboxConfig, sandboxDown, sandboxUp, workstationCommand, writeClusterCidrs } from '../../src/sandbox/index.js';
 
 const ROOT = process.getuid?.() === 0;
 const KUBETUN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -119,6 +119,22 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
     const json = JSON.parse((await kubetun('status', '--output', 'json')).stdout) as { state: string; network: { routes: string[] } };
     assert.equal(json.state, 'connected');
     assert.ok(json.network.routes.includes('10.244.0.0/16'));
+  });
+
+  test('a change of the cluster\'s CIDRs while connected is routed within seconds, and withdrawn again', async () => {
+    const routed = async (cidr: string): Promise<boolean> => (await ws(['ip', 'route', 'show', cidr])).stdout.includes('kt0');
+    const waitFor = async (cidr: string, present: boolean): Promise<void> => {
+      for (let i = 0; i < 50 && (await routed(cidr)) !== present; i++) await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await routed(cidr), present, `${cidr} ${present ? 'not routed' : 'still routed'} after 10 s`);
+    };
+    writeClusterCidrs(config, { podCidrs: [...config.podCidrs, '10.245.0.0/16'], serviceCidrs: config.serviceCidrs });
+    try {
+      await waitFor('10.245.0.0/16', true);
+    } finally {
+      writeClusterCidrs(config, { podCidrs: config.podCidrs, serviceCidrs: config.serviceCidrs });
+    }
+    await waitFor('10.245.0.0/16', false);
+    assert.ok(await routed('10.244.0.0/16'));
   });
 
   test('quit, then kill -9 of both daemons, leave no route, device or DNS change behind', async () => {
