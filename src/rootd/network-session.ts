@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import type { ClusterInfo } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { StackDnsServer } from './dns/dns-server.js';
+import { ResolvedDns, resolvedRunning } from './dns/resolved-dns.js';
 import { DnsResolver } from './dns/dns-resolver.js';
 import { UpstreamResolver } from './dns/upstream-resolver.js';
 import type { ClusterDnsFacts } from './dns/cluster-names.js';
@@ -24,9 +25,37 @@ export interface NetworkSessionOptions {
   /** The address the DNS server answers on, routed into the TUN device. */
   dnsAddress: string;
   resolvConfPath: string;
+  /** auto: systemd-resolved split DNS where it runs, else resolv.conf. A sandbox workstation is always resolv.conf. */
+  dnsMode: 'auto' | 'resolv.conf';
   stateDir: string;
   policy: RoutePolicy;
   log: Logger;
+}
+
+/** How the machine is pointed at kubetun's DNS server, and put back. */
+interface DnsIntegration {
+  readonly kind: 'resolved' | 'resolv.conf';
+  apply(server: string, searchPath: readonly string[]): Promise<void>;
+  restore(): Promise<unknown>;
+}
+
+/** The namespace a session's search path starts with (`shop.svc.cluster.local` → shop). */
+function namespaceOf(searchPath: readonly string[]): string[] {
+  const first = searchPath[0]?.split('.') ?? [];
+  return first.length > 2 && first[1] === 'svc' ? [first[0]!] : [];
+}
+
+/** systemd-resolved split DNS where it runs; otherwise a managed resolv.conf. */
+function dnsIntegration(options: NetworkSessionOptions, resolvConf: ManagedResolvConf): DnsIntegration {
+  if (options.dnsMode === 'auto' && resolvedRunning(options.resolvConfPath)) {
+    const resolved = new ResolvedDns(options.tunName);
+    return {
+      kind: 'resolved',
+      apply: (server, searchPath) => resolved.apply(server, searchPath, namespaceOf(searchPath)),
+      restore: () => resolved.revert(),
+    };
+  }
+  return { kind: 'resolv.conf', apply: (server, searchPath) => resolvConf.apply(server, searchPath), restore: () => resolvConf.restore() };
 }
 
 export interface NetworkStatus {
@@ -50,7 +79,7 @@ export class NetworkSession {
     private readonly options: NetworkSessionOptions,
     private readonly tun: TunStack,
     private readonly routes: RouteTable,
-    private readonly resolvConf: ManagedResolvConf,
+    private readonly dnsConfig: DnsIntegration,
     private readonly forwarder: FlowForwarder,
     private readonly dns: StackDnsServer,
     private readonly resolver: DnsResolver,
@@ -59,7 +88,10 @@ export class NetworkSession {
   static async start(options: NetworkSessionOptions): Promise<NetworkSession> {
     const resolvConf = new ManagedResolvConf(options.resolvConfPath, options.stateDir);
     if (await resolvConf.restore()) options.log.warn('restored resolv.conf left changed by an earlier daemon');
-    const upstream = new UpstreamResolver((await resolvConf.original()).nameservers);
+    const dnsConfig = dnsIntegration(options, resolvConf);
+    // With resolved, /etc/resolv.conf names its stub; the servers behind it are listed beside it.
+    const upstreamConf = dnsConfig.kind === 'resolved' ? new ManagedResolvConf('/run/systemd/resolve/resolv.conf', options.stateDir) : resolvConf;
+    const upstream = new UpstreamResolver((await upstreamConf.original()).nameservers);
     let session: NetworkSession | null = null;
     const forwarder = new FlowForwarder(() => session?.tunnel ?? null);
     const resolver = new DnsResolver({
@@ -86,7 +118,7 @@ export class NetworkSession {
         udpFlow: (flow) => (dns.serves(flow.local) ? dns.serveUdp(flow) : forwarder.forwardUdp(flow)),
       },
     );
-    session = new NetworkSession(options, tun, new RouteTable(options.tunName), resolvConf, forwarder, dns, resolver);
+    session = new NetworkSession(options, tun, new RouteTable(options.tunName), dnsConfig, forwarder, dns, resolver);
     try {
       await session.connectTunnel();
     } catch (error) {
@@ -118,7 +150,7 @@ export class NetworkSession {
     if (this.stopped) return;
     this.stopped = true;
     this.watch?.abort();
-    await this.resolvConf.restore().catch((e: Error) => this.options.log.error(`restoring resolv.conf: ${e.message}`));
+    await this.dnsConfig.restore().catch((e: Error) => this.options.log.error(`restoring DNS (${this.dnsConfig.kind}): ${e.message}`));
     await this.routes.clear().catch((e: Error) => this.options.log.error(`removing routes: ${e.message}`));
     this.tun.close();
     this.tunnel?.close();
@@ -182,7 +214,7 @@ export class NetworkSession {
       throw error;
     }
     this.searchPath = info.dns?.searchPath.length ? [...info.dns.searchPath] : [`svc.${domain}`, domain];
-    await this.resolvConf.apply(this.options.dnsAddress, this.searchPath);
+    await this.dnsConfig.apply(this.options.dnsAddress, this.searchPath);
     this.options.log.info('cluster info applied', { subnets: subnets.map(formatPrefix), revision: String(info.revision) });
   }
 }

@@ -19,6 +19,7 @@ export interface RootDaemonOptions {
   mtu: number;
   dnsAddress: string;
   resolvConfPath: string;
+  dnsMode: 'auto' | 'resolv.conf';
   /** The user who may call the daemon (from sudo's SUDO_UID/SUDO_GID). */
   clientUid?: number;
   clientGid?: number;
@@ -33,6 +34,8 @@ export function defaultRootDaemonOptions(env: NodeJS.ProcessEnv = process.env): 
     mtu: Number(env.KUBETUN_TUN_MTU ?? 1500),
     dnsAddress: env.KUBETUN_DNS_ADDRESS ?? '198.18.255.53',
     resolvConfPath: env.KUBETUN_RESOLV_CONF ?? '/etc/resolv.conf',
+    // A sandbox workstation is a network namespace: the host's systemd-resolved cannot see its links.
+    dnsMode: env.KUBETUN_SANDBOX !== undefined || env.KUBETUN_DNS_MODE === 'resolv.conf' ? 'resolv.conf' : 'auto',
     clientUid: uid,
     clientGid: gid,
   };
@@ -129,6 +132,7 @@ export class RootDaemonService {
         mtu: this.options.mtu,
         dnsAddress: this.options.dnsAddress,
         resolvConfPath: this.options.resolvConfPath,
+        dnsMode: this.options.dnsMode,
         stateDir: this.options.runDir,
         policy,
         log: this.log,

@@ -64,7 +64,10 @@ export class UserDaemonService {
   async connect(request: ConnectRequest): Promise<SessionStatus> {
     if (this.active !== null) {
       const same = this.active.request.managerUrl === request.managerUrl && this.active.request.namespace === request.namespace;
-      if (same) return this.status();
+      if (same) {
+        await this.ensureNetwork(this.active);
+        return this.status();
+      }
       await this.disconnect();
     }
     let tunnel: TunnelClient;
@@ -98,6 +101,13 @@ export class UserDaemonService {
     }
     this.log.info('connected', { manager: request.managerUrl, session, namespace: request.namespace });
     return this.status();
+  }
+
+  /** A root daemon that was restarted (SIGTERM, kill -9) knows nothing of the session: connect it again. */
+  private async ensureNetwork(active: ActiveSession): Promise<void> {
+    const network = await this.root.status({}).catch(() => null);
+    if (network?.connected === true) return;
+    await this.root.connect({ managerUrl: active.request.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
   }
 
   async status(): Promise<SessionStatus> {

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sandboxConfig, sandboxDown, sandboxUp, workstationCommand, writeClusterCidrs } from '../../src/sandbox/index.js';
+import { readFile } from 'node:fs/promises';
+import { sandboxConfig, sandboxDown, sandboxStatus, sandboxUp, workstationCommand, writeClusterCidrs } from '../../src/sandbox/index.js';
 
 const ROOT = process.getuid?.() === 0;
 const KUBETUN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -151,7 +152,36 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
     await noKubetunLeft();
   });
 
+  test('SIGTERM to the root daemon restores everything; connect brings the network back', async () => {
+    assert.equal((await kubetun('connect')).code, 0);
+    const pids = (await ws(['ip', 'netns', 'pids', config.namespaces.workstation])).stdout.split('\n').filter(Boolean);
+    let rootd = 0;
+    for (const pid of pids) if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('root-daemon')) rootd = Number(pid);
+    assert.ok(rootd > 0, 'no root daemon found');
+    process.kill(rootd, 'SIGTERM');
+    for (let i = 0; i < 50 && (await readFile(`/proc/${rootd}/cmdline`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    await noKubetunLeft();
+    const again = await kubetun('connect');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await ws(['curl', '-sS', '-m', '5', 'http://echo'])).code, 0);
+  });
+
+  test('when the traffic manager restarts, the session comes back by itself', async () => {
+    const manager = (await sandboxStatus(NAME)).pods.find((p) => p.deployment === 'traffic-manager');
+    assert.ok(manager?.pid, 'the manager is not running');
+    process.kill(manager.pid, 'SIGKILL');
+    await sandboxUp(NAME);
+    let ok = false;
+    for (let i = 0; i < 40 && !ok; i++) {
+      ok = (await ws(['curl', '-sS', '-m', '2', 'http://echo.default'])).code === 0;
+      if (!ok) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(ok, 'echo not reachable again within 20 s of the manager restart');
+    assert.match((await kubetun('status')).stdout, /Status: +connected/);
+  });
+
   test('a cluster subnet that overlaps a local route is refused with both named and the flags to use', async () => {
+    await kubetun('quit');
     await ws(['ip', 'route', 'add', '10.96.0.0/16', 'dev', 'eth0']);
     try {
       const r = await kubetun('connect');
