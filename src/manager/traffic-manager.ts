@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import type { IpPrefix } from '../netstack/wire/ip-address.js';
 import {
   CONNECT_UDP_PROTOCOL,
   CONNECTION_WINDOW_BYTES,
@@ -16,7 +15,7 @@ import {
   parseAuthority,
   parseConnectUdpPath,
 } from '../tunnel/protocol.js';
-import { ClusterInfoSource, type ClusterFacts } from './cluster-info-source.js';
+import { ClusterInfoSource } from './cluster-info-source.js';
 import { createClusterDnsClient, type DnsExchange } from './cluster-dns-client.js';
 import { controlRoutes } from './control-service.js';
 import { serveDnsQuery } from './dns-endpoint.js';
@@ -25,19 +24,12 @@ import { SessionRegistry } from './session-registry.js';
 import { answerBadRequest, answerFailure } from './stream-answer.js';
 import { createTcpDialer, type TcpDialer } from './tcp-dialer.js';
 import { serveTcpFlow } from './tcp-flow.js';
+import type { ManagerSettings } from './manager-config.js';
 import { TargetPolicy } from './target-policy.js';
 import { serveUdpFlow } from './udp-flow.js';
 
-export interface TrafficManagerConfig {
-  host: string;
-  port: number;
-  cluster: ClusterFacts;
-  /** Dial targets allowed beyond the cluster's CIDRs. */
-  allow: IpPrefix[];
-  sessionTtlMs: number;
-  dialTimeoutMs: number;
-  udpIdleMs: number;
-  tls?: { certFile: string; keyFile: string };
+/** The settings from the command line (manager-config.ts), and what only code can give. */
+export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel'> {
   version: string;
   log: Logger;
   /** Replaces the TCP dialer (tests). */

@@ -31,6 +31,8 @@ export interface RouteEntry {
   metric?: number;
   /** Set by ip for routes other than unicast (blackhole, unreachable, local…). */
   type?: string;
+  /** Set by ip for tables other than main (with `table all`). */
+  table?: string;
 }
 
 export const MIN_MTU = 68;
@@ -108,6 +110,7 @@ export function parseRoutes(json: string, family: 4 | 6): RouteEntry[] {
     if (typeof r.prefsrc === 'string') entry.prefsrc = r.prefsrc;
     if (typeof r.metric === 'number') entry.metric = r.metric;
     if (typeof r.type === 'string') entry.type = r.type;
+    if (typeof r.table === 'string') entry.table = r.table;
     return entry;
   });
 }

@@ -1,18 +1,14 @@
 // The host-route check: the sandbox refuses to start when one of its ranges overlaps a route of the host, so a
 // command run outside the sandbox by mistake can never reach a real network through a sandbox address.
 
-import { parsePrefix, prefixContains, type IpPrefix } from '../netstack/wire/ip-address.js';
+import { prefixesOverlap } from '../net/prefixes.js';
+import { parsePrefix } from '../netstack/wire/ip-address.js';
+import { parseRoutes, type RouteEntry } from '../rootd/link-config.js';
 import { runCommand } from './host-commands.js';
 import { SandboxError } from './sandbox-errors.js';
 
-export interface HostRoute {
-  /** Always a CIDR: `default` is 0.0.0.0/0 or ::/0, a host route is /32 or /128. */
-  dst: string;
-  dev?: string;
-  /** `unicast` unless ip says otherwise (local, broadcast, blackhole…). */
-  type: string;
-  table?: string;
-}
+/** A route of the host, as `ip -j route show table all` gives it. */
+export type HostRoute = RouteEntry;
 
 export interface RouteOverlap {
   range: string;
@@ -23,11 +19,6 @@ export interface RouteOverlap {
 // is checked instead, and the local table's entries for other namespaces' addresses never appear here.
 const IGNORED_TYPES = new Set(['local', 'broadcast', 'multicast', 'anycast']);
 
-export function prefixesOverlap(a: IpPrefix, b: IpPrefix): boolean {
-  if (a.address.length !== b.address.length) return false;
-  return a.length <= b.length ? prefixContains(a, b.address) : prefixContains(b, a.address);
-}
-
 /**
  * The routes that overlap one of `ranges`. Default routes are left out: they overlap everything, and a
  * more specific route (the sandbox's own, inside its namespaces) always wins over them.
@@ -36,7 +27,7 @@ export function findRouteOverlaps(ranges: readonly string[], routes: readonly Ho
   const parsedRanges = ranges.map((range) => ({ range, prefix: parsePrefix(range) }));
   const overlaps: RouteOverlap[] = [];
   for (const route of routes) {
-    if (IGNORED_TYPES.has(route.type)) continue;
+    if (IGNORED_TYPES.has(route.type ?? 'unicast')) continue;
     const dst = parsePrefix(route.dst);
     if (dst.length === 0) continue;
     for (const { range, prefix } of parsedRanges) {
@@ -46,36 +37,18 @@ export function findRouteOverlaps(ranges: readonly string[], routes: readonly Ho
   return overlaps;
 }
 
-/** Parses `ip -j -4|-6 route show table all`. */
-export function parseHostRoutes(json: string, family: 4 | 6): HostRoute[] {
-  const text = json.trim();
-  if (text === '') return [];
-  const raw = JSON.parse(text) as unknown;
-  if (!Array.isArray(raw)) throw new SandboxError('COMMAND_FAILED', 'ip -j route printed something other than a list');
-  return raw.map((r: Record<string, unknown>) => {
-    const dst = String(r.dst ?? 'default');
-    const route: HostRoute = {
-      dst: dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`,
-      type: typeof r.type === 'string' ? r.type : 'unicast',
-    };
-    if (typeof r.dev === 'string') route.dev = r.dev;
-    if (typeof r.table === 'string') route.table = r.table;
-    return route;
-  });
-}
-
 /** The routes of the namespace this process runs in, every table, both families. */
 export async function readHostRoutes(): Promise<HostRoute[]> {
   const routes: HostRoute[] = [];
   for (const family of [4, 6] as const) {
     const { stdout } = await runCommand('ip', ['-j', `-${family}`, 'route', 'show', 'table', 'all']);
-    routes.push(...parseHostRoutes(stdout, family));
+    routes.push(...parseRoutes(stdout, family));
   }
   return routes;
 }
 
 export function describeRoute(route: HostRoute): string {
-  const parts = [route.type === 'unicast' ? '' : `${route.type} `, route.dst];
+  const parts = [route.type === undefined || route.type === 'unicast' ? '' : `${route.type} `, route.dst];
   if (route.dev !== undefined) parts.push(` dev ${route.dev}`);
   if (route.table !== undefined && route.table !== 'main') parts.push(` table ${route.table}`);
   return parts.join('');

@@ -2,20 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
-import {
-  checkNoRouteOverlap,
-  findRouteOverlaps,
-  parseHostRoutes,
-  prefixesOverlap,
-  type HostRoute,
-} from '../../src/sandbox/host-routes.js';
+import { prefixesOverlap } from '../../src/net/prefixes.js';
+import { parseRoutes } from '../../src/rootd/link-config.js';
+import { checkNoRouteOverlap, findRouteOverlaps, type HostRoute } from '../../src/sandbox/host-routes.js';
 import { sandboxConfig, sandboxRanges } from '../../src/sandbox/sandbox-config.js';
 import { SandboxError } from '../../src/sandbox/sandbox-errors.js';
 
 const RANGES = sandboxRanges(sandboxConfig());
 
 function route(dst: string, extra: Partial<HostRoute> = {}): HostRoute {
-  return { dst, type: 'unicast', ...extra };
+  return { family: dst.includes(':') ? 6 : 4, dst, ...extra };
 }
 
 test('a host route inside, around or equal to a sandbox range is an overlap', () => {
@@ -57,19 +53,19 @@ test('the refusal names the sandbox range and the host route with its device', (
   );
 });
 
-test('parses ip -j route output, default and host routes included', () => {
+test('parses ip -j route show table all output, default, host and local-table routes included', () => {
   const v4 = JSON.stringify([
     { dst: 'default', gateway: '192.0.2.1', dev: 'eth0', flags: [] },
     { dst: '192.0.2.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '192.0.2.2', flags: [] },
     { type: 'local', dst: '192.0.2.2', table: 'local', dev: 'eth0', flags: [] },
   ]);
-  assert.deepEqual(parseHostRoutes(v4, 4), [
-    { dst: '0.0.0.0/0', type: 'unicast', dev: 'eth0' },
-    { dst: '192.0.2.0/24', type: 'unicast', dev: 'eth0' },
-    { dst: '192.0.2.2/32', type: 'local', dev: 'eth0', table: 'local' },
+  assert.deepEqual(parseRoutes(v4, 4), [
+    { family: 4, dst: '0.0.0.0/0', gateway: '192.0.2.1', dev: 'eth0' },
+    { family: 4, dst: '192.0.2.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '192.0.2.2' },
+    { family: 4, dst: '192.0.2.2/32', type: 'local', dev: 'eth0', table: 'local' },
   ]);
-  assert.deepEqual(parseHostRoutes(JSON.stringify([{ dst: 'default', dev: 'eth0' }]), 6), [{ dst: '::/0', type: 'unicast', dev: 'eth0' }]);
-  assert.deepEqual(parseHostRoutes('', 6), []);
+  assert.deepEqual(parseRoutes(JSON.stringify([{ dst: 'default', dev: 'eth0' }]), 6), [{ family: 6, dst: '::/0', dev: 'eth0' }]);
+  assert.deepEqual(parseRoutes('', 6), []);
 });
 
 test('prefix overlap agrees with intersecting address intervals (IPv4)', () => {

@@ -111,6 +111,6 @@ test('names that could not prefix namespace names are refused with BAD_NAME', ()
 });
 
 test("the sandbox's ranges stay clear of this machine's own network and resolver", () => {
-  const hostRoutes = ['192.0.2.0/24', 'fd00::/64', '10.255.255.53/32'].map((dst) => ({ dst, type: 'unicast' }));
+  const hostRoutes = ['192.0.2.0/24', 'fd00::/64', '10.255.255.53/32'].map((dst) => ({ family: dst.includes(':') ? (6 as const) : (4 as const), dst }));
   assert.deepEqual(findRouteOverlaps(sandboxRanges(sandboxConfig()), hostRoutes), []);
 });
