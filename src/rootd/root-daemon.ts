@@ -31,7 +31,8 @@ export function defaultRootDaemonOptions(env: NodeJS.ProcessEnv = process.env): 
   return {
     runDir: runDir(env),
     tunName: env.KUBETUN_TUN_NAME ?? 'kt0',
-    mtu: Number(env.KUBETUN_TUN_MTU ?? 1500),
+    // The fastest device variant in npm run bench (a large MTU with virtio-net offloads): 64 KiB per packet.
+    mtu: Number(env.KUBETUN_TUN_MTU ?? 65_000),
     dnsAddress: env.KUBETUN_DNS_ADDRESS ?? '198.18.255.53',
     resolvConfPath: env.KUBETUN_RESOLV_CONF ?? '/etc/resolv.conf',
     // A sandbox workstation is a network namespace: the host's systemd-resolved cannot see its links.
