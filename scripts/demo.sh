@@ -15,7 +15,7 @@ trap 'step "kubetun sandbox down"; kubetun sandbox down >/dev/null && echo "sand
 step "kubetun sandbox up"
 kubetun sandbox up | tail -n +1 | sed -n '1,3p;/^services/,/^workstation/p'
 step "kubetun connect            (in the workstation namespace, which has no route to the cluster)"
-in_workstation node dist/src/cli/main.js connect
+in_workstation kubetun connect
 step "curl http://echo.default"
 in_workstation curl -sS --max-time 5 http://echo.default
 step "curl http://orders.shop"
@@ -29,9 +29,9 @@ in_workstation redis-cli -h redis GET greeting
 step "dig +short www.upstream.test   (a name outside the cluster still resolves as before)"
 in_workstation dig +short www.upstream.test
 step "kubetun status"
-in_workstation node dist/src/cli/main.js status
+in_workstation kubetun status
 step "kubetun quit"
-in_workstation node dist/src/cli/main.js quit
+in_workstation kubetun quit
 in_workstation cat /etc/resolv.conf
 echo
 echo "demo: every step worked"

@@ -2,19 +2,26 @@
 
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { requireRoot } from './host-commands.js';
 import { existingNetns } from './network.js';
 import { sandboxConfig, type SandboxConfig } from './sandbox-config.js';
 import { SandboxError } from './sandbox-errors.js';
 
-/** How to run `command` in the sandbox's workstation: `ip netns exec <workstation> …` with the sandbox's env. */
+const KUBETUN_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/**
+ * How to run `command` in the sandbox's workstation: `ip netns exec <workstation> …` with the sandbox's env.
+ * `kubetun` is this kubetun, whether or not it is installed on the PATH.
+ */
 export function workstationCommand(
   config: SandboxConfig,
   command: readonly string[],
 ): { file: string; args: string[]; env: Record<string, string> } {
+  const resolved = command[0] === 'kubetun' ? [process.execPath, KUBETUN_MAIN, ...command.slice(1)] : command;
   return {
     file: 'ip',
-    args: ['netns', 'exec', config.namespaces.workstation, ...command],
+    args: ['netns', 'exec', config.namespaces.workstation, ...resolved],
     env: { ...config.workstationEnv },
   };
 }
