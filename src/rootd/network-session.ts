@@ -119,6 +119,15 @@ export class NetworkSession {
       },
     );
     session = new NetworkSession(options, tun, new RouteTable(options.tunName), dnsConfig, forwarder, dns, resolver);
+    // A bug of ours met while handling a packet: the stack drops the packet and goes on; say so, at most once a
+    // second, since it may repeat for every packet of a flow.
+    let lastReport = 0;
+    tun.stack.onInternalError = (error) => {
+      const now = Date.now();
+      if (now - lastReport < 1000) return;
+      lastReport = now;
+      options.log.error('internal error in the network stack; the packet was dropped', { error: String((error as Error).stack ?? error) });
+    };
     try {
       await session.connectTunnel();
     } catch (error) {
