@@ -7,6 +7,7 @@ import { userDaemonSocket } from '../local-paths.js';
 import { defaultRootDaemonOptions, runRootDaemon } from '../rootd/root-daemon.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { runUserDaemon } from '../userd/user-daemon.js';
+import { kubetunVersion } from '../version.js';
 import { ensureRootDaemon, ensureUserDaemon } from './daemon-launcher.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -48,6 +49,25 @@ export function formatStatus(status: SessionStatus): string {
 }
 
 export function registerConnectCommands(program: Command): void {
+  program
+    .command('version')
+    .description('print the versions of the client, the user daemon and the traffic manager (when connected)')
+    .action(async () => {
+      console.log(`Client:          kubetun ${kubetunVersion()}`);
+      if (!(await socketAnswers(userDaemonSocket()))) {
+        console.log('User daemon:     not running');
+        return;
+      }
+      try {
+        const daemon = userDaemon();
+        console.log(`User daemon:     kubetun ${(await daemon.version({})).version}`);
+        const status = await daemon.status({});
+        console.log(`Traffic manager: ${status.state === 'disconnected' ? 'not connected' : status.managerVersion}`);
+      } catch (error) {
+        fail(error);
+      }
+    });
+
   program
     .command('connect')
     .description('connect this machine to the cluster: its pods and services by IP and by DNS name')

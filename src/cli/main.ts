@@ -9,10 +9,6 @@ import { registerTrafficManagerCommand } from './traffic-manager-command.js';
 const program = new Command();
 program.name('kubetun').description('Make a remote Kubernetes cluster local.').version(kubetunVersion());
 
-program
-  .command('version')
-  .description('print the client version')
-  .action(() => console.log(`kubetun ${kubetunVersion()}`));
 
 program
   .command('demo')

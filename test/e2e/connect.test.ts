@@ -113,6 +113,13 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
     assert.ok(r.ms < 1000, `took ${r.ms} ms`);
   });
 
+  test('version names the client, the user daemon and the manager', async () => {
+    const r = await kubetun('version');
+    assert.match(r.stdout, /Client: +kubetun \d+\.\d+\.\d+/);
+    assert.match(r.stdout, /User daemon: +kubetun \d+/);
+    assert.match(r.stdout, /Traffic manager: +\d+\.\d+\.\d+/);
+  });
+
   test('status shows the session, routes, DNS and counters; --output json too', async () => {
     const text = await kubetun('status');
     assert.match(text.stdout, /Status: +connected/);
