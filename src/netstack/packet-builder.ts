@@ -21,6 +21,8 @@ const UDP_CSUM_OFFSET = 6;
 const UDP_HEADER_LEN = 8;
 
 export interface PacketBuilderOptions {
+  /** Where packet memory comes from (default: a fresh buffer per packet). */
+  allocate?: (size: number) => Buffer;
   /** Every packet starts with a virtio_net_hdr (the device was opened with IFF_VNET_HDR). */
   vnetHeader: boolean;
   /** Leave transport checksums and segmentation to the kernel (requires vnetHeader). */
@@ -30,11 +32,13 @@ export interface PacketBuilderOptions {
 export class PacketBuilder {
   private readonly prefix: number;
   private readonly offload: boolean;
+  private readonly allocate: (size: number) => Buffer;
   private ipv4Id = 0;
 
   constructor(options: PacketBuilderOptions) {
     this.prefix = options.vnetHeader ? VIRTIO_NET_HDR_LEN : 0;
     this.offload = options.vnetHeader && options.offload;
+    this.allocate = options.allocate ?? Buffer.allocUnsafe;
   }
 
   /** The fixed bytes in front of every IP packet this builder makes (the virtio-net header, if any). */
@@ -47,7 +51,7 @@ export class PacketBuilder {
     const ipLen = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const tcpHeaderLen = tcpHeaderLength(seg.options);
     const tcpLen = tcpHeaderLen + seg.payload.length;
-    const packet = Buffer.allocUnsafe(this.prefix + ipLen + tcpLen);
+    const packet = this.allocate(this.prefix + ipLen + tcpLen);
     const ipStart = this.prefix;
     this.emitIpHeader(src, dst, IpProtocol.TCP, tcpLen, packet, ipStart);
     const pseudo = pseudoHeaderSum(src, dst, IpProtocol.TCP, tcpLen);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { DeadlineQueue } from './deadline-queue.js';
 import { flowKey, type Endpoint } from './endpoint.js';
 import { FragmentReassembler, type ReassemblyLimits } from './ip-reassembly.js';
+import { PacketArena } from './packet-arena.js';
 import { PacketBuilder } from './packet-builder.js';
 import { tcpConfig, type TcpConfig } from './tcp/tcp-config.js';
 import { TcpConnection } from './tcp/tcp-connection.js';
@@ -122,6 +123,7 @@ export class NetStack implements UdpFlowHost {
   onInternalError: (error: unknown) => void = () => {};
 
   private readonly builder: PacketBuilder;
+  private readonly arena = new PacketArena();
   private readonly vnetHeader: boolean;
   private readonly limits: StackLimits;
   private readonly tcpConfigV4: TcpConfig;
@@ -147,7 +149,7 @@ export class NetStack implements UdpFlowHost {
   ) {
     this.vnetHeader = options.vnetHeader ?? false;
     const offload = this.vnetHeader && (options.offload ?? false);
-    this.builder = new PacketBuilder({ vnetHeader: this.vnetHeader, offload });
+    this.builder = new PacketBuilder({ vnetHeader: this.vnetHeader, offload, allocate: (size) => this.arena.alloc(size) });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.random32 = options.random32 ?? randomUint32;
     this.reassembler = new FragmentReassembler(options.reassembly);
@@ -206,6 +208,14 @@ export class NetStack implements UdpFlowHost {
       this.transmitFlow(flow, now);
     }
     this.counters.packetsOut += out.length;
+  }
+
+  /**
+   * The packets of every output() so far have been consumed (the device copied them): their memory may be
+   * reused. Until this is called, packets stay valid.
+   */
+  releaseOutput(): void {
+    this.arena.release();
   }
 
   /** When output() must run next without new input: 0 if now, Infinity if never. */

@@ -46,7 +46,11 @@ export class StackDriver {
     const now = performance.now();
     const out: Buffer[] = [];
     this.stack.output(now, out);
-    if (out.length > 0) this.device.write(out);
+    if (out.length > 0) {
+      // The device copies every packet (into the kernel, or into its own queue on EAGAIN).
+      this.device.write(out);
+      this.stack.releaseOutput();
+    }
     this.armTimer();
   }
 
