@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iputils-ping iperf3 curl dnsutils socat nftables ethtool procps dnsmasq-base redis-server redis-tools)
+packages=(iproute2 iputils-ping iperf3 curl dnsutils socat nftables ethtool procps openssl dnsmasq-base redis-server redis-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
