@@ -22,10 +22,19 @@ export class StackDnsServer {
     return local.port === DNS_PORT && ipEquals(local.address, this.address);
   }
 
+  /**
+   * Resolvers use a fresh source port for almost every query, so a flow is closed as soon as its queries are
+   * answered: kept until the stack's idle expiry, they would fill the flow table at a few hundred queries a second.
+   */
   serveUdp(flow: UdpFlow): void {
+    let pending = 0;
     flow.on('datagram', (query) => {
       this.queries++;
-      void this.resolver.resolveForUdp(Buffer.from(query)).then((answer) => flow.send(answer));
+      pending++;
+      void this.resolver.resolveForUdp(Buffer.from(query)).then((answer) => {
+        flow.send(answer);
+        if (--pending === 0) flow.close();
+      });
     });
   }
 
