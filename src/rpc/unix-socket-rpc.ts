@@ -11,7 +11,8 @@ export class DaemonRunningError extends Error {
   readonly code = 'DAEMON_RUNNING';
 }
 
-function answers(path: string): Promise<boolean> {
+/** Whether a daemon answers on the socket (a file left by a crashed one does not). */
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {
@@ -30,7 +31,7 @@ export interface SocketAccess {
 
 export async function listenUnixRpc(path: string, routes: (router: ConnectRouter) => void, access: SocketAccess): Promise<Server> {
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  if (await answers(path)) throw new DaemonRunningError(`a daemon already listens on ${path}`);
+  if (await socketAnswers(path)) throw new DaemonRunningError(`a daemon already listens on ${path}`);
   await rm(path, { force: true });
   const server = createServer(connectNodeAdapter({ routes }));
   await new Promise<void>((resolve, reject) => {
@@ -44,8 +45,4 @@ export async function listenUnixRpc(path: string, routes: (router: ConnectRouter
 
 export function unixRpcTransport(path: string): Transport {
   return createConnectTransport({ baseUrl: 'http://localhost', httpVersion: '1.1', nodeOptions: { socketPath: path } });
-}
-
-export function socketAnswers(path: string): Promise<boolean> {
-  return answers(path);
 }
