@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'build/**', 'native/**', 'src/gen/**'] },
+  { ignores: ['dist/**', '.out-*/**', 'node_modules/**', 'build/**', 'native/**', 'src/gen/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { sandboxConfig, sandboxDown, sandboxStatus, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { podNetnsName } from '../src/sandbox/kubelet/pod-env.js';
+import { podsOf, readCluster, sandboxConfig, sandboxDown, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
@@ -80,7 +81,7 @@ async function rssWithFlows(flows: number): Promise<{ rootd: number; manager: nu
     child.once('exit', () => reject(new Error('the idle-flow client exited early')));
   });
   await new Promise((r) => setTimeout(r, 1000));
-  const manager = (await sandboxStatus(NAME)).pods.find((p) => p.deployment === 'traffic-manager')?.pid;
+  const manager = podsOf((await readCluster(config)).pods, 'traffic-manager', config.manager.namespace)[0]?.pid;
   if (manager == null) throw new Error('the traffic manager is not running');
   const result = { rootd: await rssMiB(await rootDaemonPid()), manager: await rssMiB(manager) };
   child.stdin.end();
@@ -94,7 +95,7 @@ async function rssWithFlows(flows: number): Promise<{ rootd: number; manager: nu
  * Both get the same remedy, so the two paths are measured alike.
  */
 async function allowTimeWaitReuse(): Promise<void> {
-  const pods = (await sandboxStatus(NAME)).pods.map((p) => p.netns);
+  const pods = (await readCluster(config)).pods.map((p) => podNetnsName(config.podNetnsPrefix, { metadata: { name: p.name, namespace: p.namespace, uid: '' } }));
   for (const ns of [config.namespaces.workstation, ...pods]) {
     await run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65000']);
   }
@@ -116,8 +117,9 @@ async function main(): Promise<void> {
   await sandboxUp(NAME);
   const results: Result[] = [];
   try {
+    await ws(['node', KUBETUN, 'install']);
     await allowTimeWaitReuse();
-    const direct = { routes: ['10.244.0.0/16', '10.96.0.0/12'] };
+    const direct = { routes: [...config.podCidrs, ...config.serviceCidrs].filter((c) => !c.includes(':')) };
     for (const cidr of direct.routes) await ws(['ip', 'route', 'add', cidr, 'via', config.link.node.ipv4]);
     const plain = await measureAll();
     const plainDns = await dnsTimes(config.clusterDns.ipv4);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# npm run demo: set-up, then the sandbox cluster, `kubetun connect` in its workstation, and curl/dig/redis-cli
-# reaching the cluster's services by name. Exit status 0 only when every step worked; the sandbox (and with it
+# npm run demo: set-up, then the sandbox cluster (a real Kubernetes API server), `kubetun install` and
+# `kubetun connect` in its workstation through that API, and curl/dig/redis-cli reaching the cluster's services
+# by name. Exit status 0 only when every step worked; the sandbox (and with it
 # everything kubetun changed) is removed at the end whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +13,11 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 trap 'step "kubetun sandbox down"; kubetun sandbox down >/dev/null && echo "sandbox removed"' EXIT
 
-step "kubetun sandbox up"
-kubetun sandbox up | tail -n +1 | sed -n '1,3p;/^services/,/^workstation/p'
-step "kubetun connect            (in the workstation namespace, which has no route to the cluster)"
+step "kubetun sandbox up          (control plane, two nodes, workloads as Deployments; the first run builds Kubernetes)"
+kubetun sandbox up | sed -n '1,2p;/^nodes/,/^processes/p' | grep -v '^processes'
+step "kubetun install             (in the workstation namespace, with its kubeconfig: the traffic manager through the API)"
+in_workstation kubetun install
+step "kubetun connect             (the workstation has no route to the cluster: the session goes through the API server's port-forward)"
 in_workstation kubetun connect
 step "curl http://echo.default"
 in_workstation curl -sS --max-time 5 http://echo.default
@@ -33,5 +36,7 @@ in_workstation kubetun status
 step "kubetun quit"
 in_workstation kubetun quit
 in_workstation cat /etc/resolv.conf
+step "kubetun uninstall"
+in_workstation kubetun uninstall
 echo
 echo "demo: every step worked"

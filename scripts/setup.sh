@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 iputils-ping iperf3 curl dnsutils socat nftables ethtool procps openssl dnsmasq-base redis-server redis-tools)
+# etcd-server: the sandbox control plane's store (like redis-server, its host service is kept from starting).
+packages=(iproute2 iputils-ping iperf3 curl dnsutils socat nftables ethtool procps openssl dnsmasq-base redis-server redis-tools etcd-server util-linux python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,10 +31,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
     rm -f "$policy"
     trap - EXIT
   fi
-  # Nor should it start at the next boot.
-  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null; then
-    systemctl disable redis-server.service >/dev/null 2>&1 || true
+  # Nor should they start at the next boot.
+  if command -v systemctl >/dev/null; then
+    # package:service
+    for pair in redis-server:redis-server etcd-server:etcd; do
+      if [[ " ${missing[*]} " == *" ${pair%%:*} "* ]]; then systemctl disable "${pair##*:}.service" >/dev/null 2>&1 || true; fi
+    done
   fi
+fi
+
+# The sandbox's Kubernetes control plane: built once from Debian's source (5-10 minutes), then cached.
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/build-kubernetes.sh >/dev/null
+else
+  echo "kubetun setup: not root, so the sandbox's Kubernetes binaries are not built (scripts/build-kubernetes.sh); its tests will skip." >&2
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

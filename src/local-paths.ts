@@ -10,4 +10,6 @@ export function runDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const rootDaemonSocket = (dir = runDir()): string => join(dir, 'root-daemon.sock');
 export const userDaemonSocket = (dir = runDir()): string => join(dir, 'user-daemon.sock');
+/** The user daemon's port-forward to the traffic manager, which both daemons dial. */
+export const managerForwardSocket = (dir = runDir()): string => join(dir, 'manager-forward.sock');
 export const daemonLog = (name: 'root-daemon' | 'user-daemon', dir = runDir()): string => join(dir, `${name}.log`);

@@ -2,7 +2,9 @@
 import { toJson } from '@bufbuild/protobuf';
 import { ConnectError, createClient } from '@connectrpc/connect';
 import type { Command } from 'commander';
+import { delimiter, resolve } from 'node:path';
 import { SessionStatusSchema, UserDaemon, type SessionStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
+import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import { userDaemonSocket } from '../local-paths.js';
 import { defaultRootDaemonOptions, runRootDaemon } from '../rootd/root-daemon.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
@@ -22,12 +24,18 @@ function fail(error: unknown): never {
   process.exit(1);
 }
 
+/** How the manager is reached: its URL, or its pod through a port-forward. */
+export function describeManager(status: SessionStatus): string {
+  if (status.managerUrl !== '') return status.managerUrl;
+  return `pod ${status.managerNamespace}/${status.managerPod} via port-forward (context ${status.context})`;
+}
+
 export function formatStatus(status: SessionStatus): string {
   if (status.state === 'disconnected') return 'Not connected. Run `kubetun connect`.';
   const net = status.network;
   const lines = [
     `Status:        ${status.state}`,
-    `Manager:       ${status.managerUrl} (version ${status.managerVersion || 'unknown'})`,
+    `Manager:       ${describeManager(status)} (version ${status.managerVersion || 'unknown'})`,
     `Session:       ${status.sessionId}`,
     `Namespace:     ${status.namespace}`,
     `Pod CIDRs:     ${status.podCidrs.join(', ')}`,
@@ -46,6 +54,51 @@ export function formatStatus(status: SessionStatus): string {
     if (net.routeError) lines.push(`Route error:   ${net.routeError}`);
   }
   return lines.join('\n');
+}
+
+interface ConnectOptions {
+  managerUrl?: string;
+  kubeconfig?: string;
+  context?: string;
+  managerNamespace: string;
+  namespace?: string;
+  alsoProxy: string[];
+  neverProxy: string[];
+  allowConflictingSubnets: string[];
+}
+
+export interface ManagerTarget {
+  managerUrl: string;
+  kubeconfig: string;
+  context: string;
+  managerNamespace: string;
+}
+
+/**
+ * The URL to reach the manager at, or the kubeconfig to find it with. --manager-url wins; kubeconfig flags win over
+ * $KUBETUN_MANAGER_URL; the kubeconfig is checked here (and its paths made absolute for the daemon, which runs
+ * elsewhere) so that a missing file or unknown context is reported before any daemon starts. Throws.
+ */
+export function managerTarget(opts: ConnectOptions, managerNamespaceGiven: boolean, env: NodeJS.ProcessEnv): ManagerTarget {
+  const kubeFlags = opts.kubeconfig !== undefined || opts.context !== undefined || managerNamespaceGiven;
+  if (opts.managerUrl !== undefined && kubeFlags) {
+    throw new Error('--manager-url reaches the traffic manager directly: it cannot be combined with --kubeconfig, --context or --manager-namespace');
+  }
+  const managerUrl = opts.managerUrl ?? (kubeFlags ? undefined : env.KUBETUN_MANAGER_URL) ?? '';
+  if (managerUrl !== '') return { managerUrl, kubeconfig: '', context: '', managerNamespace: '' };
+  try {
+    loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context, env });
+  } catch (error) {
+    if (error instanceof KubeConfigError) throw new Error(`${error.message} (or pass --manager-url to reach a traffic manager directly)`);
+    throw error;
+  }
+  const files = opts.kubeconfig !== undefined ? [opts.kubeconfig] : (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+  return {
+    managerUrl: '',
+    kubeconfig: files.map((f) => resolve(f)).join(delimiter),
+    context: opts.context ?? '',
+    managerNamespace: opts.managerNamespace,
+  };
 }
 
 export function registerConnectCommands(program: Command): void {
@@ -71,25 +124,30 @@ export function registerConnectCommands(program: Command): void {
   program
     .command('connect')
     .description('connect this machine to the cluster: its pods and services by IP and by DNS name')
-    .option('--manager-url <url>', 'the traffic manager (default: $KUBETUN_MANAGER_URL)')
-    .option('-n, --namespace <namespace>', 'the namespace short names resolve in', 'default')
+    .option('--manager-url <url>', 'a traffic manager reachable directly (default: $KUBETUN_MANAGER_URL; without either, it is found through the kubeconfig)')
+    .option('--kubeconfig <file>', 'the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
+    .option('--context <name>', 'the kubeconfig context (default: its current context)')
+    .option('--manager-namespace <namespace>', 'where the traffic manager is installed', 'kubetun')
+    .option('-n, --namespace <namespace>', "the namespace short names resolve in (default: the context's namespace, else default)")
     .option('--also-proxy <cidr>', 'also route this subnet into the cluster (repeatable)', collect, [])
     .option('--never-proxy <cidr>', 'never route this subnet into the cluster (repeatable)', collect, [])
     .option('--allow-conflicting-subnets <cidr>', 'route this cluster subnet even where a local route overlaps it (repeatable)', collect, [])
-    .action(async (opts: { managerUrl?: string; namespace: string; alsoProxy: string[]; neverProxy: string[]; allowConflictingSubnets: string[] }) => {
-      const managerUrl = opts.managerUrl ?? process.env.KUBETUN_MANAGER_URL;
-      if (managerUrl === undefined || managerUrl === '') {
-        fail(new Error('no traffic manager given: pass --manager-url URL or set KUBETUN_MANAGER_URL (inside the sandbox, use `kubetun sandbox exec -- kubetun connect`)'));
+    .action(async (opts: ConnectOptions, command: Command) => {
+      let target: ManagerTarget;
+      try {
+        target = managerTarget(opts, command.getOptionValueSource('managerNamespace') === 'cli', process.env);
+      } catch (error) {
+        fail(error);
       }
       try {
         await ensureRootDaemon();
         await ensureUserDaemon();
         const status = await userDaemon().connect({
-          managerUrl,
-          namespace: opts.namespace,
+          ...target,
+          namespace: opts.namespace ?? '',
           policy: { alsoProxy: opts.alsoProxy, neverProxy: opts.neverProxy, allowConflicting: opts.allowConflictingSubnets },
         });
-        console.log(`Connected to ${status.managerUrl} (namespace ${status.namespace}).`);
+        console.log(`Connected to the traffic manager ${describeManager(status)} (namespace ${status.namespace}, ${status.state}).`);
         console.log(`Routing ${status.network?.routes.join(', ') ?? 'nothing'}; cluster DNS through ${status.network?.dns?.address ?? '?'}.`);
       } catch (error) {
         fail(error);

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { kubetunVersion } from '../version.js';
 import { registerConnectCommands } from './connect-commands.js';
+import { registerInstallCommands } from './install-command.js';
 import { runStackDemo } from './stack-demo.js';
 import { registerSandboxCommands } from './sandbox-command.js';
 import { registerTrafficManagerCommand } from './traffic-manager-command.js';
@@ -18,6 +19,7 @@ program
   });
 
 registerConnectCommands(program);
+registerInstallCommands(program);
 registerSandboxCommands(program);
 registerTrafficManagerCommand(program);
 

@@ -1,6 +1,7 @@
 // `kubetun sandbox up|down|status|exec`: the sandbox cluster made of network namespaces (see src/sandbox/).
 
 import { Command, Option } from 'commander';
+import { ControlPlaneError } from '../sandbox/control-plane/index.js';
 import { DEFAULT_SANDBOX_NAME, SandboxError, sandboxDown, sandboxExec, sandboxStatus, sandboxUp } from '../sandbox/index.js';
 import { formatDown, formatStatus, formatUp } from '../sandbox/sandbox-report.js';
 
@@ -8,12 +9,12 @@ interface NameOptions {
   name: string;
 }
 
-/** Runs a sandbox action; a SandboxError becomes one line on stderr and exit status 1. */
+/** Runs a sandbox action; a SandboxError (or the control plane's) becomes one line on stderr and exit status 1. */
 async function report(action: () => Promise<void>): Promise<void> {
   try {
     await action();
   } catch (error) {
-    if (!(error instanceof SandboxError)) throw error;
+    if (!(error instanceof SandboxError || error instanceof ControlPlaneError)) throw error;
     console.error(`kubetun sandbox: ${error.message}`);
     process.exitCode = 1;
   }
@@ -26,13 +27,13 @@ function nameOption(): Option {
 export function registerSandboxCommands(program: Command): void {
   const sandbox = program
     .command('sandbox')
-    .description('a local test cluster made of network namespaces: workstation, node, pods, services, cluster DNS (root)');
+    .description('a local test cluster: a real Kubernetes control plane, our kubelets, kube-proxy and cluster DNS, in network namespaces (root)');
 
   sandbox
     .command('up')
-    .description('create the sandbox cluster, or repair it, and wait until its servers answer')
+    .description('create the sandbox cluster, or repair it, and wait until its nodes and pods are ready')
     .addOption(nameOption())
-    .option('--timeout <seconds>', 'how long to wait for the pods to answer', '20')
+    .option('--timeout <seconds>', 'how long to wait for the nodes and pods to be ready', '120')
     .action(async (options: NameOptions & { timeout: string }) => {
       await report(async () => {
         const seconds = Number(options.timeout);
@@ -52,7 +53,7 @@ export function registerSandboxCommands(program: Command): void {
 
   sandbox
     .command('status')
-    .description('show the pods, services and health of the sandbox')
+    .description('show the nodes, pods, services and health of the sandbox')
     .addOption(nameOption())
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (options: NameOptions & { output: 'text' | 'json' }) => {
@@ -64,7 +65,7 @@ export function registerSandboxCommands(program: Command): void {
 
   sandbox
     .command('exec')
-    .description('run a command in the workstation namespace, with KUBETUN_MANAGER_URL and KUBETUN_SANDBOX set; its exit status is ours')
+    .description('run a command in the workstation namespace, with KUBECONFIG and KUBETUN_SANDBOX set; its exit status is ours')
     .addOption(nameOption())
     .argument('<command...>', 'the command and its arguments, after --')
     .usage('[--name <name>] -- <command> [args...]')

@@ -1,10 +1,15 @@
 // `kubetun traffic-manager`: runs the traffic manager in the cluster (or in the sandbox's manager pod).
 
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
+import { KubeConfigError } from '../k8s/kube-client.js';
 import { createLogger } from '../log/logger.js';
+import { ClusterDiscovery, discoveryNeeded } from '../manager/discovery/cluster-discovery.js';
+import { managerKubeConfig, managerNamespace } from '../manager/discovery/manager-kube.js';
+import { POD_CIDR_STRATEGIES } from '../manager/discovery/pod-cidrs.js';
 import { ConfigError, ENVIRONMENT, managerSettings, type ManagerFlags } from '../manager/manager-config.js';
 import { CidrsFileError, followCidrsFile, readCidrsFile } from '../manager/cidrs-file.js';
-import { startTrafficManager } from '../manager/traffic-manager.js';
+import { startTrafficManager, type TrafficManager } from '../manager/traffic-manager.js';
 import { kubetunVersion } from '../version.js';
 
 /** Bad flags exit with 2, like other command line usage errors. */
@@ -17,27 +22,66 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, command: Command): Promise<void> {
   let settings;
+  let kubeConfig: KubeConfig | undefined;
   try {
     settings = managerSettings(flags, process.env);
-    if (flags.cidrsFile !== undefined) settings = { ...settings, cluster: { ...settings.cluster, ...readCidrsFile(flags.cidrsFile) } };
+    if (flags.cidrsFile !== undefined) {
+      const fixed = { ...settings.discovery.fixed, podCidrs: true, serviceCidrs: true };
+      settings = { ...settings, cluster: { ...settings.cluster, ...readCidrsFile(flags.cidrsFile) }, discovery: { ...settings.discovery, fixed } };
+    }
+    if (settings.discovery.kube !== undefined && discoveryNeeded(settings.discovery.fixed)) {
+      kubeConfig = managerKubeConfig(settings.discovery.kube);
+    }
   } catch (error) {
+    if (error instanceof KubeConfigError) {
+      command.error(`kubetun traffic-manager: ${error.message}`, { exitCode: USAGE_EXIT_CODE, code: 'BAD_CONFIG' });
+    }
     if (!(error instanceof ConfigError || error instanceof CidrsFileError)) throw error;
     command.error(`kubetun traffic-manager: ${error.message}`, { exitCode: USAGE_EXIT_CODE, code: error.code });
   }
   const log = createLogger(settings.logLevel);
-  const starting = startTrafficManager({ ...settings, version: kubetunVersion(), log });
-  // Handlers go in before the listener is up, so a signal right after the "listening" log still stops cleanly.
+  const inCluster = settings.discovery.kube?.inCluster ?? false;
+  const discovery =
+    kubeConfig === undefined
+      ? undefined
+      : new ClusterDiscovery({
+          kubeConfig,
+          podCidrStrategy: settings.discovery.podCidrStrategy,
+          fixed: settings.discovery.fixed,
+          ...(process.env.POD_IP ? { ownPodIp: process.env.POD_IP } : {}),
+          namespace: managerNamespace(process.env, inCluster),
+          inCluster,
+          log,
+        });
+  let starting: Promise<TrafficManager | undefined> = Promise.resolve(undefined);
+  // Handlers go in before discovery and the listener, so a signal at any point stops cleanly.
   const stop = (signal: string): void => {
     log.info('stopping', { signal });
-    starting.then((manager) => manager.close()).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    discovery?.stop();
+    starting
+      .then((manager) => manager?.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  let cluster = settings.cluster;
+  if (discovery !== undefined) {
+    log.info('discovering the cluster networking', { podCidrStrategy: settings.discovery.podCidrStrategy });
+    try {
+      cluster = { ...cluster, ...(await discovery.start()) };
+    } catch (error) {
+      log.error('cannot discover the cluster networking', { error: (error as Error).message });
+      process.exit(1);
+    }
+  }
+  const started = startTrafficManager({ ...settings, cluster, version: kubetunVersion(), log });
+  starting = started;
   try {
-    const manager = await starting;
+    const manager = await started;
+    discovery?.follow(manager.cluster);
     if (flags.cidrsFile !== undefined) followCidrsFile(flags.cidrsFile, manager.cluster, log);
   } catch (error) {
     log.error('cannot start the traffic manager', { error: (error as Error).message });
@@ -55,6 +99,8 @@ export function registerTrafficManagerCommand(program: Command): void {
     .option('--service-cidr <cidr>', `a service CIDR, repeatable ${env('serviceCidr')}`, collect)
     .option('--dns-server <ip[:port]>', `the cluster DNS server ${env('dnsServer')}`)
     .option('--cluster-domain <domain>', `the cluster domain, default cluster.local ${env('clusterDomain')}`)
+    .option('--pod-cidr-strategy <strategy>', `how to find the pod CIDRs: ${POD_CIDR_STRATEGIES.join(', ')}; default auto with a Kubernetes config, else environment ${env('podCidrStrategy')}`)
+    .option('--kubeconfig <file>', `the Kubernetes config to discover the cluster with; default in-cluster when in a pod ${env('kubeconfig')}`)
     .option('--cidrs-file <path>', 'JSON {"podCidrs": […], "serviceCidrs": […]} overriding the CIDR flags, followed live')
     .option('--allow <cidr>', `an extra CIDR the manager may dial, repeatable ${env('allow')}`, collect)
     .option('--session-ttl <seconds>', `sessions end this long after the last keepalive, default 60 ${env('sessionTtl')}`)

@@ -138,7 +138,8 @@ function writeNameUncompressed(name: DnsName, out: Buffer, offset: number): numb
   return at + 1;
 }
 
-function nameBytes(name: DnsName): Buffer {
+/** A name in wire form, uncompressed: the RDATA of CNAME and PTR, and the names inside SRV and SOA. */
+export function nameBytes(name: DnsName): Buffer {
   const out = Buffer.alloc(wireLength(name));
   writeNameUncompressed(name, out, 0);
   return out;

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { parsePrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
 import type { ClusterFacts, DnsServerAddress } from './cluster-info-source.js';
 import { isLogLevel, type LogLevel } from '../log/logger.js';
+import { isPodCidrStrategy, POD_CIDR_STRATEGIES, type PodCidrStrategy } from './discovery/pod-cidrs.js';
 
 export class ConfigError extends Error {
   readonly code = 'BAD_CONFIG';
@@ -29,6 +30,17 @@ export interface ManagerFlags {
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
+  podCidrStrategy?: string;
+  kubeconfig?: string;
+}
+
+/** How the manager learns the cluster's networking from the Kubernetes API (src/manager/discovery). */
+export interface DiscoverySettings {
+  podCidrStrategy: PodCidrStrategy;
+  /** Where the Kubernetes config comes from; undefined when there is none (only the flags' facts are used). */
+  kube: { kubeconfig?: string; inCluster: boolean } | undefined;
+  /** Facts the flags gave: discovery leaves them alone. */
+  fixed: { podCidrs: boolean; serviceCidrs: boolean; dns: boolean; clusterDomain: boolean };
 }
 
 export interface ManagerSettings {
@@ -41,6 +53,7 @@ export interface ManagerSettings {
   udpIdleMs: number;
   tls?: { certFile: string; keyFile: string };
   logLevel: LogLevel;
+  discovery: DiscoverySettings;
 }
 
 /** The environment variable behind each flag; lists are comma separated. */
@@ -57,6 +70,8 @@ export const ENVIRONMENT = {
   tlsCert: 'KUBETUN_TLS_CERT',
   tlsKey: 'KUBETUN_TLS_KEY',
   logLevel: 'KUBETUN_LOG_LEVEL',
+  podCidrStrategy: 'KUBETUN_POD_CIDR_STRATEGY',
+  kubeconfig: 'KUBECONFIG',
 } as const satisfies Record<keyof ManagerFlags, string>;
 
 type Env = Record<string, string | undefined>;
@@ -123,6 +138,32 @@ function dnsServer(text: string | undefined): DnsServerAddress | undefined {
   return { ip: host, port };
 }
 
+function discoverySettings(flags: ManagerFlags, env: Env, cluster: ClusterFacts): DiscoverySettings {
+  const kubeconfig = single(flags, env, 'kubeconfig');
+  const inCluster = (env.KUBERNETES_SERVICE_HOST ?? '') !== '';
+  const kube = kubeconfig !== undefined ? { kubeconfig, inCluster } : inCluster ? { inCluster } : undefined;
+  const strategy = single(flags, env, 'podCidrStrategy') ?? (kube ? 'auto' : 'environment');
+  if (!isPodCidrStrategy(strategy)) {
+    throw new ConfigError(`--pod-cidr-strategy "${strategy}" is not one of ${POD_CIDR_STRATEGIES.join(', ')}.`);
+  }
+  if (strategy !== 'environment' && kube === undefined) {
+    throw new ConfigError(
+      `--pod-cidr-strategy ${strategy} reads the Kubernetes API, and there is no Kubernetes config: run in a pod ` +
+        '(KUBERNETES_SERVICE_HOST set) or give --kubeconfig (or KUBECONFIG); or use --pod-cidr-strategy environment with --pod-cidr.',
+    );
+  }
+  return {
+    podCidrStrategy: strategy,
+    kube,
+    fixed: {
+      podCidrs: strategy === 'environment' || cluster.podCidrs.length > 0,
+      serviceCidrs: cluster.serviceCidrs.length > 0,
+      dns: cluster.dns !== undefined,
+      clusterDomain: single(flags, env, 'clusterDomain') !== undefined,
+    },
+  };
+}
+
 export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings {
   const listen = parseHostPort(single(flags, env, 'listen') ?? '[::]:8081', 'listen');
   const clusterDomain = (single(flags, env, 'clusterDomain') ?? 'cluster.local').replace(/^\.+|\.+$/g, '');
@@ -136,20 +177,22 @@ export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings 
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError('--tls-cert and --tls-key go together: give both for TLS, or neither for h2c.');
   }
+  const cluster: ClusterFacts = {
+    podCidrs: cidrs(list(flags, env, 'podCidr'), 'pod-cidr'),
+    serviceCidrs: cidrs(list(flags, env, 'serviceCidr'), 'service-cidr'),
+    dns: dnsServer(single(flags, env, 'dnsServer')),
+    clusterDomain,
+  };
   const settings: ManagerSettings = {
     host: listen.host,
     port: listen.port,
-    cluster: {
-      podCidrs: cidrs(list(flags, env, 'podCidr'), 'pod-cidr'),
-      serviceCidrs: cidrs(list(flags, env, 'serviceCidr'), 'service-cidr'),
-      dns: dnsServer(single(flags, env, 'dnsServer')),
-      clusterDomain,
-    },
+    cluster,
     allow: cidrs(list(flags, env, 'allow'), 'allow'),
     sessionTtlMs: seconds(single(flags, env, 'sessionTtl'), 'session-ttl', 60),
     dialTimeoutMs: seconds(single(flags, env, 'dialTimeout'), 'dial-timeout', 5),
     udpIdleMs: seconds(single(flags, env, 'udpIdleTimeout'), 'udp-idle-timeout', 60),
     logLevel,
+    discovery: discoverySettings(flags, env, cluster),
   };
   if (certFile !== undefined && keyFile !== undefined) settings.tls = { certFile, keyFile };
   return settings;

@@ -28,8 +28,8 @@ import type { ManagerSettings } from './manager-config.js';
 import { TargetPolicy } from './target-policy.js';
 import { serveUdpFlow } from './udp-flow.js';
 
-/** The settings from the command line (manager-config.ts), and what only code can give. */
-export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel'> {
+/** The settings from the command line (manager-config.ts; discovery runs beside it), and what only code can give. */
+export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' | 'discovery'> {
   version: string;
   log: Logger;
   /** Replaces the TCP dialer (tests). */

@@ -1,9 +1,9 @@
-// DNS of the sandbox, as configuration text: the cluster DNS (dnsmasq in the coredns pod, answering for
-// cluster.local from the sandbox's service and pod list), the upstream resolver (dnsmasq in the node namespace,
-// answering for upstream.test) and the resolv.conf files of the workstation, the node and the pods.
+// DNS of the sandbox outside the cluster, as configuration text: the upstream resolver (dnsmasq in the node
+// namespace, answering for upstream.test) and the resolv.conf files of the workstation and the node. The
+// cluster DNS is a pod (cluster-dns/), fed from the API.
 
 import { parsePrefix } from '../netstack/wire/ip-address.js';
-import type { SandboxConfig, SandboxPod } from './sandbox-config.js';
+import type { SandboxConfig } from './sandbox-config.js';
 
 /** TTL of every record, as CoreDNS's kubernetes plugin gives by default. */
 export const RECORD_TTL_S = 30;
@@ -32,11 +32,6 @@ export function reverseZones(cidr: string): string[] {
   return zones;
 }
 
-/** Kubernetes' pod A/AAAA record name: `10-244-0-11.default.pod.cluster.local`, `fd10-244--11.…`. */
-export function podRecordName(config: SandboxConfig, pod: SandboxPod, address: string): string {
-  return `${address.replace(/[.:]/g, '-')}.${pod.namespace}.pod.${config.clusterDomain}`;
-}
-
 function commonDnsmasqLines(): string[] {
   return [
     'port=53',
@@ -52,35 +47,6 @@ function commonDnsmasqLines(): string[] {
   ];
 }
 
-/** dnsmasq configuration of the cluster DNS running in `pod`. */
-export function clusterDnsConfig(config: SandboxConfig, pod: SandboxPod): string {
-  const domain = config.clusterDomain;
-  const lines = [
-    `# kubetun sandbox ${config.name}: cluster DNS (the kube-dns Service's pod). Generated; rewritten by sandbox up.`,
-    ...commonDnsmasqLines(),
-    `listen-address=${pod.ipv4},${pod.ipv6}`,
-    // Names under the cluster domain and the cluster's reverse zones are answered from the records below only:
-    // an unknown name is NXDOMAIN at once, never forwarded.
-    `local=/${domain}/`,
-    ...[...config.podCidrs, ...config.serviceCidrs].flatMap(reverseZones).map((zone) => `local=/${zone}/`),
-    // Anything else goes to the upstream resolver, as CoreDNS's `forward . /etc/resolv.conf` does.
-    `server=${config.upstreamDns.addresses.ipv4}`,
-  ];
-  for (const service of config.services) {
-    lines.push(`host-record=${service.fqdn},${service.clusterIPs.ipv4},${service.clusterIPs.ipv6}`);
-    for (const port of service.ports) {
-      if (port.name === undefined) continue;
-      const proto = port.protocol === 'TCP' ? 'tcp' : 'udp';
-      lines.push(`srv-host=_${port.name}._${proto}.${service.fqdn},${service.fqdn},${port.port},0,100`);
-    }
-  }
-  for (const p of config.pods) {
-    lines.push(`host-record=${podRecordName(config, p, p.ipv4)},${p.ipv4}`);
-    lines.push(`host-record=${podRecordName(config, p, p.ipv6)},${p.ipv6}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 /** dnsmasq configuration of the upstream resolver on the node's link addresses. */
 export function upstreamDnsConfig(config: SandboxConfig): string {
   const { upstreamDns } = config;
@@ -93,12 +59,6 @@ export function upstreamDnsConfig(config: SandboxConfig): string {
     ...upstreamDns.records.map((r) => `host-record=${r.name},${r.ipv4},${r.ipv6}`),
   ];
   return `${lines.join('\n')}\n`;
-}
-
-/** resolv.conf of a pod in Kubernetes namespace `namespace` (dnsPolicy ClusterFirst). */
-export function podResolvConf(config: SandboxConfig, namespace: string): string {
-  const d = config.clusterDomain;
-  return `search ${namespace}.svc.${d} svc.${d} ${d}\nnameserver ${config.clusterDns.ipv4}\noptions ndots:5\n`;
 }
 
 /** resolv.conf of the workstation and the node: the upstream resolver only. */

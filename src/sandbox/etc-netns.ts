@@ -25,3 +25,11 @@ export function removeNetnsFolder(netns: string): boolean {
   rmSync(folder, { recursive: true, force: true });
   return true;
 }
+
+/** Writes /etc/netns/<netns>/<file> (e.g. hosts), which `ip netns exec` bind-mounts over /etc/<file>. */
+export function writeNetnsEtcFile(netns: string, file: 'resolv.conf' | 'hosts', content: string): string {
+  const folder = folderOf(netns);
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(`${folder}/${file}`, content);
+  return folder;
+}

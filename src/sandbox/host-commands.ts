@@ -66,6 +66,9 @@ export const REQUIRED_BINARIES: Readonly<Record<string, string>> = {
   dnsmasq: 'dnsmasq-base',
   'redis-server': 'redis-server',
   iperf3: 'iperf3',
+  nsenter: 'util-linux',
+  unshare: 'util-linux',
+  openssl: 'openssl',
 };
 
 function packageHint(binary: string): string {

@@ -5,21 +5,19 @@ export {
   SANDBOX_STATE_ROOT,
   checkSandboxName,
   findService,
-  podsOf,
   sandboxConfig,
   sandboxNamespaces,
   sandboxRanges,
   type DualStackAddress,
   type Protocol,
   type SandboxConfig,
-  type SandboxNodePort,
-  type SandboxPod,
+  type SandboxDeployment,
+  type SandboxNode,
   type SandboxService,
   type SandboxServicePort,
-  type WorkloadKind,
 } from './sandbox-config.js';
+export { podsOf, readCluster, sandboxApi, type ClusterNode, type ClusterPod } from './cluster-api.js';
 export { SandboxError, type SandboxErrorCode } from './sandbox-errors.js';
 export { sandboxDown, sandboxUp, type SandboxDownResult, type SandboxUpOptions, type SandboxUpResult } from './sandbox.js';
 export { sandboxExec, workstationCommand } from './sandbox-exec.js';
-export { sandboxStatus, type PodPhase, type PodStatus, type SandboxStatus, type ServiceStatus } from './sandbox-status.js';
-export { clusterCidrsFile, writeClusterCidrs } from './workloads.js';
+export { sandboxStatus, type ProcessStatus, type SandboxStatus, type ServiceStatus } from './sandbox-status.js';

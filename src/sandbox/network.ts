@@ -1,15 +1,10 @@
-// The sandbox's network: namespaces, the workstation–node veth, the node's pod bridge and one veth per pod.
-// Everything is created inside the sandbox's namespaces (`ip -n`, veth peers created straight into their
-// namespace), so the host's own interfaces are never touched.
-//
-// Pods get host addresses (/32, /128) and an on-link default route to the bridge: pod-to-pod traffic then always
-// goes through the node's IP layer, where conntrack sees both directions. That makes a ClusterIP whose DNAT lands
-// on another pod of the same bridge work without br_netfilter and without masquerading (the server sees the
-// client's real address); only a pod reaching itself through a service needs masquerade (see services.ts).
+// The sandbox's own network: namespaces, the workstation–node veth and the node's pod bridge (the kubelets plug
+// their pods into it). Everything is created inside the sandbox's namespaces (`ip -n`, veth peers created
+// straight into their namespace), so the host's own interfaces are never touched.
 
 import { existsSync, readdirSync } from 'node:fs';
 import { runCommand } from './host-commands.js';
-import type { SandboxConfig, SandboxPod } from './sandbox-config.js';
+import type { SandboxConfig } from './sandbox-config.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -35,14 +30,15 @@ export function existingNetns(): Set<string> {
   return new Set(readdirSync(NETNS_DIR));
 }
 
-/** `ip -batch` lines, run in the node namespace, that make the bridge and the link to the workstation. */
+/**
+ * `ip -batch` lines, run in the node namespace, that make the bridge and the link to the workstation. The bridge
+ * has no address yet: each kubelet adds its pod CIDRs' gateway addresses.
+ */
 export function nodeBaseBatch(config: SandboxConfig): string[] {
   const { bridge, link } = config;
   return [
     'link set lo up',
     `link add ${bridge.name} type bridge forward_delay 0`,
-    `addr add ${bridge.ipv4}/${bridge.ipv4PrefixLength} dev ${bridge.name}`,
-    `addr add ${bridge.ipv6}/${bridge.ipv6PrefixLength} dev ${bridge.name} nodad`,
     `link set ${bridge.name} up`,
     `link add ${link.nodeInterface} type veth peer name ${link.workstationInterface} netns ${config.namespaces.workstation}`,
     `addr add ${link.node.ipv4}/${link.ipv4PrefixLength} dev ${link.nodeInterface}`,
@@ -59,33 +55,6 @@ export function workstationBatch(config: SandboxConfig): string[] {
     `addr add ${link.workstation.ipv4}/${link.ipv4PrefixLength} dev ${link.workstationInterface}`,
     `addr add ${link.workstation.ipv6}/${link.ipv6PrefixLength} dev ${link.workstationInterface} nodad`,
     `link set ${link.workstationInterface} up`,
-  ];
-}
-
-/**
- * Node-side lines for one pod: its veth, the peer created in the pod's namespace, plugged into the bridge. A
- * rebuilt pod has a new MAC address: the node's neighbour entry for its addresses would hold the old one for
- * up to a minute, so it is flushed.
- */
-export function podNodeSideBatch(config: SandboxConfig, pod: SandboxPod): string[] {
-  return [
-    `link add ${pod.nodeInterface} type veth peer name ${pod.interface} netns ${pod.netns}`,
-    `link set ${pod.nodeInterface} master ${config.bridge.name}`,
-    `link set ${pod.nodeInterface} up`,
-    `neigh flush to ${pod.ipv4}`,
-    `neigh flush to ${pod.ipv6}`,
-  ];
-}
-
-/** Pod-side lines: host addresses and on-link default routes through the bridge's addresses. */
-export function podBatch(config: SandboxConfig, pod: SandboxPod): string[] {
-  return [
-    'link set lo up',
-    `addr add ${pod.ipv4}/32 dev ${pod.interface}`,
-    `addr add ${pod.ipv6}/128 dev ${pod.interface} nodad`,
-    `link set ${pod.interface} up`,
-    `route add default via ${config.bridge.ipv4} dev ${pod.interface} onlink`,
-    `route add default via ${config.bridge.ipv6} dev ${pod.interface} onlink`,
   ];
 }
 
@@ -117,18 +86,15 @@ async function hasAddresses(netns: string, dev: string, addresses: readonly stri
 export interface NetworkHealth {
   /** Workstation, node, bridge and the link between them are in place. */
   base: boolean;
-  /** Names of the pods whose namespace, veth and addresses are in place. */
-  healthyPods: Set<string>;
   /** Namespaces of the sandbox that exist. */
   existing: Set<string>;
 }
 
-/** What of the sandbox's network exists and looks right; spawns nothing for namespaces that are absent. */
+/** What of the sandbox's own network exists and looks right; spawns nothing for namespaces that are absent. */
 export async function inspectNetwork(config: SandboxConfig): Promise<NetworkHealth> {
   const existing = existingNetns();
   const { workstation, node } = config.namespaces;
-  const healthyPods = new Set<string>();
-  if (!existing.has(workstation) || !existing.has(node)) return { base: false, healthyPods, existing };
+  if (!existing.has(workstation) || !existing.has(node)) return { base: false, existing };
   const nodeLinks = await links(node);
   const byName = new Map(nodeLinks.map((l) => [l.ifname, l]));
   const up = (name: string): boolean => byName.get(name)?.flags?.includes('UP') === true;
@@ -137,14 +103,12 @@ export async function inspectNetwork(config: SandboxConfig): Promise<NetworkHeal
     up(config.link.nodeInterface) &&
     (await hasAddresses(node, config.link.nodeInterface, [config.link.node.ipv4, config.link.node.ipv6])) &&
     (await hasAddresses(workstation, config.link.workstationInterface, [config.link.workstation.ipv4, config.link.workstation.ipv6]));
-  if (!base) return { base, healthyPods, existing };
-  await Promise.all(
-    config.pods.map(async (pod) => {
-      if (!existing.has(pod.netns) || byName.get(pod.nodeInterface)?.master !== config.bridge.name) return;
-      if (await hasAddresses(pod.netns, pod.interface, [pod.ipv4, pod.ipv6])) healthyPods.add(pod.name);
-    }),
-  );
-  return { base, healthyPods, existing };
+  return { base, existing };
+}
+
+/** The network namespaces of the sandbox's pods that exist now (the kubelets create them with the prefix). */
+export function podNetnsOf(config: SandboxConfig): string[] {
+  return [...existingNetns()].filter((n) => n.startsWith(config.podNetnsPrefix));
 }
 
 /** Deletes those of `names` that exist; returns the ones deleted. */
@@ -174,22 +138,4 @@ export async function buildBase(config: SandboxConfig): Promise<void> {
   await runCommand('ip', ['netns', 'exec', node, 'sysctl', '-q', '-e', '-w', ...NODE_SYSCTLS]);
   await ipBatch(node, nodeBaseBatch(config));
   await ipBatch(workstation, workstationBatch(config));
-}
-
-/** (Re)creates the namespaces and veths of `pods`; needs the base in place. */
-export async function buildPods(config: SandboxConfig, pods: readonly SandboxPod[]): Promise<void> {
-  if (pods.length === 0) return;
-  await deleteNamespaces(pods.map((p) => p.netns));
-  const node = config.namespaces.node;
-  const nodeLinks = new Set((await links(node)).map((l) => l.ifname));
-  await ipBatch(
-    node,
-    pods.filter((p) => nodeLinks.has(p.nodeInterface)).map((p) => `link del ${p.nodeInterface}`),
-  );
-  await addNamespaces(pods.map((p) => p.netns));
-  await ipBatch(
-    node,
-    pods.flatMap((p) => podNodeSideBatch(config, p)),
-  );
-  await Promise.all(pods.map((p) => ipBatch(p.netns, podBatch(config, p))));
 }

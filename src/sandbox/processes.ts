@@ -51,6 +51,11 @@ export function isAlive(record: Pick<ProcessRecord, 'pid' | 'startTime'>): boole
   return stat !== null && stat.startTime === record.startTime && stat.state !== 'Z' && stat.state !== 'X';
 }
 
+/** The kernel start time of `pid` (what a ProcessRecord holds), or null when there is no such process. */
+export function processStartTime(pid: number): string | null {
+  return readStat(pid)?.startTime ?? null;
+}
+
 /**
  * A pod's environment: what its spec says, on top of PATH and the locale. Like a container, it does not inherit
  * the environment of whoever ran `sandbox up`, except KUBETUN_* settings (a log level for the manager, say).
@@ -72,8 +77,11 @@ export async function startProcess(spec: ProcessSpec): Promise<ProcessRecord> {
   const startedAt = new Date().toISOString();
   try {
     writeSync(log, `--- ${startedAt} kubetun sandbox starts in ${spec.netns}: ${command.join(' ')}\n`);
-    // `ip netns exec` execs the command, so the pid is the command's own.
-    const child = spawn('ip', ['netns', 'exec', spec.netns, ...command], {
+    // Both exec the command, so the pid is the command's own. `ip netns exec` gives the process a mount
+    // namespace of its own (for /etc/netns); nsenter keeps the host's, where network namespaces the process
+    // creates (a kubelet's pods) are visible to everyone.
+    const wrapper = spec.hostMounts === true ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : ['ip', 'netns', 'exec', spec.netns];
+    const child = spawn(wrapper[0]!, [...wrapper.slice(1), ...command], {
       cwd: spec.cwd,
       env: podEnvironment(spec.env),
       stdio: ['ignore', log, log],
@@ -110,15 +118,15 @@ async function waitForExit(record: ProcessRecord, ms: number): Promise<boolean> 
   return !isAlive(record);
 }
 
-/** Stops the recorded process if it still is the one recorded; returns whether it had to be stopped. */
-export async function stopProcess(record: ProcessRecord): Promise<boolean> {
+/** Stops the recorded process if it still is the one recorded (SIGKILL after `graceMs`); returns whether it had to be stopped. */
+export async function stopProcess(record: ProcessRecord, graceMs = TERM_GRACE_MS): Promise<boolean> {
   if (!isAlive(record)) return false;
   try {
     process.kill(record.pid, 'SIGTERM');
   } catch {
     return false;
   }
-  if (await waitForExit(record, TERM_GRACE_MS)) return true;
+  if (await waitForExit(record, graceMs)) return true;
   try {
     process.kill(record.pid, 'SIGKILL');
   } catch {

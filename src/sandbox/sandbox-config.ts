@@ -1,7 +1,7 @@
-// The sandbox cluster's fixed topology: namespace names, links, addresses, pods and services. A pure function of
-// the sandbox's name, so every part of kubetun (and every test) derives the same facts from it.
+// The sandbox cluster's fixed topology: namespace names, links, addresses, nodes, and the workloads and services
+// applied through its API. A pure function of the sandbox's name, so every part of kubetun (and every test)
+// derives the same facts from it. Pods and their addresses are the kubelets' business, read from the API.
 
-import { createHash } from 'node:crypto';
 import { SandboxError } from './sandbox-errors.js';
 
 export const DEFAULT_SANDBOX_NAME = 'kt';
@@ -9,31 +9,19 @@ export const SANDBOX_STATE_ROOT = '/run/kubetun-sandbox';
 
 export type Protocol = 'TCP' | 'UDP';
 
-/** What a pod runs; `echo` serves both the echo and the orders Deployments. */
-export type WorkloadKind = 'cluster-dns' | 'echo' | 'redis' | 'iperf' | 'traffic-manager';
-
 export interface DualStackAddress {
   ipv4: string;
   ipv6: string;
 }
 
-export interface SandboxPod {
-  /** Deployment-style: `<deployment>-<template hash>-<suffix>`, e.g. `echo-5d8f7-x2k9q`. */
+/** A node of the sandbox cluster: a kubelet of ours in the node namespace, with its own pod CIDRs. */
+export interface SandboxNode {
+  /** The Node object's name. */
   name: string;
-  /** The Kubernetes namespace. */
-  namespace: string;
-  deployment: string;
-  kind: WorkloadKind;
-  /** The network namespace the pod's process runs in. */
-  netns: string;
-  ipv4: string;
-  ipv6: string;
-  /** The pod's end of its veth, inside the pod. */
-  interface: string;
-  /** The node's end of the pod's veth, a port of the bridge. */
-  nodeInterface: string;
-  /** TCP port that answers once the pod is ready. */
-  readinessPort: number;
+  /** spec.podCIDRs: one IPv4 and one IPv6 prefix. */
+  podCidrs: readonly string[];
+  /** The kubelet's API port (port-forward) on the node's address; each node of the namespace has its own. */
+  kubeletPort: number;
 }
 
 export interface SandboxServicePort {
@@ -44,32 +32,42 @@ export interface SandboxServicePort {
   protocol: Protocol;
 }
 
+/** A Deployment the sandbox applies through the API; its pods are labelled app=<name>. */
+export interface SandboxDeployment {
+  name: string;
+  namespace: string;
+  image: string;
+  /** The container's args (its command is the image's entrypoint, see image-map.ts). */
+  args: readonly string[];
+  replicas: number;
+  /** The container port a TCP readiness probe checks. */
+  readinessPort: number;
+  /** ClusterFirst by default; the cluster DNS itself resolves through the node's resolver (Default). */
+  dnsPolicy: 'ClusterFirst' | 'Default';
+  /** A ServiceAccount of its own (with the cluster DNS's read rights), or the namespace's default one. */
+  serviceAccount?: string;
+}
+
 export interface SandboxService {
   name: string;
   namespace: string;
   /** `<name>.<namespace>.svc.<cluster domain>` */
   fqdn: string;
+  /** Fixed, so that tests and the demo can name them. */
   clusterIPs: DualStackAddress;
   ports: readonly SandboxServicePort[];
   /** The pods behind it: those of this Deployment. */
   deployment: string;
 }
 
-/** A port of the node (on its workstation link) forwarded to a service's pods, as a NodePort is. */
-export interface SandboxNodePort {
-  service: string;
-  namespace: string;
-  port: number;
-  targetPort: number;
-  protocol: Protocol;
-}
-
 export interface SandboxConfig {
   name: string;
-  /** Pids, logs and generated configuration of this sandbox. */
+  /** Pids, logs, kubeconfigs, the control plane's data and generated configuration of this sandbox. */
   stateDir: string;
   clusterDomain: string;
   namespaces: { workstation: string; node: string };
+  /** The kubelets name each pod's network namespace this prefix plus the pod's name. */
+  podNetnsPrefix: string;
   /** The veth pair joining workstation and node. */
   link: {
     nodeInterface: string;
@@ -80,11 +78,15 @@ export interface SandboxConfig {
     ipv6PrefixLength: number;
     cidrs: readonly string[];
   };
-  /** The node's pod bridge and its gateway addresses. */
-  bridge: { name: string; ipv4: string; ipv6: string; ipv4PrefixLength: number; ipv6PrefixLength: number };
+  /** The node namespace's pod bridge; each kubelet adds its pod CIDRs' gateway addresses to it. */
+  bridge: { name: string };
+  /** The API server, in the node namespace on the node's link address (the workstation reaches it there). */
+  controlPlane: { address: string; port: number; server: string; serviceClusterIpRange: string; stateDir: string };
+  /** An admin kubeconfig for the workstation (KUBECONFIG of `sandbox exec`). */
+  workstationKubeconfig: string;
+  nodes: readonly SandboxNode[];
+  /** Every pod CIDR the sandbox may use (nodes added later included), for the host-route overlap check. */
   podCidrs: readonly string[];
-  /** The node's `spec.podCIDRs`. */
-  nodePodCidrs: readonly string[];
   serviceCidrs: readonly string[];
   /** The kube-dns Service's ClusterIPs. */
   clusterDns: DualStackAddress;
@@ -94,28 +96,19 @@ export interface SandboxConfig {
     domain: string;
     records: readonly { name: string; ipv4: string; ipv6: string }[];
   };
+  /** Where `kubetun install` puts the traffic manager, and its NodePort for `--manager-url` clients. */
   manager: {
     namespace: string;
     service: string;
     port: number;
     nodePort: number;
-    /** How the workstation reaches the manager: the node's NodePort. */
     url: string;
     ipv6Url: string;
   };
-  pods: readonly SandboxPod[];
+  deployments: readonly SandboxDeployment[];
   services: readonly SandboxService[];
-  nodePorts: readonly SandboxNodePort[];
   /** Environment for commands run in the workstation (`kubetun sandbox exec`). */
   workstationEnv: Readonly<Record<string, string>>;
-}
-
-interface DeploymentSpec {
-  deployment: string;
-  namespace: string;
-  kind: WorkloadKind;
-  replicas: number;
-  readinessPort: number;
 }
 
 interface ServiceSpec {
@@ -130,15 +123,48 @@ interface ServiceSpec {
 const CLUSTER_DOMAIN = 'cluster.local';
 const MANAGER_PORT = 8081;
 const MANAGER_NODE_PORT = 30081;
+const API_PORT = 6443;
 
-// Pods get 10.244.0.10, .11, … in this order (IPv6 fd10:244::10, ::11, …).
-const DEPLOYMENTS: readonly DeploymentSpec[] = [
-  { deployment: 'coredns', namespace: 'kube-system', kind: 'cluster-dns', replicas: 1, readinessPort: 53 },
-  { deployment: 'echo', namespace: 'default', kind: 'echo', replicas: 2, readinessPort: 80 },
-  { deployment: 'redis', namespace: 'default', kind: 'redis', replicas: 1, readinessPort: 6379 },
-  { deployment: 'iperf', namespace: 'default', kind: 'iperf', replicas: 1, readinessPort: 5201 },
-  { deployment: 'orders', namespace: 'shop', kind: 'echo', replicas: 1, readinessPort: 80 },
-  { deployment: 'traffic-manager', namespace: 'kubetun', kind: 'traffic-manager', replicas: 1, readinessPort: MANAGER_PORT },
+/** Images of the sandbox's workloads: image-map.ts says what each runs. */
+export const SANDBOX_IMAGES = {
+  echo: 'kubetun/echo-server:1',
+  clusterDns: 'kubetun/cluster-dns:1',
+  redis: 'redis:7',
+  iperf: 'networkstatic/iperf3:latest',
+} as const;
+
+const DEPLOYMENTS: readonly SandboxDeployment[] = [
+  {
+    name: 'coredns',
+    namespace: 'kube-system',
+    image: SANDBOX_IMAGES.clusterDns,
+    args: [],
+    replicas: 1,
+    readinessPort: 53,
+    dnsPolicy: 'Default',
+    serviceAccount: 'coredns',
+  },
+  // The echo server takes the pod's name and namespace from POD_NAME and POD_NAMESPACE (the downward API).
+  { name: 'echo', namespace: 'default', image: SANDBOX_IMAGES.echo, args: ['--port', '80'], replicas: 2, readinessPort: 80, dnsPolicy: 'ClusterFirst' },
+  {
+    name: 'redis',
+    namespace: 'default',
+    image: SANDBOX_IMAGES.redis,
+    args: ['--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', '/tmp'],
+    replicas: 1,
+    readinessPort: 6379,
+    dnsPolicy: 'ClusterFirst',
+  },
+  {
+    name: 'iperf',
+    namespace: 'default',
+    image: SANDBOX_IMAGES.iperf,
+    args: ['--server', '--port', '5201', '--forceflush'],
+    replicas: 1,
+    readinessPort: 5201,
+    dnsPolicy: 'ClusterFirst',
+  },
+  { name: 'orders', namespace: 'shop', image: SANDBOX_IMAGES.echo, args: ['--port', '80'], replicas: 1, readinessPort: 80, dnsPolicy: 'ClusterFirst' },
 ];
 
 const SERVICES: readonly ServiceSpec[] = [
@@ -166,13 +192,6 @@ const SERVICES: readonly ServiceSpec[] = [
     ],
   },
   { name: 'orders', namespace: 'shop', deployment: 'orders', host: 30, ports: [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }] },
-  {
-    name: 'traffic-manager',
-    namespace: 'kubetun',
-    deployment: 'traffic-manager',
-    host: 100,
-    ports: [{ name: 'api', port: MANAGER_PORT, targetPort: MANAGER_PORT, protocol: 'TCP' }],
-  },
 ];
 
 const NAME_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
@@ -188,40 +207,9 @@ export function checkSandboxName(name: string): string {
   return name;
 }
 
-// Kubernetes' alphabet for generated name suffixes (no vowels, no look-alike characters).
-const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
-
-/** Five characters of SUFFIX_ALPHABET derived from `seed`, the same on every run. */
-export function nameSuffix(seed: string): string {
-  const digest = createHash('sha256').update(seed).digest();
-  let out = '';
-  for (let i = 0; i < 5; i++) out += SUFFIX_ALPHABET[digest[i]! % SUFFIX_ALPHABET.length];
-  return out;
-}
-
 export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfig {
   checkSandboxName(name);
-  const pods: SandboxPod[] = [];
-  for (const spec of DEPLOYMENTS) {
-    const templateHash = nameSuffix(`${name}/${spec.namespace}/${spec.deployment}`);
-    for (let replica = 0; replica < spec.replicas; replica++) {
-      const host = 10 + pods.length;
-      const podName = `${spec.deployment}-${templateHash}-${nameSuffix(`${name}/${spec.namespace}/${spec.deployment}/${replica}`)}`;
-      pods.push({
-        name: podName,
-        namespace: spec.namespace,
-        deployment: spec.deployment,
-        kind: spec.kind,
-        netns: `${name}-pod-${podName}`,
-        ipv4: `10.244.0.${host}`,
-        // The same digits as the IPv4 host part, so the two addresses of a pod are easy to pair by eye.
-        ipv6: `fd10:244::${host}`,
-        interface: 'eth0',
-        nodeInterface: `veth${pods.length}`,
-        readinessPort: spec.readinessPort,
-      });
-    }
-  }
+  const stateDir = `${SANDBOX_STATE_ROOT}/${name}`;
   const services: SandboxService[] = SERVICES.map((spec) => ({
     name: spec.name,
     namespace: spec.namespace,
@@ -232,11 +220,13 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
   }));
   const node = { ipv4: '198.18.0.1', ipv6: '2001:2::1' };
   const managerUrl = `http://${node.ipv4}:${MANAGER_NODE_PORT}`;
+  const workstationKubeconfig = `${stateDir}/workstation.kubeconfig`;
   return {
     name,
-    stateDir: `${SANDBOX_STATE_ROOT}/${name}`,
+    stateDir,
     clusterDomain: CLUSTER_DOMAIN,
     namespaces: { workstation: `${name}-workstation`, node: `${name}-node` },
+    podNetnsPrefix: `${name}-pod-`,
     link: {
       nodeInterface: 'ws0',
       workstationInterface: 'eth0',
@@ -246,10 +236,21 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
       ipv6PrefixLength: 64,
       cidrs: ['198.18.0.0/30', '2001:2::/64'],
     },
-    bridge: { name: 'ktbr0', ipv4: '10.244.0.1', ipv6: 'fd10:244::1', ipv4PrefixLength: 24, ipv6PrefixLength: 64 },
+    bridge: { name: 'ktbr0' },
+    controlPlane: {
+      address: node.ipv4,
+      port: API_PORT,
+      server: `https://${node.ipv4}:${API_PORT}`,
+      serviceClusterIpRange: '10.96.0.0/16,fd10:96::/112',
+      stateDir: `${stateDir}/control-plane`,
+    },
+    workstationKubeconfig,
+    nodes: [
+      { name: 'node-1', podCidrs: ['10.244.0.0/24', 'fd10:244::/64'], kubeletPort: 10250 },
+      { name: 'node-2', podCidrs: ['10.244.1.0/24', 'fd10:244:0:1::/64'], kubeletPort: 10251 },
+    ],
     podCidrs: ['10.244.0.0/16', 'fd10:244::/56'],
-    nodePodCidrs: ['10.244.0.0/24', 'fd10:244::/64'],
-    serviceCidrs: ['10.96.0.0/12', 'fd10:96::/112'],
+    serviceCidrs: ['10.96.0.0/16', 'fd10:96::/112'],
     clusterDns: { ipv4: '10.96.0.10', ipv6: 'fd10:96::a' },
     upstreamDns: {
       addresses: node,
@@ -264,12 +265,9 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
       url: managerUrl,
       ipv6Url: `http://[${node.ipv6}]:${MANAGER_NODE_PORT}`,
     },
-    pods,
+    deployments: DEPLOYMENTS,
     services,
-    nodePorts: [
-      { service: 'traffic-manager', namespace: 'kubetun', port: MANAGER_NODE_PORT, targetPort: MANAGER_PORT, protocol: 'TCP' },
-    ],
-    workstationEnv: { KUBETUN_MANAGER_URL: managerUrl, KUBETUN_SANDBOX: name },
+    workstationEnv: { KUBECONFIG: workstationKubeconfig, KUBETUN_SANDBOX: name },
   };
 }
 
@@ -278,15 +276,11 @@ export function sandboxRanges(config: SandboxConfig): string[] {
   return [...config.link.cidrs, ...config.podCidrs, ...config.serviceCidrs];
 }
 
-export function podsOf(config: SandboxConfig, deployment: string, namespace?: string): SandboxPod[] {
-  return config.pods.filter((p) => p.deployment === deployment && (namespace === undefined || p.namespace === namespace));
-}
-
 export function findService(config: SandboxConfig, name: string, namespace = 'default'): SandboxService | undefined {
   return config.services.find((s) => s.name === name && s.namespace === namespace);
 }
 
-/** The namespaces the sandbox creates: workstation, node, then one per pod. */
+/** The namespaces the sandbox always creates: workstation and node (pods' namespaces are the kubelets'). */
 export function sandboxNamespaces(config: SandboxConfig): string[] {
-  return [config.namespaces.workstation, config.namespaces.node, ...config.pods.map((p) => p.netns)];
+  return [config.namespaces.workstation, config.namespaces.node];
 }

@@ -16,9 +16,13 @@ function nameFlag(name: string): string {
 
 export function formatStatus(status: SandboxStatus, options: { problems?: boolean } = {}): string {
   if (status.state === 'down') return `sandbox ${status.name} is down (nothing exists): create it with kubetun sandbox up${nameFlag(status.name)}`;
+  const nodes = formatTable(
+    ['NODE', 'POD-CIDRS', 'READY'],
+    status.nodes.map((n) => [n.name, n.podCidrs.join(','), n.ready ? 'yes' : 'no']),
+  );
   const pods = formatTable(
-    ['NAMESPACE', 'POD', 'IPV4', 'IPV6', 'STATUS', 'PID'],
-    status.pods.map((p) => [p.namespace, p.name, p.ipv4, p.ipv6, p.phase, p.pid === null ? '-' : String(p.pid)]),
+    ['NAMESPACE', 'POD', 'NODE', 'IPV4', 'IPV6', 'STATUS', 'RESTARTS'],
+    status.pods.map((p) => [p.namespace, p.name, p.node, p.ipv4, p.ipv6, p.ready ? 'ready' : p.phase, String(p.restarts)]),
   );
   const services = formatTable(
     ['NAMESPACE', 'SERVICE', 'CLUSTER-IPS', 'PORTS'],
@@ -29,14 +33,22 @@ export function formatStatus(status: SandboxStatus, options: { problems?: boolea
       s.ports.map((p) => `${p.port}/${p.protocol}${p.name === undefined ? '' : ` (${p.name})`}`).join(', '),
     ]),
   );
+  const processes = formatTable(
+    ['PROCESS', 'STATUS', 'PID'],
+    status.processes.map((p) => [p.id, p.running ? 'running' : 'stopped', p.pid === null ? '-' : String(p.pid)]),
+  );
   const lines = [
     `sandbox ${status.name}: ${status.state}`,
+    `API server: ${status.server} (kubeconfig for the workstation: ${status.kubeconfig})`,
+    'nodes:',
+    nodes,
     'pods:',
     pods,
     'services:',
     services,
-    `workstation: namespace ${status.namespaces[0]?.name ?? '?'}, resolver ${status.upstreamDns.addresses.ipv4} (${status.upstreamDns.phase})`,
-    `traffic manager: ${status.managerUrl} (the workstation's way in, like a NodePort)`,
+    'processes in the node namespace:',
+    processes,
+    `workstation: namespace ${status.namespaces[0]?.name ?? '?'}`,
   ];
   if (options.problems !== false && status.problems.length > 0) lines.push('problems:', ...status.problems.map((p) => `  - ${p}`));
   return lines.join('\n');
@@ -54,9 +66,10 @@ export function formatUp(result: SandboxUpResult): string {
   if (result.warnings.length > 0) lines.push('warnings:', ...result.warnings.map((w) => `  - ${w}`));
   lines.push(
     'next, as root:',
+    `  kubetun sandbox exec${flag} -- kubetun install        # the traffic manager, through the API`,
     `  kubetun sandbox exec${flag} -- kubetun connect        # run kubetun in the workstation namespace`,
     `  kubetun sandbox exec${flag} -- curl http://echo.default`,
-    `  kubetun sandbox exec${flag} -- bash                   # a shell there (env KUBETUN_MANAGER_URL is set)`,
+    `  kubetun sandbox exec${flag} -- bash                   # a shell there (env KUBECONFIG is set)`,
     `  kubetun sandbox status${flag}`,
     `  kubetun sandbox down${flag}`,
   );

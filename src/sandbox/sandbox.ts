@@ -2,53 +2,40 @@
 // idempotent: `up` looks at what exists and builds only what is missing or broken.
 
 import { createClient } from '@connectrpc/connect';
-import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { RootDaemon, UserDaemon } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import { rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
-import { removeNetnsFolder, writeNetnsResolvConf } from './etc-netns.js';
-import { clusterDnsConfig, podResolvConf, upstreamDnsConfig, upstreamResolvConf } from './dns.js';
+import { applyWorkloads, waitForWorkloads } from './cluster-api.js';
+import { readControlPlane, requireBinaries, startControlPlane, stopControlPlane, type ControlPlane } from './control-plane/index.js';
+import { ETC_NETNS, removeNetnsFolder, writeNetnsResolvConf } from './etc-netns.js';
+import { upstreamDnsConfig, upstreamResolvConf } from './dns.js';
 import { checkBinaries, requireRoot } from './host-commands.js';
 import { checkNoRouteOverlap, readHostRoutes } from './host-routes.js';
-import { buildBase, buildPods, deleteNamespaces, existingNetns, inspectNetwork } from './network.js';
+import { writeImageMap } from './image-map.js';
+import { cleanupKubelet } from './kubelet/records.js';
+import { buildBase, deleteNamespaces, existingNetns, inspectNetwork, podNetnsOf } from './network.js';
 import { collectStatus, type SandboxStatus } from './sandbox-status.js';
 import { describePid, isAlive, pidsInNetns, startProcess, stopProcess, type ProcessRecord } from './processes.js';
-import { probeTargets, processTarget } from './readiness.js';
-import {
-  DEFAULT_SANDBOX_NAME,
-  SANDBOX_STATE_ROOT,
-  sandboxConfig,
-  sandboxNamespaces,
-  sandboxRanges,
-  type SandboxConfig,
-} from './sandbox-config.js';
-import { SandboxError } from './sandbox-errors.js';
-import { servicesRuleset, applyServices } from './services.js';
+import { DEFAULT_SANDBOX_NAME, SANDBOX_STATE_ROOT, sandboxConfig, sandboxNamespaces, sandboxRanges, type SandboxConfig } from './sandbox-config.js';
 import { acquireLock, emptyState, readState, removeStateDir, writeState, type SandboxState } from './state.js';
 import {
-  clusterCidrsFile,
-  clusterDnsConfigPath,
-  defaultManagerCommand,
-  defaultWorkloadPaths,
-  podProcessSpec,
+  imageMapPath,
+  kubeletProcessSpec,
+  kubeletStateDir,
+  kubeProxyProcessSpec,
   upstreamDnsConfigPath,
   upstreamDnsProcessSpec,
-  writeClusterCidrs,
   type ProcessSpec,
 } from './workloads.js';
 
-const DEFAULT_READINESS_TIMEOUT_MS = 20_000;
-// The manager is probed last, with what is left of the timeout but at least this.
-const MIN_MANAGER_PROBE_MS = 1_000;
+const DEFAULT_READINESS_TIMEOUT_MS = 120_000;
+// A kubelet stops its pods and removes their namespaces on SIGTERM: give it time for that.
+const KUBELET_STOP_GRACE_MS = 20_000;
 
 export interface SandboxUpOptions {
-  /** How long to wait for every pod's port to answer (20 s by default). */
+  /** How long to wait for the nodes and every Deployment's pods to be ready (120 s by default). */
   readinessTimeoutMs?: number;
-  /**
-   * The traffic manager's command line; by default `node <kubetun>/dist/src/cli/main.js traffic-manager …` with
-   * the sandbox's CIDRs and DNS as flags. null runs no manager (its pod stays empty).
-   */
-  managerCommand?: readonly string[] | null;
   /** Progress lines, e.g. console.log. */
   log?: (line: string) => void;
 }
@@ -61,7 +48,7 @@ export interface SandboxUpResult {
   repaired: boolean;
   /** What this run created, repaired or started, in order. */
   actions: string[];
-  /** Problems that did not stop the sandbox (e.g. the traffic manager exited). */
+  /** Problems that did not stop the sandbox. */
   warnings: string[];
   status: SandboxStatus;
 }
@@ -85,6 +72,7 @@ export async function sandboxUp(name: string = DEFAULT_SANDBOX_NAME, options: Sa
   const config = sandboxConfig(name);
   requireRoot('up');
   checkBinaries();
+  requireBinaries();
   checkNoRouteOverlap(sandboxRanges(config), await readHostRoutes());
   const release = await acquireLock(config);
   try {
@@ -99,7 +87,6 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
   const previous = readState(config);
   const state: SandboxState = previous ?? emptyState(config);
   const actions: string[] = [];
-  const warnings: string[] = [];
   const act = (line: string): void => {
     actions.push(line);
     log(line);
@@ -107,106 +94,89 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
   mkdirSync(`${config.stateDir}/logs`, { recursive: true });
 
   const health = await inspectNetwork(config);
-  const rebuildPods = health.base ? config.pods.filter((p) => !health.healthyPods.has(p.name)) : [...config.pods];
   // Namespaces are recorded before they exist, so that `down` finds them even if this run dies halfway.
   state.namespaces = union(state.namespaces, sandboxNamespaces(config));
   writeState(config, state);
-
-  // A process whose namespace is rebuilt would keep the old, unreachable one alive: stop it first.
-  const doomed = health.base ? rebuildPods.map((p) => p.name) : Object.keys(state.processes);
-  const records = doomed.map((id) => state.processes[id]).filter((r) => r !== undefined);
-  const stopped = await Promise.all(records.map((r) => stopProcess(r)));
-  records.forEach((r, i) => {
-    if (stopped[i]) act(`stopped ${r.id} (pid ${r.pid}): its network is rebuilt`);
-  });
   if (!health.base) {
+    // Processes in a namespace that is rebuilt would keep the old, unreachable one alive: stop them first.
+    const stopped = await stopEverything(config, state);
+    for (const line of stopped) act(`stopped ${line}: its network is rebuilt`);
     await buildBase(config);
     act(`${health.existing.size > 0 ? 'rebuilt' : 'created'} namespaces ${config.namespaces.workstation} and ${config.namespaces.node} with their link and the pod bridge`);
   }
-  if (rebuildPods.length > 0) {
-    await buildPods(config, rebuildPods);
-    const rebuilt = rebuildPods.some((p) => health.existing.has(p.netns));
-    act(`${rebuilt ? 'rebuilt' : 'created'} the network of ${rebuildPods.length === config.pods.length ? 'every pod' : rebuildPods.map((p) => p.name).join(', ')}`);
-  }
-
   writeFiles(config, state);
-  if (!existsSync(clusterCidrsFile(config))) writeClusterCidrs(config, { podCidrs: config.podCidrs, serviceCidrs: config.serviceCidrs });
-  await applyServices(config);
 
-  const paths = {
-    ...defaultWorkloadPaths(),
-    managerCommand: options.managerCommand === undefined ? defaultManagerCommand(config) : options.managerCommand,
-  };
-  const specs: ProcessSpec[] = [upstreamDnsProcessSpec(config)];
-  for (const pod of config.pods) {
-    const spec = podProcessSpec(config, pod, paths);
-    if (spec !== null) specs.push(spec);
+  await ensureProcess(config, state, upstreamDnsProcessSpec(config), act);
+  const plane = await ensureControlPlane(config, act);
+  copyFileSync(plane.kubeconfig, config.workstationKubeconfig);
+  chmodSync(config.workstationKubeconfig, 0o600);
+  for (const spec of [kubeProxyProcessSpec(config), ...config.nodes.map((node) => kubeletProcessSpec(config, node))]) {
+    await ensureProcess(config, state, spec, act);
   }
-  for (const spec of specs) {
-    const record = state.processes[spec.id];
-    if (record !== undefined && isAlive(record)) continue;
-    state.processes[spec.id] = await startProcess(spec);
-    writeState(config, state);
-    act(`${record === undefined ? 'started' : 'restarted'} ${spec.id} in ${spec.netns} (pid ${state.processes[spec.id]!.pid})`);
-  }
-
-  await waitForReadiness(config, state, specs, options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS, warnings, log);
+  for (const created of await applyWorkloads(config, plane.admin)) act(`created ${created}`);
+  await waitForWorkloads(config, plane.admin, options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS);
   const alreadyUp = previous !== null && actions.length === 0;
   const repaired = previous !== null && !alreadyUp;
-  return { config, alreadyUp, repaired, actions, warnings, status: await collectStatus(config) };
+  return { config, alreadyUp, repaired, actions, warnings: [], status: await collectStatus(config) };
+}
+
+/** Starts the process unless the recorded one still runs. */
+async function ensureProcess(config: SandboxConfig, state: SandboxState, spec: ProcessSpec, act: (line: string) => void): Promise<void> {
+  const record = state.processes[spec.id];
+  if (record !== undefined && isAlive(record)) return;
+  state.processes[spec.id] = await startProcess(spec);
+  writeState(config, state);
+  act(`${record === undefined ? 'started' : 'restarted'} ${spec.id} in ${spec.netns} (pid ${state.processes[spec.id]!.pid})`);
+}
+
+async function ensureControlPlane(config: SandboxConfig, act: (line: string) => void): Promise<ControlPlane> {
+  const recorded = readControlPlane(config.controlPlane.stateDir);
+  if (recorded !== null && recorded.processes.every(isAlive)) return recorded;
+  if (recorded !== null) await stopControlPlane(recorded);
+  const plane = await startControlPlane({
+    netns: config.namespaces.node,
+    address: config.controlPlane.address,
+    securePort: config.controlPlane.port,
+    serviceClusterIpRange: config.controlPlane.serviceClusterIpRange,
+    stateDir: config.controlPlane.stateDir,
+  });
+  act(`${recorded === null ? 'started' : 'restarted'} the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) at ${plane.server}`);
+  return plane;
 }
 
 function writeFiles(config: SandboxConfig, state: SandboxState): void {
   const { workstation, node } = config.namespaces;
   const written = [writeNetnsResolvConf(workstation, upstreamResolvConf(config)), writeNetnsResolvConf(node, upstreamResolvConf(config))];
-  for (const pod of config.pods) {
-    // The cluster DNS itself resolves through the node's resolver, as CoreDNS's pod (dnsPolicy Default) does.
-    const content = pod.kind === 'cluster-dns' ? upstreamResolvConf(config) : podResolvConf(config, pod.namespace);
-    written.push(writeNetnsResolvConf(pod.netns, content));
-  }
   state.etcNetnsDirs = union(state.etcNetnsDirs, written);
   writeState(config, state);
-  const dnsPod = config.pods.find((p) => p.kind === 'cluster-dns');
-  if (dnsPod !== undefined) writeFileSync(clusterDnsConfigPath(config), clusterDnsConfig(config, dnsPod));
   writeFileSync(upstreamDnsConfigPath(config), upstreamDnsConfig(config));
-  writeFileSync(`${config.stateDir}/services.nft`, servicesRuleset(config));
+  writeImageMap(imageMapPath(config));
 }
 
-async function waitForReadiness(
-  config: SandboxConfig,
-  state: SandboxState,
-  specs: readonly ProcessSpec[],
-  timeoutMs: number,
-  warnings: string[],
-  log: (line: string) => void,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const essential = new Map(specs.filter((s) => s.essential).map((s) => [s.id, processTarget(config, s.id, state.processes[s.id])]));
-  const ready = await probeTargets(config, essential, timeoutMs);
-  const notReady = [...essential.keys()].filter((id) => !ready.has(id));
-  if (notReady.length > 0) {
-    const details = notReady.map((id) => {
-      const record = state.processes[id];
-      const how = record !== undefined && !isAlive(record) ? 'exited' : 'does not answer';
-      return `${id} ${how} (log: ${record?.logFile ?? 'none'})`;
-    });
-    throw new SandboxError(
-      'NOT_READY',
-      `sandbox ${config.name} is not ready after ${Math.round(timeoutMs / 1000)} s: ${details.join('; ')}. ` +
-        `Read the logs, then run kubetun sandbox up --name ${config.name} again (it repairs) or kubetun sandbox down.`,
-    );
+/**
+ * Stops what the sandbox runs, in dependency order: the kube-proxy and the kubelets (which stop their pods), what
+ * a crashed kubelet left, the control plane, the upstream resolver. Returns what it stopped.
+ */
+async function stopEverything(config: SandboxConfig, state: SandboxState | null): Promise<string[]> {
+  const stopped: string[] = [];
+  const records = state?.processes ?? {};
+  const stop = async (record: ProcessRecord | undefined, graceMs?: number): Promise<void> => {
+    if (record !== undefined && (await stopProcess(record, graceMs))) stopped.push(`${record.id} (pid ${record.pid})`);
+  };
+  await Promise.all(
+    Object.values(records)
+      .filter((r) => r.id.startsWith('kubelet-') || r.id === 'kube-proxy')
+      .map((r) => stop(r, r.id === 'kube-proxy' ? undefined : KUBELET_STOP_GRACE_MS)),
+  );
+  for (const node of config.nodes) await cleanupKubelet(kubeletStateDir(config, node));
+  const plane = readControlPlane(config.controlPlane.stateDir);
+  if (plane !== null) {
+    const running = plane.processes.filter(isAlive);
+    await stopControlPlane(plane);
+    stopped.push(...running.map((r) => `${r.id} (pid ${r.pid})`));
   }
-  for (const spec of specs.filter((s) => !s.essential)) {
-    const record = state.processes[spec.id]!;
-    const left = Math.max(deadline - Date.now(), MIN_MANAGER_PROBE_MS);
-    const answered = isAlive(record) && (await probeTargets(config, new Map([[spec.id, processTarget(config, spec.id, record)]]), left)).has(spec.id);
-    if (answered) continue;
-    const warning = isAlive(record)
-      ? `${spec.id} does not answer on port ${processTarget(config, spec.id).port} yet (log: ${record.logFile})`
-      : `${spec.id} exited: the traffic manager is not running; the rest of the sandbox is up (log: ${record.logFile})`;
-    warnings.push(warning);
-    log(`warning: ${warning}`);
-  }
+  await stop(records['upstream-dns']);
+  return stopped;
 }
 
 /** Removes everything the sandbox created: its processes (those recorded only), namespaces, files. */
@@ -237,11 +207,9 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
     warnings: [],
   };
   await quitKubetun(config.name, result);
-  const records: ProcessRecord[] = Object.values(state?.processes ?? {});
-  const stopped = await Promise.all(records.map((r) => stopProcess(r)));
-  result.stoppedProcesses.push(...records.filter((_, i) => stopped[i]).map((r) => `${r.id} (pid ${r.pid})`));
+  result.stoppedProcesses.push(...(await stopEverything(config, state)));
   const existing = existingNetns();
-  const namespaces = union(state?.namespaces ?? [], sandboxNamespaces(config)).filter((n) => existing.has(n));
+  const namespaces = union(state?.namespaces ?? [], sandboxNamespaces(config), podNetnsOf(config)).filter((n) => existing.has(n));
   for (const ns of namespaces) {
     for (const pid of await pidsInNetns(ns)) {
       result.warnings.push(
@@ -250,11 +218,13 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
     }
   }
   result.deletedNamespaces = await deleteNamespaces(namespaces);
+  const podFolders = existsSync(ETC_NETNS) ? readdirSync(ETC_NETNS).filter((n) => n.startsWith(config.podNetnsPrefix)) : [];
   const folders = union(
     (state?.etcNetnsDirs ?? []).map((d) => d.replace(/^.*\//, '')),
     sandboxNamespaces(config),
+    podFolders,
   );
-  for (const ns of folders) if (removeNetnsFolder(ns)) result.removedFiles.push(`/etc/netns/${ns}`);
+  for (const ns of folders) if (removeNetnsFolder(ns)) result.removedFiles.push(`${ETC_NETNS}/${ns}`);
   if (existsSync(config.stateDir)) result.removedFiles.push(config.stateDir);
   removeStateDir(config);
   const daemonsDir = runDir({ KUBETUN_SANDBOX: config.name });

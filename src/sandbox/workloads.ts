@@ -1,12 +1,14 @@
-// What runs in the sandbox: one process per pod (a real server) and the upstream resolver in the node namespace,
-// described as plain specs; processes.ts starts them.
+// The processes `sandbox up` runs in the node namespace itself, besides the control plane: the upstream resolver,
+// one kubelet per node and the kube-proxy. Pods are the kubelets' processes. Described as plain specs;
+// processes.ts starts them.
 
-import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { SandboxConfig, SandboxPod } from './sandbox-config.js';
+import { firstServiceAddress } from './control-plane/pki.js';
+import { ETC_NETNS } from './etc-netns.js';
+import type { SandboxConfig, SandboxNode } from './sandbox-config.js';
 
 export interface ProcessSpec {
-  /** The pod's name, or `upstream-dns`. */
+  /** `upstream-dns`, `kube-proxy` or `kubelet-<node>`. */
   id: string;
   netns: string;
   command: string;
@@ -14,127 +16,40 @@ export interface ProcessSpec {
   env: Record<string, string>;
   cwd: string;
   logFile: string;
-  /** Whether `sandbox up` fails when this process does not become ready (the manager is allowed to fail). */
+  /** Whether `sandbox up` fails when this process does not start. */
   essential: boolean;
+  /** Run in the host's mount namespace (without the namespace's /etc/netns files). */
+  hostMounts?: boolean;
 }
 
 export const UPSTREAM_DNS_ID = 'upstream-dns';
+export const KUBE_PROXY_ID = 'kube-proxy';
 
-/** Paths of the files the sandbox's processes run or read. */
-export interface WorkloadPaths {
-  node: string;
-  echoServer: string;
-  /** The traffic manager's command line, or null to run no manager (its pod then stays empty). */
-  managerCommand: readonly string[] | null;
-}
-
-export function defaultWorkloadPaths(): WorkloadPaths {
-  return {
-    node: process.execPath,
-    echoServer: fileURLToPath(new URL('./workloads/echo-server.js', import.meta.url)),
-    managerCommand: null,
-  };
-}
-
-/** The file the sandbox's manager takes its pod and service CIDRs from, live (`--cidrs-file`). */
-export function clusterCidrsFile(config: SandboxConfig): string {
-  return `${config.stateDir}/cluster-cidrs.json`;
-}
-
-/** Changes the cluster's CIDRs as the manager sees them, as a cluster whose nodes or services change would. */
-export function writeClusterCidrs(config: SandboxConfig, cidrs: { podCidrs: readonly string[]; serviceCidrs: readonly string[] }): void {
-  writeFileSync(clusterCidrsFile(config), JSON.stringify(cidrs, null, 2) + '\n');
-}
-
-/** `node <kubetun>/dist/src/cli/main.js traffic-manager …` with the sandbox's cluster facts as flags. */
-export function defaultManagerCommand(config: SandboxConfig, node = process.execPath): string[] {
-  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  return [
-    node,
-    main,
-    'traffic-manager',
-    '--listen',
-    `[::]:${config.manager.port}`,
-    ...config.podCidrs.flatMap((c) => ['--pod-cidr', c]),
-    ...config.serviceCidrs.flatMap((c) => ['--service-cidr', c]),
-    '--dns-server',
-    config.clusterDns.ipv4,
-    '--cluster-domain',
-    config.clusterDomain,
-    '--cidrs-file',
-    clusterCidrsFile(config),
-  ];
-}
+const program = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
 
 export function logFileOf(config: SandboxConfig, id: string): string {
   return `${config.stateDir}/logs/${id}.log`;
-}
-
-export function podDirOf(config: SandboxConfig, pod: SandboxPod): string {
-  return `${config.stateDir}/pods/${pod.name}`;
-}
-
-export function clusterDnsConfigPath(config: SandboxConfig): string {
-  return `${config.stateDir}/cluster-dns.conf`;
 }
 
 export function upstreamDnsConfigPath(config: SandboxConfig): string {
   return `${config.stateDir}/upstream-dns.conf`;
 }
 
-/** The command of a pod's process, or null when the pod runs nothing (no manager command). */
-function podCommand(config: SandboxConfig, pod: SandboxPod, paths: WorkloadPaths): string[] | null {
-  switch (pod.kind) {
-    case 'cluster-dns':
-      return ['dnsmasq', '--keep-in-foreground', `--conf-file=${clusterDnsConfigPath(config)}`];
-    case 'echo':
-      return [paths.node, paths.echoServer, '--pod', pod.name, '--namespace', pod.namespace, '--port', String(pod.readinessPort)];
-    case 'redis':
-      return [
-        'redis-server',
-        '--port',
-        String(pod.readinessPort),
-        '--bind',
-        pod.ipv4,
-        pod.ipv6,
-        '127.0.0.1',
-        '::1',
-        '--protected-mode',
-        'no',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        podDirOf(config, pod),
-      ];
-    case 'iperf':
-      return ['iperf3', '--server', '--port', String(pod.readinessPort), '--forceflush'];
-    case 'traffic-manager':
-      return paths.managerCommand === null ? null : [...paths.managerCommand];
-  }
+export function imageMapPath(config: SandboxConfig): string {
+  return `${config.stateDir}/image-map.json`;
 }
 
-export function podProcessSpec(config: SandboxConfig, pod: SandboxPod, paths: WorkloadPaths): ProcessSpec | null {
-  const command = podCommand(config, pod, paths);
-  if (command === null) return null;
-  return {
-    id: pod.name,
-    netns: pod.netns,
-    command: command[0]!,
-    args: command.slice(1),
-    // What the downward API and the kubelet give a pod's containers.
-    env: {
-      HOSTNAME: pod.name,
-      POD_NAME: pod.name,
-      POD_NAMESPACE: pod.namespace,
-      POD_IP: pod.ipv4,
-      POD_IPS: `${pod.ipv4},${pod.ipv6}`,
-    },
-    cwd: podDirOf(config, pod),
-    logFile: logFileOf(config, pod.name),
-    essential: pod.kind !== 'traffic-manager',
-  };
+/** The admin kubeconfig the node's own agents (kubelets, kube-proxy) use. */
+export function nodeKubeconfigPath(config: SandboxConfig): string {
+  return `${config.controlPlane.stateDir}/admin.kubeconfig`;
+}
+
+export function kubeletStateDir(config: SandboxConfig, node: SandboxNode): string {
+  return `${config.stateDir}/kubelet/${node.name}`;
+}
+
+export function kubeletId(node: SandboxNode): string {
+  return `kubelet-${node.name}`;
 }
 
 export function upstreamDnsProcessSpec(config: SandboxConfig): ProcessSpec {
@@ -146,6 +61,72 @@ export function upstreamDnsProcessSpec(config: SandboxConfig): ProcessSpec {
     env: {},
     cwd: config.stateDir,
     logFile: logFileOf(config, UPSTREAM_DNS_ID),
+    essential: true,
+  };
+}
+
+export function kubeletProcessSpec(config: SandboxConfig, node: SandboxNode, nodeExecutable = process.execPath): ProcessSpec {
+  return {
+    id: kubeletId(node),
+    netns: config.namespaces.node,
+    command: nodeExecutable,
+    args: [
+      program('./kubelet/main.js'),
+      '--kubeconfig',
+      nodeKubeconfigPath(config),
+      '--node-name',
+      node.name,
+      '--node-ip',
+      config.link.node.ipv4,
+      '--port',
+      String(node.kubeletPort),
+      ...node.podCidrs.flatMap((c) => ['--pod-cidr', c]),
+      '--bridge',
+      config.bridge.name,
+      '--netns-prefix',
+      config.podNetnsPrefix,
+      '--state-dir',
+      kubeletStateDir(config, node),
+      '--cluster-dns',
+      config.clusterDns.ipv4,
+      '--cluster-domain',
+      config.clusterDomain,
+      '--kubernetes-service-host',
+      firstServiceAddress(config.controlPlane.serviceClusterIpRange),
+      '--kubernetes-service-port',
+      '443',
+      '--image-map',
+      imageMapPath(config),
+      // The node's own resolver, for the cluster DNS pod (dnsPolicy Default): the kubelet runs with the host's /etc.
+      '--resolv-conf',
+      `${ETC_NETNS}/${config.namespaces.node}/resolv.conf`,
+    ],
+    env: {},
+    cwd: config.stateDir,
+    logFile: logFileOf(config, kubeletId(node)),
+    essential: true,
+    // The pods' network namespaces it creates must be visible outside it (to `sandbox down`, tests, the tools).
+    hostMounts: true,
+  };
+}
+
+export function kubeProxyProcessSpec(config: SandboxConfig, nodeExecutable = process.execPath): ProcessSpec {
+  return {
+    id: KUBE_PROXY_ID,
+    netns: config.namespaces.node,
+    command: nodeExecutable,
+    args: [
+      program('./kube-proxy/main.js'),
+      '--kubeconfig',
+      nodeKubeconfigPath(config),
+      '--node-address',
+      config.link.node.ipv4,
+      '--node-address',
+      config.link.node.ipv6,
+    ],
+    env: {},
+    cwd: config.stateDir,
+    logFile: logFileOf(config, KUBE_PROXY_ID),
     essential: true,
   };
 }

@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { createClient, type Client } from '@connectrpc/connect';
@@ -37,7 +38,16 @@ export interface TunnelClientOptions {
   connectTimeoutMs?: number;
   /** TLS options for an `https:` URL (a CA, a server name). */
   tls?: ConnectionOptions;
+  /**
+   * An HTTP/2 PING every intervalMs; no answer within timeoutMs closes the connection ('disconnected'), so a
+   * path that died silently (a port-forward whose pod is gone) is noticed. Default 1 s / 3 s; false turns it off.
+   */
+  heartbeat?: { intervalMs: number; timeoutMs: number } | false;
 }
+
+const DEFAULT_HEARTBEAT = { intervalMs: 1_000, timeoutMs: 3_000 };
+/** The origin spoken over a Unix socket, where there is no host to name. */
+const UNIX_ORIGIN = 'http://localhost';
 
 export interface TunnelClientEvents {
   /** Once, on the turn after connect() resolved. */
@@ -48,6 +58,11 @@ export interface TunnelClientEvents {
 
 /** The largest DNS answer accepted from the manager (a DNS message is at most 64 KiB). */
 const MAX_DNS_RESPONSE = 65_535;
+
+/** The HTTP origin requests carry: the URL's own, or a fixed one over a Unix socket. */
+function httpOrigin(url: URL): string {
+  return url.protocol === 'unix:' ? UNIX_ORIGIN : url.origin;
+}
 
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -64,12 +79,14 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     private readonly session: http2.ClientHttp2Session,
     readonly url: URL,
     sessionId: string | undefined,
+    heartbeat: TunnelClientOptions['heartbeat'],
   ) {
     super();
     this.sessionId = sessionId;
+    const origin = httpOrigin(url);
     const transport = createGrpcTransport({
-      baseUrl: url.origin,
-      sessionManager: new ControlSession(url.origin, session),
+      baseUrl: origin,
+      sessionManager: new ControlSession(origin, session),
     });
     this.manager = createClient(Manager, transport);
     let lastError: Error | undefined;
@@ -81,18 +98,40 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     session.on('goaway', () => {
       this.markDisconnected(new TunnelError('CONNECTION', 'The traffic manager is going away; connect again.'));
     });
+    if (heartbeat !== false) this.startHeartbeat(heartbeat ?? DEFAULT_HEARTBEAT);
   }
 
-  /** Connects to `http://host:port` (h2c) or `https://host:port`; resolves once the manager's SETTINGS arrived. */
+  private startHeartbeat({ intervalMs, timeoutMs }: { intervalMs: number; timeoutMs: number }): void {
+    let waiting = false;
+    const timer = setInterval(() => {
+      if (waiting) return;
+      waiting = true;
+      this.ping(timeoutMs).then(
+        () => (waiting = false),
+        (error: TunnelError) => this.session.destroy(new Error(`heartbeat failed: ${error.message}`)),
+      );
+    }, intervalMs);
+    // The session keeps the process alive while it is open; the heartbeat must not.
+    timer.unref();
+    this.session.once('close', () => clearInterval(timer));
+  }
+
+  /**
+   * Connects to `http://host:port` (h2c), `https://host:port`, or `unix:/path` (h2c over a Unix socket, e.g. the
+   * user daemon's port-forward to the manager); resolves once the manager's SETTINGS arrived.
+   */
   static connect(url: string, options: TunnelClientOptions = {}): Promise<TunnelClient> {
-    const target = new URL(url);
-    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+    const target = URL.canParse(url) ? new URL(url) : null;
+    const unix = target?.protocol === 'unix:' && target.pathname !== '';
+    if (target === null || (target.protocol !== 'http:' && target.protocol !== 'https:' && !unix)) {
       return Promise.reject(
-        new TunnelError('CONNECTION', `The traffic manager URL must start with http:// or https://, not "${url}".`),
+        new TunnelError('CONNECTION', `The traffic manager URL must start with http://, https:// or unix:/, not "${url}".`),
       );
     }
-    const session = http2.connect(target, {
+    const where = unix ? target.href : target.origin;
+    const session = http2.connect(unix ? UNIX_ORIGIN : target, {
       ...options.tls,
+      ...(unix ? { createConnection: () => net.connect(target.pathname) } : {}),
       settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
       maxSessionMemory: SESSION_MEMORY_MIB,
     });
@@ -101,7 +140,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         clearTimeout(timer);
         session.destroy();
         reject(
-          new TunnelError('CONNECTION', `Cannot reach the traffic manager at ${target.origin}: ${error.message}.`, {
+          new TunnelError('CONNECTION', `Cannot reach the traffic manager at ${where}: ${error.message}.`, {
             cause: error,
           }),
         );
@@ -110,12 +149,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         () => fail(new Error(`no answer within ${options.connectTimeoutMs ?? 10_000} ms`)),
         options.connectTimeoutMs ?? 10_000,
       );
+      // A forwarder that could not reach the manager closes the socket without a word.
+      const closed = (): void => fail(new Error('the connection closed before the manager answered'));
       session.once('error', fail);
+      session.once('close', closed);
       session.once('remoteSettings', () => {
         clearTimeout(timer);
         session.off('error', fail);
+        session.off('close', closed);
         session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-        const client = new TunnelClient(session, target, options.sessionId);
+        const client = new TunnelClient(session, target, options.sessionId, options.heartbeat);
         resolve(client);
         // On the next turn, so that listeners added right after `await connect()` hear it.
         setImmediate(() => client.emit('connected'));
@@ -139,7 +182,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const stream = this.request({
       ':method': 'CONNECT',
       ':protocol': CONNECT_UDP_PROTOCOL,
-      ':scheme': this.url.protocol.slice(0, -1),
+      ':scheme': this.url.protocol === 'https:' ? 'https' : 'http',
       ':path': connectUdpPath(host, port),
       'capsule-protocol': '?1',
     });

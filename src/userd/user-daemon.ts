@@ -1,6 +1,7 @@
 // The user daemon: runs as the user, owns the session with the traffic manager (arrive, keep alive, depart,
 // re-arrive when the manager forgot it), and asks the root daemon to connect the network for that session.
-// Serves the CLI on a Unix socket that only its user can open.
+// Without a manager URL it finds the manager through the user's kubeconfig and serves it to both daemons as a
+// local socket backed by port-forwards (ManagerForwarder). Serves the CLI on a Unix socket only its user can open.
 import { ConnectError, Code, createClient, type Client, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 import { createWriteStream } from 'node:fs';
@@ -16,16 +17,35 @@ import {
   type RoutePolicy,
   type SessionStatus,
 } from '../gen/kubetun/daemon/v1/daemon_pb.js';
-import { daemonLog, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
+import { DEFAULT_MANAGER_NAMESPACE, locateManager } from '../k8s/manager-locator.js';
+import { openPortForward } from '../k8s/port-forward.js';
+import { daemonLog, managerForwardSocket, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
+import { ManagerForwarder } from './manager-forwarder.js';
 
 const REMAIN_INTERVAL_MS = 5_000;
 
+/** The manager reached through the Kubernetes API. */
+interface KubeLink {
+  context: string;
+  managerNamespace: string;
+  forwarder: ManagerForwarder;
+  /** The pod the latest port-forward reached. */
+  pod: string;
+}
+
 interface ActiveSession {
   request: ConnectRequest;
+  /** What both daemons dial: the given URL, or the forwarder's socket. */
+  managerUrl: string;
+  kube: KubeLink | null;
+  /** The namespace short names resolve in (the request's, else the context's, else default). */
+  namespace: string;
   tunnel: TunnelClient;
   sessionId: string;
   podCidrs: string[];
@@ -40,7 +60,7 @@ export class UserDaemonService {
   private readonly root: Client<typeof RootDaemon>;
 
   constructor(
-    dir: string,
+    private readonly dir: string,
     private readonly log: Logger,
     private readonly exit: () => void,
   ) {
@@ -63,26 +83,53 @@ export class UserDaemonService {
 
   async connect(request: ConnectRequest): Promise<SessionStatus> {
     if (this.active !== null) {
-      const same = this.active.request.managerUrl === request.managerUrl && this.active.request.namespace === request.namespace;
+      const was = this.active.request;
+      const same =
+        was.managerUrl === request.managerUrl &&
+        was.namespace === request.namespace &&
+        was.kubeconfig === request.kubeconfig &&
+        was.context === request.context &&
+        was.managerNamespace === request.managerNamespace;
       if (same) {
         await this.ensureNetwork(this.active);
         return this.status();
       }
       await this.disconnect();
     }
+    let kube: KubeLink | null = null;
+    let namespace = request.namespace || 'default';
     let tunnel: TunnelClient;
-    try {
-      tunnel = await TunnelClient.connect(request.managerUrl);
-    } catch (error) {
-      throw new ConnectError(
-        `${(error as Error).message} Is the traffic manager running? Check the URL (--manager-url or KUBETUN_MANAGER_URL).`,
-        Code.Unavailable,
-      );
+    if (request.managerUrl === '') {
+      const config = kubeConfigFor(request);
+      namespace = request.namespace || config.getContextObject(config.getCurrentContext())?.namespace || 'default';
+      kube = await this.openKubeLink(config, request.managerNamespace || DEFAULT_MANAGER_NAMESPACE);
     }
-    const session = await this.arrive(tunnel, request);
-    const info = await firstClusterInfo(tunnel, session);
+    const managerUrl = kube?.forwarder.url ?? request.managerUrl;
+    try {
+      tunnel = await TunnelClient.connect(managerUrl);
+    } catch (error) {
+      kube?.forwarder.close();
+      const message =
+        kube === null
+          ? `${(error as Error).message} Is the traffic manager running? Check the URL (--manager-url or KUBETUN_MANAGER_URL).`
+          : `cannot reach the traffic manager pod ${kube.managerNamespace}/${kube.pod} through a port-forward: ${kube.forwarder.lastError?.message ?? (error as Error).message}`;
+      throw new ConnectError(message, Code.Unavailable);
+    }
+    let session: string;
+    let info: Awaited<ReturnType<typeof firstClusterInfo>>;
+    try {
+      session = await this.arrive(tunnel, namespace);
+      info = await firstClusterInfo(tunnel, session);
+    } catch (error) {
+      tunnel.close();
+      kube?.forwarder.close();
+      throw error;
+    }
     const active: ActiveSession = {
       request,
+      namespace,
+      managerUrl,
+      kube,
       tunnel,
       sessionId: session,
       podCidrs: info.podCidrs,
@@ -94,20 +141,45 @@ export class UserDaemonService {
     this.active = active;
     this.watchTunnel(active);
     try {
-      await this.root.connect({ managerUrl: request.managerUrl, sessionId: session, policy: request.policy as RoutePolicy });
+      await this.root.connect({ managerUrl, sessionId: session, policy: request.policy as RoutePolicy });
     } catch (error) {
       await this.disconnect();
       throw error instanceof ConnectError ? error : new ConnectError(`the root daemon: ${(error as Error).message}`, Code.Unavailable);
     }
-    this.log.info('connected', { manager: request.managerUrl, session, namespace: request.namespace });
+    this.log.info('connected', { manager: kube === null ? managerUrl : `${kube.managerNamespace}/${kube.pod}`, session, namespace });
     return this.status();
+  }
+
+  /**
+   * Finds the manager (so that a missing install or an unready pod is reported now, clearly) and serves it on the
+   * forwarder socket; each connection made there re-locates the pod and opens a new port-forward to it.
+   */
+  private async openKubeLink(config: KubeConfig, managerNamespace: string): Promise<KubeLink> {
+    let pod: string;
+    try {
+      pod = (await locateManager(config, managerNamespace)).pod;
+    } catch (error) {
+      throw new ConnectError((error as Error).message, Code.FailedPrecondition);
+    }
+    const dial = async () => {
+      const target = await locateManager(config, managerNamespace);
+      const stream = await openPortForward(config, target);
+      if (link.pod !== target.pod) {
+        this.log.info('port-forward to a new traffic manager pod', { pod: target.pod });
+        link.pod = target.pod;
+      }
+      return stream;
+    };
+    // dial runs only for connections accepted after listen() resolved, when link is set.
+    const link: KubeLink = { context: config.getCurrentContext(), managerNamespace, pod, forwarder: await ManagerForwarder.listen(managerForwardSocket(this.dir), dial, this.log) };
+    return link;
   }
 
   /** A root daemon that was restarted (SIGTERM, kill -9) knows nothing of the session: connect it again. */
   private async ensureNetwork(active: ActiveSession): Promise<void> {
     const network = await this.root.status({}).catch(() => null);
     if (network?.connected === true) return;
-    await this.root.connect({ managerUrl: active.request.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
+    await this.root.connect({ managerUrl: active.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
   }
 
   async status(): Promise<SessionStatus> {
@@ -122,8 +194,11 @@ export class UserDaemonService {
     return create(SessionStatusSchema, {
       state: active.state,
       managerUrl: active.request.managerUrl,
+      context: active.kube?.context ?? '',
+      managerNamespace: active.kube?.managerNamespace ?? '',
+      managerPod: active.kube?.pod ?? '',
       sessionId: active.sessionId,
-      namespace: active.request.namespace,
+      namespace: active.namespace,
       podCidrs: active.podCidrs,
       serviceCidrs: active.serviceCidrs,
       managerVersion: active.managerVersion,
@@ -139,13 +214,14 @@ export class UserDaemonService {
     await active.tunnel.manager.depart({ id: active.sessionId }).catch(() => undefined);
     active.tunnel.close();
     await this.root.disconnect({}).catch((e: Error) => this.log.warn(`root daemon disconnect: ${e.message}`));
+    active.kube?.forwarder.close();
     this.log.info('disconnected');
   }
 
-  private async arrive(tunnel: TunnelClient, request: ConnectRequest): Promise<string> {
+  private async arrive(tunnel: TunnelClient, namespace: string): Promise<string> {
     const session = await tunnel.manager.arriveAsClient({
       name: `${userInfo().username}@${hostname()}`,
-      namespace: request.namespace,
+      namespace,
       hostname: hostname(),
       version: kubetunVersion(),
     });
@@ -168,8 +244,8 @@ export class UserDaemonService {
   }
 
   private async rearrive(active: ActiveSession): Promise<void> {
-    active.sessionId = await this.arrive(active.tunnel, active.request);
-    await this.root.connect({ managerUrl: active.request.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
+    active.sessionId = await this.arrive(active.tunnel, active.namespace);
+    await this.root.connect({ managerUrl: active.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
   }
 
   /** When the connection to the manager drops, reconnect with backoff and carry on with a new session. */
@@ -182,7 +258,7 @@ export class UserDaemonService {
         for (let delay = 250; this.active === active; delay = Math.min(delay * 2, 8000)) {
           await new Promise((r) => setTimeout(r, delay));
           try {
-            active.tunnel = await TunnelClient.connect(active.request.managerUrl);
+            active.tunnel = await TunnelClient.connect(active.managerUrl);
             await this.rearrive(active);
             active.state = 'connected';
             this.watchTunnel(active);
@@ -194,6 +270,17 @@ export class UserDaemonService {
         }
       })();
     });
+  }
+}
+
+/** The request's kubeconfig (files joined like KUBECONFIG; empty: the default) with its context. */
+function kubeConfigFor(request: ConnectRequest): KubeConfig {
+  try {
+    const env = request.kubeconfig === '' ? process.env : { ...process.env, KUBECONFIG: request.kubeconfig };
+    return loadKubeConfig({ context: request.context || undefined, env });
+  } catch (error) {
+    if (error instanceof KubeConfigError) throw new ConnectError(error.message, Code.InvalidArgument);
+    throw error;
   }
 }
 

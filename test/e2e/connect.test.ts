@@ -1,13 +1,16 @@
-// kubetun connect against the sandbox cluster: real daemons, the real traffic manager in its pod, real clients
-// (curl, dig, redis-cli, iperf3) in the workstation namespace, which reaches the cluster only through kubetun.
+// kubetun install and connect against the sandbox cluster: the traffic manager deployed through the real API
+// server, the session through the API server's port-forward, real daemons, real clients (curl, dig, redis-cli,
+// iperf3) in the workstation namespace, which reaches the cluster only through kubetun.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
-import { sandboxConfig, sandboxDown, sandboxStatus, sandboxUp, workstationCommand, writeClusterCidrs } from '../../src/sandbox/index.js';
+import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxUp, workstationCommand, type ClusterPod } from '../../src/sandbox/index.js';
+import { prefixCovers } from '../../src/net/prefixes.js';
+import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
+import { controlPlaneSkipReason } from '../helpers/control-plane.js';
 
-const ROOT = process.getuid?.() === 0;
 const KUBETUN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const NAME = `ktc${process.pid % 1000}`;
 const config = sandboxConfig(NAME);
@@ -42,11 +45,20 @@ async function noKubetunLeft(): Promise<void> {
   assert.doesNotMatch(resolv.stdout, /kubetun|198\.18\.255\.53/, 'resolv.conf still points at kubetun');
 }
 
-describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root' }, () => {
+async function managerPod(): Promise<ClusterPod | undefined> {
+  return podsOf((await readCluster(config)).pods, 'traffic-manager', config.manager.namespace).find((p) => p.ready);
+}
+
+describe('kubetun install and connect to the sandbox cluster', { skip: controlPlaneSkipReason() ?? false }, () => {
+  let echoPods: ClusterPod[] = [];
+
   before(async () => {
     await sandboxUp(NAME);
+    const installed = await kubetun('install');
+    assert.equal(installed.code, 0, installed.stderr + installed.stdout);
     const connected = await kubetun('connect');
     assert.equal(connected.code, 0, connected.stderr);
+    echoPods = podsOf((await readCluster(config)).pods, 'echo');
   });
 
   after(async () => {
@@ -54,13 +66,29 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
     await sandboxDown(NAME);
   });
 
-  for (const url of ['http://echo', 'http://echo.default', 'http://echo.default.svc.cluster.local', 'http://10.96.0.20', 'http://10.244.0.11', 'http://[fd10:96::14]', 'http://[fd10:244::12]', 'http://orders.shop']) {
+  test('the manager was installed through the API: its Deployment runs a ready pod in its namespace', async () => {
+    const pod = await managerPod();
+    assert.ok(pod !== undefined, 'no ready traffic-manager pod');
+    assert.match(pod.name, /^traffic-manager-/);
+  });
+
+  for (const url of ['http://echo', 'http://echo.default', 'http://echo.default.svc.cluster.local', 'http://10.96.0.20', 'http://[fd10:96::14]', 'http://orders.shop']) {
     test(`curl ${url}`, async () => {
       const r = await ws(['curl', '-sS', '-m', '5', url]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^pod: (echo|orders)-/m);
     });
   }
+
+  test('curl each echo pod by its pod IP, IPv4 and IPv6, on both nodes', async () => {
+    for (const pod of echoPods) {
+      for (const url of [`http://${pod.ipv4}`, `http://[${pod.ipv6}]`]) {
+        const r = await ws(['curl', '-sS', '-m', '5', '-g', url]);
+        assert.equal(r.code, 0, `${url}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^pod: ${pod.name}$`, 'm'));
+      }
+    }
+  });
 
   test('the echo service balances across both replicas', async () => {
     const pods = new Set<string>();
@@ -108,7 +136,7 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
   });
 
   test('a closed port is "connection refused" at once', async () => {
-    const r = await ws(['curl', '-sS', '-m', '5', 'http://10.244.0.11:81']);
+    const r = await ws(['curl', '-sS', '-m', '5', `http://${echoPods[0]!.ipv4}:81`]);
     assert.equal(r.code, 7, r.stderr);
     assert.ok(r.ms < 1000, `took ${r.ms} ms`);
   });
@@ -123,26 +151,31 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
   test('status shows the session, routes, DNS and counters; --output json too', async () => {
     const text = await kubetun('status');
     assert.match(text.stdout, /Status: +connected/);
-    assert.match(text.stdout, /Routes: +.*10\.96\.0\.0\/12/);
+    // Discovered from the API: the service range from the API server's own answer, the pod CIDRs from the nodes.
+    assert.match(text.stdout, /Routes: +.*10\.96\.0\.0\/16/);
     const json = JSON.parse((await kubetun('status', '--output', 'json')).stdout) as { state: string; network: { routes: string[] } };
     assert.equal(json.state, 'connected');
-    assert.ok(json.network.routes.includes('10.244.0.0/16'));
+    for (const cidr of config.nodes.flatMap((n) => n.podCidrs)) {
+      assert.ok(json.network.routes.some((r) => prefixCovers(parsePrefix(r), parsePrefix(cidr))), `${cidr} routed by one of ${json.network.routes.join(', ')}`);
+    }
   });
 
-  test('a change of the cluster\'s CIDRs while connected is routed within seconds, and withdrawn again', async () => {
+  test('a third node with a new pod CIDR is routed within seconds, and withdrawn when it goes', async () => {
     const routed = async (cidr: string): Promise<boolean> => (await ws(['ip', 'route', 'show', cidr])).stdout.includes('kt0');
     const waitFor = async (cidr: string, present: boolean): Promise<void> => {
       for (let i = 0; i < 50 && (await routed(cidr)) !== present; i++) await new Promise((r) => setTimeout(r, 200));
       assert.equal(await routed(cidr), present, `${cidr} ${present ? 'not routed' : 'still routed'} after 10 s`);
     };
-    writeClusterCidrs(config, { podCidrs: [...config.podCidrs, '10.245.0.0/16'], serviceCidrs: config.serviceCidrs });
+    const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-3' }, spec: { podCIDR: '10.244.2.0/24', podCIDRs: ['10.244.2.0/24', 'fd10:244:0:2::/64'] } };
+    const [created] = await sandboxApi(config, [{ method: 'POST', path: '/api/v1/nodes', body: node }]);
+    assert.equal(created?.status, 201, created?.body);
     try {
-      await waitFor('10.245.0.0/16', true);
+      await waitFor('10.244.2.0/24', true);
     } finally {
-      writeClusterCidrs(config, { podCidrs: config.podCidrs, serviceCidrs: config.serviceCidrs });
+      await sandboxApi(config, [{ method: 'DELETE', path: '/api/v1/nodes/node-3' }]);
     }
-    await waitFor('10.245.0.0/16', false);
-    assert.ok(await routed('10.244.0.0/16'));
+    await waitFor('10.244.2.0/24', false);
+    assert.match((await ws(['ip', 'route', 'get', echoPods[0]!.ipv4])).stdout, /dev kt0/, 'the other nodes stay routed');
   });
 
   test('quit, then kill -9 of both daemons, leave no route, device or DNS change behind', async () => {
@@ -173,34 +206,69 @@ describe('kubetun connect to the sandbox cluster', { skip: !ROOT && 'needs root'
     assert.equal((await ws(['curl', '-sS', '-m', '5', 'http://echo'])).code, 0);
   });
 
-  test('when the traffic manager restarts, the session comes back by itself', async () => {
-    const manager = (await sandboxStatus(NAME)).pods.find((p) => p.deployment === 'traffic-manager');
-    assert.ok(manager?.pid, 'the manager is not running');
-    process.kill(manager.pid, 'SIGKILL');
-    await sandboxUp(NAME);
+  test('when the manager pod is deleted, its Deployment brings a new one and the session comes back by itself', async () => {
+    const old = await managerPod();
+    assert.ok(old !== undefined, 'the manager is not running');
+    const [deleted] = await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/${config.manager.namespace}/pods/${old.name}` }]);
+    assert.equal(deleted?.status, 200, deleted?.body);
     let ok = false;
-    for (let i = 0; i < 40 && !ok; i++) {
-      ok = (await ws(['curl', '-sS', '-m', '2', 'http://echo.default'])).code === 0;
+    for (let i = 0; i < 60 && !ok; i++) {
+      ok = (await ws(['curl', '-sS', '-m', '2', 'http://echo.default'])).code === 0 && (await managerPod())?.name !== old.name;
       if (!ok) await new Promise((r) => setTimeout(r, 500));
     }
-    assert.ok(ok, 'echo not reachable again within 20 s of the manager restart');
+    assert.ok(ok, 'echo not reachable through a new manager pod within 30 s');
     assert.match((await kubetun('status')).stdout, /Status: +connected/);
+  });
+
+  test('--manager-url still reaches a manager exposed directly (a NodePort)', async () => {
+    const service = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'traffic-manager-nodeport', namespace: config.manager.namespace },
+      spec: { type: 'NodePort', selector: { 'app.kubernetes.io/name': 'traffic-manager' }, ports: [{ port: config.manager.port, targetPort: config.manager.port, nodePort: config.manager.nodePort }] },
+    };
+    const [created] = await sandboxApi(config, [{ method: 'POST', path: `/api/v1/namespaces/${config.manager.namespace}/services`, body: service }]);
+    assert.equal(created?.status, 201, created?.body);
+    try {
+      await kubetun('quit');
+      const r = await kubetun('connect', '--manager-url', config.manager.url);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await ws(['curl', '-sS', '-m', '5', 'http://orders.shop'])).code, 0);
+    } finally {
+      await kubetun('quit');
+      await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/${config.manager.namespace}/services/traffic-manager-nodeport` }]);
+    }
+    assert.equal((await kubetun('connect')).code, 0);
   });
 
   test('a cluster subnet that overlaps a local route is refused with both named and the flags to use', async () => {
     await kubetun('quit');
-    await ws(['ip', 'route', 'add', '10.96.0.0/16', 'dev', 'eth0']);
+    await ws(['ip', 'route', 'add', '10.96.0.0/20', 'dev', 'eth0']);
     try {
       const r = await kubetun('connect');
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /10\.96\.0\.0\/12 overlaps the local route 10\.96\.0\.0\/16/);
+      assert.match(r.stderr, /10\.96\.0\.0\/16 overlaps the local route 10\.96\.0\.0\/20/);
       assert.match(r.stderr, /--allow-conflicting-subnets/);
       await noKubetunLeft();
-      const allowed = await kubetun('connect', '--allow-conflicting-subnets', '10.96.0.0/12');
+      const allowed = await kubetun('connect', '--allow-conflicting-subnets', '10.96.0.0/16');
       assert.equal(allowed.code, 0, allowed.stderr);
     } finally {
       await kubetun('quit');
-      await ws(['ip', 'route', 'del', '10.96.0.0/16', 'dev', 'eth0']);
+      await ws(['ip', 'route', 'del', '10.96.0.0/20', 'dev', 'eth0']);
     }
+  });
+
+  test('uninstall removes everything; connect then says the manager is not installed and how to install it', async () => {
+    await kubetun('quit');
+    const removed = await kubetun('uninstall');
+    assert.equal(removed.code, 0, removed.stderr);
+    const [namespace] = await sandboxApi(config, [{ method: 'GET', path: `/api/v1/namespaces/${config.manager.namespace}` }]);
+    assert.equal(namespace?.status, 404, 'the namespace is gone');
+    const [roles] = await sandboxApi(config, [{ method: 'GET', path: '/apis/rbac.authorization.k8s.io/v1/clusterroles?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkubetun' }]);
+    assert.deepEqual((JSON.parse(roles!.body) as { items: unknown[] }).items, []);
+    const r = await kubetun('connect');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /kubetun install/);
+    await noKubetunLeft();
   });
 });

@@ -78,6 +78,16 @@ test('the API server runs with RBAC, certificate auth, the service range and no 
   ]) {
     assert.ok(args.includes(flag), flag);
   }
+  assert.ok(!args.some((a) => a.startsWith('--feature-gates')), 'one service range: no dual-stack gate');
+});
+
+test('two service ranges turn on 1.20\'s dual-stack feature in the API server and the controller-manager', () => {
+  const dual = { ...layout, serviceClusterIpRange: '10.96.0.0/16,fd10:96::/112' };
+  for (const { args } of [apiserverCommand(binaries, dual, pki), controllerManagerCommand(binaries, dual, pki)]) {
+    assert.ok(args.includes('--service-cluster-ip-range=10.96.0.0/16,fd10:96::/112'));
+    assert.ok(args.includes('--feature-gates=IPv6DualStack=true'));
+  }
+  assert.equal(firstServiceAddress(dual.serviceClusterIpRange), '10.96.0.1');
 });
 
 test('etcd and the other components listen on loopback only, without insecure ports', () => {

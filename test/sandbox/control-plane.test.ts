@@ -6,26 +6,20 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requestApiInNetns, type ApiCredentials, type ApiResponse } from '../../src/sandbox/control-plane/api-request.js';
-import { locateBinaries } from '../../src/sandbox/control-plane/binaries.js';
 import { ControlPlaneError } from '../../src/sandbox/control-plane/control-plane-errors.js';
 import { readControlPlane, startControlPlane, stopControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/control-plane.js';
 import { isAlive } from '../../src/sandbox/processes.js';
+import { controlPlaneSkipReason } from '../helpers/control-plane.js';
 import { TestNetns } from '../helpers/netns.js';
 
 const ADDRESS = '198.18.0.1';
 const START_TIMEOUT_MS = 120_000;
 
-function skipReason(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root: creates a network namespace';
-  const found = locateBinaries();
-  if (Array.isArray(found)) return `the control-plane binaries are not built (missing ${found.join(', ')})`;
-  return null;
-}
 
 const message = (response: ApiResponse | undefined): string => (JSON.parse(response?.body ?? '{}') as { message?: string }).message ?? '';
 
 test('a real control plane: RBAC with certificates, namespaces, and the service range in the invalid-ClusterIP answer', { timeout: 240_000 }, async (t) => {
-  const reason = skipReason();
+  const reason = controlPlaneSkipReason();
   if (reason !== null) {
     t.skip(reason);
     return;

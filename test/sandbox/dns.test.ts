@@ -5,20 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import {
-  clusterDnsConfig,
-  podRecordName,
-  podResolvConf,
-  reverseZones,
-  upstreamDnsConfig,
-  upstreamResolvConf,
-} from '../../src/sandbox/dns.js';
+import { reverseZones, upstreamDnsConfig, upstreamResolvConf } from '../../src/sandbox/dns.js';
 import { findBinary } from '../../src/sandbox/host-commands.js';
-import { podsOf, sandboxConfig } from '../../src/sandbox/sandbox-config.js';
+import { sandboxConfig } from '../../src/sandbox/sandbox-config.js';
 
 const run = promisify(execFile);
 const config = sandboxConfig('kts1');
-const dnsPod = podsOf(config, 'coredns')[0]!;
 
 function lines(text: string): string[] {
   return text.split('\n');
@@ -35,25 +27,6 @@ test('reverse zones cover a prefix exactly, splitting at the next octet or nibbl
   assert.deepEqual(reverseZones('fd10:244::/55'), ['0.0.0.0.0.0.4.4.2.0.0.1.d.f.ip6.arpa', '1.0.0.0.0.0.4.4.2.0.0.1.d.f.ip6.arpa']);
 });
 
-test('cluster DNS: A/AAAA and SRV for every service, pod records, local-only cluster domain, upstream for the rest', () => {
-  const text = lines(clusterDnsConfig(config, dnsPod));
-  assert.ok(text.includes('host-record=echo.default.svc.cluster.local,10.96.0.20,fd10:96::14'));
-  assert.ok(text.includes('host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10,fd10:96::a'));
-  assert.ok(text.includes('host-record=orders.shop.svc.cluster.local,10.96.0.30,fd10:96::1e'));
-  assert.ok(text.includes('srv-host=_http._tcp.echo.default.svc.cluster.local,echo.default.svc.cluster.local,80,0,100'));
-  assert.ok(text.includes('srv-host=_dns._udp.kube-dns.kube-system.svc.cluster.local,kube-dns.kube-system.svc.cluster.local,53,0,100'));
-  assert.ok(text.includes('local=/cluster.local/'));
-  assert.ok(text.includes('local=/244.10.in-addr.arpa/'));
-  assert.ok(text.includes('local=/111.10.in-addr.arpa/'));
-  assert.ok(text.includes('server=198.18.0.1'));
-  assert.ok(text.includes(`listen-address=${dnsPod.ipv4},${dnsPod.ipv6}`));
-  for (const pod of config.pods) {
-    assert.ok(text.includes(`host-record=${podRecordName(config, pod, pod.ipv4)},${pod.ipv4}`), pod.name);
-  }
-  assert.equal(podRecordName(config, dnsPod, '10.244.0.10'), '10-244-0-10.kube-system.pod.cluster.local');
-  assert.equal(podRecordName(config, dnsPod, 'fd10:244::10'), 'fd10-244--10.kube-system.pod.cluster.local');
-});
-
 test('upstream resolver: only upstream.test records, every other name local (NXDOMAIN), on the node link addresses', () => {
   const text = lines(upstreamDnsConfig(config));
   assert.ok(text.includes('listen-address=198.18.0.1,2001:2::1'));
@@ -62,21 +35,14 @@ test('upstream resolver: only upstream.test records, every other name local (NXD
   assert.ok(!text.some((l) => l.startsWith('server=')));
 });
 
-test('resolv.conf: pods search their namespace first and ask the cluster DNS; the workstation asks the upstream', () => {
-  assert.equal(
-    podResolvConf(config, 'shop'),
-    'search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n',
-  );
+test('resolv.conf: the workstation and the node ask the upstream', () => {
   assert.equal(upstreamResolvConf(config), 'nameserver 198.18.0.1\n');
 });
 
-test('dnsmasq accepts both generated configurations', { skip: findBinary('dnsmasq') === null && 'dnsmasq is not installed' }, async () => {
+test('dnsmasq accepts the generated configuration', { skip: findBinary('dnsmasq') === null && 'dnsmasq is not installed' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kubetun-dns-'));
   try {
-    for (const [file, text] of [
-      ['cluster.conf', clusterDnsConfig(config, dnsPod)],
-      ['upstream.conf', upstreamDnsConfig(config)],
-    ] as const) {
+    for (const [file, text] of [['upstream.conf', upstreamDnsConfig(config)]] as const) {
       writeFileSync(join(dir, file), text);
       const { stderr, stdout } = await run(findBinary('dnsmasq')!, ['--test', `--conf-file=${join(dir, file)}`]);
       assert.match(stdout + stderr, /syntax check OK/);

@@ -19,8 +19,8 @@ test('a host route inside, around or equal to a sandbox range is an overlap', ()
   const found = findRouteOverlaps(RANGES, routes).map((o) => `${o.range} ${o.route.dst}`);
   assert.deepEqual(found.sort(), [
     '10.244.0.0/16 10.0.0.0/8',
-    '10.96.0.0/12 10.0.0.0/8',
-    '10.96.0.0/12 10.96.5.0/24',
+    '10.96.0.0/16 10.0.0.0/8',
+    '10.96.0.0/16 10.96.5.0/24',
     '2001:2::/64 2001:2::/32',
     'fd10:244::/56 fd10:244::/56',
   ]);

@@ -32,6 +32,11 @@ export function serverUrl(address: string, port: number): string {
 /** The service-account token issuer: the in-cluster name of the API server. */
 export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
+/** Two service ranges (IPv4,IPv6) need 1.20's alpha dual-stack feature on the API server and controller-manager. */
+function dualStackFlags(layout: ControlPlaneLayout): string[] {
+  return layout.serviceClusterIpRange.includes(',') ? ['--feature-gates=IPv6DualStack=true'] : [];
+}
+
 export function etcdCommand(binaries: ControlPlaneBinaries, layout: ControlPlaneLayout): ComponentCommand {
   const client = `http://127.0.0.1:${layout.etcdClientPort}`;
   const peer = `http://127.0.0.1:${layout.etcdPeerPort}`;
@@ -61,6 +66,7 @@ export function apiserverCommand(binaries: ControlPlaneBinaries, layout: Control
       '--insecure-port=0',
       `--etcd-servers=http://127.0.0.1:${layout.etcdClientPort}`,
       `--service-cluster-ip-range=${layout.serviceClusterIpRange}`,
+      ...dualStackFlags(layout),
       '--authorization-mode=Node,RBAC',
       '--enable-admission-plugins=NodeRestriction',
       '--allow-privileged=true',
@@ -103,6 +109,7 @@ export function controllerManagerCommand(binaries: ControlPlaneBinaries, layout:
       `--cluster-signing-cert-file=${pki.ca.certFile}`,
       `--cluster-signing-key-file=${pki.ca.keyFile}`,
       `--service-cluster-ip-range=${layout.serviceClusterIpRange}`,
+      ...dualStackFlags(layout),
       // Nodes bring their own spec.podCIDR (the sandbox kubelet sets it), so none is allocated here.
       '--allocate-node-cidrs=false',
       '--profiling=false',

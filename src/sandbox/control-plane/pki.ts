@@ -42,9 +42,9 @@ export const CONTROLLER_MANAGER_SUBJECT: CertificateSubject = { commonName: 'sys
 export const SCHEDULER_SUBJECT: CertificateSubject = { commonName: 'system:kube-scheduler', organizations: [] };
 export const KUBELET_CLIENT_SUBJECT: CertificateSubject = { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] };
 
-/** The first address of a service range: the `kubernetes` Service's ClusterIP, which pods dial. */
+/** The first address of a service range (the first of a dual-stack pair): the `kubernetes` Service's ClusterIP, which pods dial. */
 export function firstServiceAddress(serviceRange: string): string {
-  const [base] = serviceRange.split('/');
+  const [base] = (serviceRange.split(',')[0] ?? '').split('/');
   const octets = (base ?? '').split('.').map(Number);
   if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255)) {
     throw new ControlPlaneError('PKI_FAILED', `the service range ${serviceRange} is not an IPv4 CIDR such as 10.96.0.0/16`);

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kubetun/daemon/v1/daemon.proto.
  */
 export const file_kubetun_daemon_v1_daemon: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rdWJldHVuL2RhZW1vbi92MS9kYWVtb24ucHJvdG8SEWt1YmV0dW4uZGFlbW9uLnYxIlEKC1JvdXRlUG9saWN5EhIKCmFsc29fcHJveHkYASADKAkSEwoLbmV2ZXJfcHJveHkYAiADKAkSGQoRYWxsb3dfY29uZmxpY3RpbmcYAyADKAkiaQoOTmV0d29ya1JlcXVlc3QSEwoLbWFuYWdlcl91cmwYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIuCgZwb2xpY3kYAyABKAsyHi5rdWJldHVuLmRhZW1vbi52MS5Sb3V0ZVBvbGljeSKYAQoMRmxvd0NvdW50ZXJzEhIKCnRjcF9vcGVuZWQYASABKAQSEwoLdGNwX3JlZnVzZWQYAiABKAQSEgoKdGNwX2ZhaWxlZBgDIAEoBBISCgp0Y3BfYWN0aXZlGAQgASgEEhEKCXVkcF9mbG93cxgFIAEoBBIQCghieXRlc191cBgGIAEoBBISCgpieXRlc19kb3duGAcgASgEIm4KCURuc1N0YXR1cxIPCgdhZGRyZXNzGAEgASgJEhYKDmNsdXN0ZXJfZG9tYWluGAIgASgJEhMKC3NlYXJjaF9wYXRoGAMgAygJEg8KB3F1ZXJpZXMYBCABKAQSEgoKY2FjaGVfaGl0cxgFIAEoBCLCAQoNTmV0d29ya1N0YXR1cxIRCgljb25uZWN0ZWQYASABKAgSDgoGdHVubmVsGAIgASgJEg4KBmRldmljZRgDIAEoCRIOCgZyb3V0ZXMYBCADKAkSKQoDZG5zGAUgASgLMhwua3ViZXR1bi5kYWVtb24udjEuRG5zU3RhdHVzEi4KBWZsb3dzGAYgASgLMh8ua3ViZXR1bi5kYWVtb24udjEuRmxvd0NvdW50ZXJzEhMKC3JvdXRlX2Vycm9yGAcgASgJImgKDkNvbm5lY3RSZXF1ZXN0EhMKC21hbmFnZXJfdXJsGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIuCgZwb2xpY3kYAyABKAsyHi5rdWJldHVuLmRhZW1vbi52MS5Sb3V0ZVBvbGljeSLQAQoNU2Vzc2lvblN0YXR1cxINCgVzdGF0ZRgBIAEoCRITCgttYW5hZ2VyX3VybBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhEKCW5hbWVzcGFjZRgEIAEoCRIRCglwb2RfY2lkcnMYBSADKAkSFQoNc2VydmljZV9jaWRycxgGIAMoCRIXCg9tYW5hZ2VyX3ZlcnNpb24YByABKAkSMQoHbmV0d29yaxgIIAEoCzIgLmt1YmV0dW4uZGFlbW9uLnYxLk5ldHdvcmtTdGF0dXMiIAoNRGFlbW9uVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJMpYCCgpSb290RGFlbW9uEk4KB0Nvbm5lY3QSIS5rdWJldHVuLmRhZW1vbi52MS5OZXR3b3JrUmVxdWVzdBogLmt1YmV0dW4uZGFlbW9uLnYxLk5ldHdvcmtTdGF0dXMSPAoKRGlzY29ubmVjdBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJCCgZTdGF0dXMSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5rdWJldHVuLmRhZW1vbi52MS5OZXR3b3JrU3RhdHVzEjYKBFF1aXQSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaFi5nb29nbGUucHJvdG9idWYuRW1wdHkynQIKClVzZXJEYWVtb24STgoHQ29ubmVjdBIhLmt1YmV0dW4uZGFlbW9uLnYxLkNvbm5lY3RSZXF1ZXN0GiAua3ViZXR1bi5kYWVtb24udjEuU2Vzc2lvblN0YXR1cxJCCgZTdGF0dXMSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5rdWJldHVuLmRhZW1vbi52MS5TZXNzaW9uU3RhdHVzEjYKBFF1aXQSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSQwoHVmVyc2lvbhIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRogLmt1YmV0dW4uZGFlbW9uLnYxLkRhZW1vblZlcnNpb25iBnByb3RvMw", [file_google_protobuf_empty]);
+  fileDesc("Ch5rdWJldHVuL2RhZW1vbi92MS9kYWVtb24ucHJvdG8SEWt1YmV0dW4uZGFlbW9uLnYxIlEKC1JvdXRlUG9saWN5EhIKCmFsc29fcHJveHkYASADKAkSEwoLbmV2ZXJfcHJveHkYAiADKAkSGQoRYWxsb3dfY29uZmxpY3RpbmcYAyADKAkiaQoOTmV0d29ya1JlcXVlc3QSEwoLbWFuYWdlcl91cmwYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIuCgZwb2xpY3kYAyABKAsyHi5rdWJldHVuLmRhZW1vbi52MS5Sb3V0ZVBvbGljeSKYAQoMRmxvd0NvdW50ZXJzEhIKCnRjcF9vcGVuZWQYASABKAQSEwoLdGNwX3JlZnVzZWQYAiABKAQSEgoKdGNwX2ZhaWxlZBgDIAEoBBISCgp0Y3BfYWN0aXZlGAQgASgEEhEKCXVkcF9mbG93cxgFIAEoBBIQCghieXRlc191cBgGIAEoBBISCgpieXRlc19kb3duGAcgASgEIm4KCURuc1N0YXR1cxIPCgdhZGRyZXNzGAEgASgJEhYKDmNsdXN0ZXJfZG9tYWluGAIgASgJEhMKC3NlYXJjaF9wYXRoGAMgAygJEg8KB3F1ZXJpZXMYBCABKAQSEgoKY2FjaGVfaGl0cxgFIAEoBCLCAQoNTmV0d29ya1N0YXR1cxIRCgljb25uZWN0ZWQYASABKAgSDgoGdHVubmVsGAIgASgJEg4KBmRldmljZRgDIAEoCRIOCgZyb3V0ZXMYBCADKAkSKQoDZG5zGAUgASgLMhwua3ViZXR1bi5kYWVtb24udjEuRG5zU3RhdHVzEi4KBWZsb3dzGAYgASgLMh8ua3ViZXR1bi5kYWVtb24udjEuRmxvd0NvdW50ZXJzEhMKC3JvdXRlX2Vycm9yGAcgASgJIqgBCg5Db25uZWN0UmVxdWVzdBITCgttYW5hZ2VyX3VybBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSLgoGcG9saWN5GAMgASgLMh4ua3ViZXR1bi5kYWVtb24udjEuUm91dGVQb2xpY3kSEgoKa3ViZWNvbmZpZxgEIAEoCRIPCgdjb250ZXh0GAUgASgJEhkKEW1hbmFnZXJfbmFtZXNwYWNlGAYgASgJIpECCg1TZXNzaW9uU3RhdHVzEg0KBXN0YXRlGAEgASgJEhMKC21hbmFnZXJfdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEhEKCXBvZF9jaWRycxgFIAMoCRIVCg1zZXJ2aWNlX2NpZHJzGAYgAygJEhcKD21hbmFnZXJfdmVyc2lvbhgHIAEoCRIxCgduZXR3b3JrGAggASgLMiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxIPCgdjb250ZXh0GAkgASgJEhkKEW1hbmFnZXJfbmFtZXNwYWNlGAogASgJEhMKC21hbmFnZXJfcG9kGAsgASgJIiAKDURhZW1vblZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCTKWAgoKUm9vdERhZW1vbhJOCgdDb25uZWN0EiEua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1JlcXVlc3QaIC5rdWJldHVuLmRhZW1vbi52MS5OZXR3b3JrU3RhdHVzEjwKCkRpc2Nvbm5lY3QSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Mp0CCgpVc2VyRGFlbW9uEk4KB0Nvbm5lY3QSIS5rdWJldHVuLmRhZW1vbi52MS5Db25uZWN0UmVxdWVzdBogLmt1YmV0dW4uZGFlbW9uLnYxLlNlc3Npb25TdGF0dXMSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuU2Vzc2lvblN0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EkMKB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5rdWJldHVuLmRhZW1vbi52MS5EYWVtb25WZXJzaW9uYgZwcm90bzM", [file_google_protobuf_empty]);
 
 /**
  * What to route besides the cluster's own subnets, and what never to route.
@@ -215,12 +215,14 @@ export const NetworkStatusSchema: GenMessage<NetworkStatus> = /*@__PURE__*/
  */
 export type ConnectRequest = Message<"kubetun.daemon.v1.ConnectRequest"> & {
   /**
+   * A traffic manager reachable directly. Empty: find it through the Kubernetes API and port-forward to it.
+   *
    * @generated from field: string manager_url = 1;
    */
   managerUrl: string;
 
   /**
-   * The namespace whose short names resolve first.
+   * The namespace whose short names resolve first. Empty: the context's namespace, else "default".
    *
    * @generated from field: string namespace = 2;
    */
@@ -230,6 +232,27 @@ export type ConnectRequest = Message<"kubetun.daemon.v1.ConnectRequest"> & {
    * @generated from field: kubetun.daemon.v1.RoutePolicy policy = 3;
    */
   policy?: RoutePolicy | undefined;
+
+  /**
+   * The kubeconfig file(s), absolute, joined with ':' as in KUBECONFIG. Empty: ~/.kube/config of the daemon's user.
+   *
+   * @generated from field: string kubeconfig = 4;
+   */
+  kubeconfig: string;
+
+  /**
+   * Empty: the kubeconfig's current context.
+   *
+   * @generated from field: string context = 5;
+   */
+  context: string;
+
+  /**
+   * Where the traffic manager is installed. Empty: "kubetun".
+   *
+   * @generated from field: string manager_namespace = 6;
+   */
+  managerNamespace: string;
 };
 
 /**
@@ -284,6 +307,25 @@ export type SessionStatus = Message<"kubetun.daemon.v1.SessionStatus"> & {
    * @generated from field: kubetun.daemon.v1.NetworkStatus network = 8;
    */
   network?: NetworkStatus | undefined;
+
+  /**
+   * Set when the manager is reached through the Kubernetes API (no manager_url given to Connect).
+   *
+   * @generated from field: string context = 9;
+   */
+  context: string;
+
+  /**
+   * @generated from field: string manager_namespace = 10;
+   */
+  managerNamespace: string;
+
+  /**
+   * The manager pod the latest port-forward reached.
+   *
+   * @generated from field: string manager_pod = 11;
+   */
+  managerPod: string;
 };
 
 /**

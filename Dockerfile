@@ -1,0 +1,29 @@
+# The traffic manager's image: `kubetun traffic-manager` on Node 20.
+# The manager never loads the native TUN addon (only the root daemon does, lazily), so no stage compiles it and
+# the final image holds no build tools: just Node, the compiled JavaScript and the production dependencies.
+
+FROM node:20-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: npm would otherwise run node-gyp for binding.gyp (the TUN addon).
+RUN npm ci --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json
+
+FROM node:20-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+# version.ts reads kubetun's version from /app/package.json (two levels above dist/src/).
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+USER node
+EXPOSE 8081
+ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+CMD ["traffic-manager"]

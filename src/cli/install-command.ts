@@ -1,0 +1,151 @@
+// `kubetun install` and `kubetun uninstall`: deploy the traffic manager into the cluster of the kubeconfig's
+// context, or remove it. `install --dry-run` prints the objects without contacting a cluster.
+
+import { Option, type Command } from 'commander';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { DEFAULT_REQUEST_TIMEOUT_MS, InstallError, Installer, type ApplyAction, type RemoveAction } from '../k8s/installer.js';
+import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
+import {
+  DEFAULT_NAMESPACE,
+  ManifestError,
+  managerManifests,
+  manifestList,
+  manifestsJson,
+  manifestsYaml,
+  type ManagerManifests,
+} from '../k8s/manager-manifests.js';
+import { kubetunVersion } from '../version.js';
+
+const USAGE_EXIT_CODE = 2;
+const DEFAULT_TIMEOUT_SECONDS = '120';
+
+interface ClusterFlags {
+  namespace: string;
+  kubeconfig?: string;
+  context?: string;
+  timeout: string;
+  requestTimeout: string;
+}
+
+interface InstallFlags extends ClusterFlags {
+  image?: string;
+  dryRun?: boolean;
+  output?: 'yaml' | 'json';
+}
+
+const label = (object: KubernetesObject): string => `${object.kind?.toLowerCase()}/${object.metadata?.name}`;
+
+const APPLIED: Record<ApplyAction, string> = {
+  created: 'created',
+  updated: 'updated',
+  unchanged: 'unchanged',
+  kept: 'exists and was not created by kubetun: used as it is',
+};
+
+const REMOVED: Record<RemoveAction, string> = {
+  deleted: 'deleted',
+  absent: 'not found',
+  kept: 'was not created by kubetun: left as it is',
+};
+
+function milliseconds(command: Command, flag: string, text: string): number {
+  const seconds = Number(text);
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    command.error(`kubetun ${command.name()}: ${flag} ${text} is not a positive number of seconds`, { exitCode: USAGE_EXIT_CODE });
+  }
+  return seconds * 1000;
+}
+
+interface Prepared {
+  manifests: ManagerManifests;
+  timeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** The usage checks shared by both commands; a bad value exits with 2. */
+function prepare(command: Command, flags: ClusterFlags, image?: string): Prepared {
+  const timeoutMs = milliseconds(command, '--timeout', flags.timeout);
+  const requestTimeoutMs = milliseconds(command, '--request-timeout', flags.requestTimeout);
+  try {
+    return { manifests: managerManifests({ namespace: flags.namespace, version: kubetunVersion(), image }), timeoutMs, requestTimeoutMs };
+  } catch (error) {
+    if (!(error instanceof ManifestError)) throw error;
+    return command.error(`kubetun ${command.name()}: ${error.message}`, { exitCode: USAGE_EXIT_CODE });
+  }
+}
+
+/** Runs a cluster action; what the user can fix (kubeconfig, API failures) becomes one line on stderr and 1. */
+async function report(command: Command, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!(error instanceof InstallError || error instanceof KubeConfigError)) throw error;
+    console.error(`kubetun ${command.name()}: ${error.message}`);
+    process.exitCode = 1;
+  }
+}
+
+async function install(flags: InstallFlags, command: Command): Promise<void> {
+  if (flags.output !== undefined && flags.dryRun !== true) {
+    command.error(`kubetun install: -o/--output only goes with --dry-run (which prints the objects instead of applying them)`, { exitCode: USAGE_EXIT_CODE });
+  }
+  const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags, flags.image);
+  const objects = manifestList(manifests);
+  if (flags.dryRun === true) {
+    process.stdout.write(flags.output === 'json' ? manifestsJson(objects) : manifestsYaml(objects));
+    return;
+  }
+  await report(command, async () => {
+    const installer = new Installer(loadKubeConfig(flags), requestTimeoutMs);
+    await installer.applyAll(objects, (object, action) => console.log(`${label(object)} ${APPLIED[action]}`));
+    const { deployment } = manifests;
+    console.log(`waiting up to ${timeoutMs / 1000} s for deployment ${flags.namespace}/${deployment.metadata?.name} to be available`);
+    await installer.waitAvailable(deployment, timeoutMs);
+    console.log(`the traffic manager is available in namespace ${flags.namespace} (${deployment.spec?.template.spec?.containers[0]?.image})`);
+  });
+}
+
+async function uninstall(flags: ClusterFlags, command: Command): Promise<void> {
+  const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags);
+  await report(command, async () => {
+    const installer = new Installer(loadKubeConfig(flags), requestTimeoutMs);
+    // "not found" lines wait until something is found: a plain "not installed" reads better than six of them.
+    const held: string[] = [];
+    let found = false;
+    await installer.removeAll(manifests, timeoutMs, (object, action) => {
+      held.push(`${label(object)} ${REMOVED[action]}`);
+      found ||= action !== 'absent';
+      if (!found) return;
+      console.log(held.splice(0).join('\n'));
+      if (action === 'deleted' && object.kind === 'Namespace') console.log(`waiting up to ${timeoutMs / 1000} s for namespace ${flags.namespace} to be gone`);
+    });
+    if (!found) {
+      console.log(`kubetun is not installed in namespace ${flags.namespace}: nothing to delete`);
+      return;
+    }
+    console.log(`kubetun is uninstalled from namespace ${flags.namespace}`);
+  });
+}
+
+function clusterOptions(command: Command): Command {
+  return command
+    .option('-n, --namespace <name>', 'the namespace of the traffic manager', DEFAULT_NAMESPACE)
+    .option('--kubeconfig <file>', 'the kubeconfig to use instead of KUBECONFIG or ~/.kube/config')
+    .option('--context <name>', "the kubeconfig context to use instead of its current-context")
+    .option('--timeout <seconds>', 'how long to wait for the traffic manager to be available / the namespace to be gone', DEFAULT_TIMEOUT_SECONDS)
+    .option('--request-timeout <seconds>', 'how long to wait for each answer of the API server', String(DEFAULT_REQUEST_TIMEOUT_MS / 1000))
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE_EXIT_CODE));
+}
+
+export function registerInstallCommands(program: Command): void {
+  clusterOptions(program.command('install'))
+    .description('deploy the traffic manager into the cluster (or update it), and wait until it is available')
+    .option('--image <ref>', `the traffic manager's image (default ghcr.io/kubetun/traffic-manager:${kubetunVersion()})`)
+    .option('--dry-run', 'print the objects instead of applying them; contacts no cluster')
+    .addOption(new Option('-o, --output <format>', 'the format of --dry-run (default yaml)').choices(['yaml', 'json']))
+    .action(install);
+
+  clusterOptions(program.command('uninstall'))
+    .description('remove the traffic manager and everything install created, and wait until its namespace is gone')
+    .action(uninstall);
+}

@@ -1,0 +1,149 @@
+// The objects that run the traffic manager in a cluster, as pure data: `kubetun install` applies them,
+// `--dry-run` prints them. Kept least-privileged: the manager reads cluster networking facts and probes the
+// service CIDR with a dry-run create, nothing more.
+
+import {
+  dumpYaml,
+  type KubernetesObject,
+  type V1ClusterRole,
+  type V1ClusterRoleBinding,
+  type V1Deployment,
+  type V1Namespace,
+  type V1Service,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+
+export const DEFAULT_NAMESPACE = 'kubetun';
+export const MANAGER_NAME = 'traffic-manager';
+export const MANAGER_PORT = 8081;
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'kubetun';
+export const NAME_LABEL = 'app.kubernetes.io/name';
+
+export interface ManifestOptions {
+  namespace: string;
+  /** kubetun's version: the image tag and the version label. */
+  version: string;
+  /** The manager's image; `ghcr.io/kubetun/traffic-manager:<version>` by default. */
+  image?: string;
+}
+
+export interface ManagerManifests {
+  namespace: V1Namespace;
+  serviceAccount: V1ServiceAccount;
+  clusterRole: V1ClusterRole;
+  clusterRoleBinding: V1ClusterRoleBinding;
+  deployment: V1Deployment;
+  service: V1Service;
+}
+
+export const defaultImage = (version: string): string => `ghcr.io/kubetun/traffic-manager:${version}`;
+
+/** The cluster-scoped names carry the namespace, so that installs in two namespaces do not collide. */
+export const clusterRoleName = (namespace: string): string => `kubetun-traffic-manager-${namespace}`;
+
+export const selectorLabels = { [NAME_LABEL]: MANAGER_NAME };
+
+// A DNS-1123 label: what a namespace name must be (and what keeps the ClusterRole's name valid).
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const MAX_NAMESPACE_LENGTH = 63;
+
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+}
+
+export function checkNamespaceName(namespace: string): void {
+  if (!NAMESPACE_NAME.test(namespace) || namespace.length > MAX_NAMESPACE_LENGTH) {
+    throw new ManifestError(
+      `--namespace "${namespace}" is not a valid namespace name: use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit`,
+    );
+  }
+}
+
+export function managerManifests(options: ManifestOptions): ManagerManifests {
+  const { namespace, version } = options;
+  checkNamespaceName(namespace);
+  const image = options.image ?? defaultImage(version);
+  const labels = { ...selectorLabels, [MANAGED_BY_LABEL]: MANAGED_BY, 'app.kubernetes.io/version': version };
+  const meta = { name: MANAGER_NAME, namespace, labels };
+  const rbacName = clusterRoleName(namespace);
+  const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+  const probe = { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 10 };
+  return {
+    namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
+    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
+    clusterRole: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: rbacName, labels },
+      rules: [
+        { apiGroups: [''], resources: ['nodes', 'pods', 'services', 'endpoints', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+        // The service-CIDR probe: a dry-run create with an invalid ClusterIP, answered with the valid range.
+        { apiGroups: [''], resources: ['services'], verbs: ['create'] },
+        // Where the cluster serves no ServiceCIDR API this grants nothing.
+        { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['get', 'list', 'watch'] },
+      ],
+    },
+    clusterRoleBinding: {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: rbacName, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: rbacName },
+      subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
+    },
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta,
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: selectorLabels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: MANAGER_NAME,
+            containers: [
+              {
+                name: MANAGER_NAME,
+                image,
+                args: [MANAGER_NAME, '--listen', `[::]:${MANAGER_PORT}`, '--pod-cidr-strategy', 'auto'],
+                env: [fieldEnv('POD_IP', 'status.podIP'), fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
+                ports: [{ name: 'api', containerPort: MANAGER_PORT, protocol: 'TCP' }],
+                readinessProbe: probe,
+                livenessProbe: probe,
+                resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+              },
+            ],
+          },
+        },
+      },
+    },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta,
+      spec: {
+        type: 'ClusterIP',
+        selector: selectorLabels,
+        ports: [{ name: 'api', port: MANAGER_PORT, targetPort: 'api', protocol: 'TCP' }],
+      },
+    },
+  };
+}
+
+/** In the order they are created (the namespace first, what depends on the ServiceAccount after it). */
+export function manifestList(manifests: ManagerManifests): KubernetesObject[] {
+  const { namespace, serviceAccount, clusterRole, clusterRoleBinding, deployment, service } = manifests;
+  return [namespace, serviceAccount, clusterRole, clusterRoleBinding, deployment, service];
+}
+
+/** Multi-document YAML, as `kubectl apply -f` takes it. */
+export function manifestsYaml(objects: readonly KubernetesObject[]): string {
+  return objects.map((object) => `---\n${dumpYaml(object)}`).join('');
+}
+
+/** A v1 List, as `kubectl get -o json` prints several objects. */
+export function manifestsJson(objects: readonly KubernetesObject[]): string {
+  return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }, null, 2)}\n`;
+}

@@ -1,0 +1,108 @@
+// Services, Endpoints and EndpointSlices as the API serves them → the renderer's plain data, with kube-proxy's
+// semantics: ClusterIP frontends from spec.clusterIPs (and spec.clusterIP), NodePort frontends on the node's
+// addresses, and endpoint ports matched to a service port by the service port's name (the endpoints controllers
+// name them so, after resolving named targetPorts against the pods' container ports). The Endpoints object of a
+// dual-stack Service holds its first family only: the other comes from its EndpointSlices.
+
+import { isIP } from 'node:net';
+import type { V1Endpoints, V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { L4Protocol, ProxyAddressPort, ProxyService } from './ruleset.js';
+
+function l4(protocol: string | undefined): L4Protocol | null {
+  switch (protocol ?? 'TCP') {
+    case 'TCP':
+      return 'tcp';
+    case 'UDP':
+      return 'udp';
+    case 'SCTP':
+      return 'sctp';
+    default:
+      return null;
+  }
+}
+
+function clusterIPs(service: V1Service): string[] {
+  const spec = service.spec;
+  const all = [...(spec?.clusterIPs ?? []), ...(spec?.clusterIP === undefined ? [] : [spec.clusterIP])];
+  // "None" (headless) and "" (not yet allocated) are not addresses.
+  return [...new Set(all.filter((ip) => isIP(ip) !== 0))];
+}
+
+/** The ready addresses of `endpoints` with the port named like `servicePort`, of its protocol. */
+function readyEndpoints(endpoints: V1Endpoints | undefined, servicePort: V1ServicePort): ProxyAddressPort[] {
+  const out: ProxyAddressPort[] = [];
+  for (const subset of endpoints?.subsets ?? []) {
+    const port = (subset.ports ?? []).find(
+      (p) => (p.name ?? '') === (servicePort.name ?? '') && (p.protocol ?? 'TCP') === (servicePort.protocol ?? 'TCP'),
+    );
+    if (port === undefined) continue;
+    for (const address of subset.addresses ?? []) {
+      if (isIP(address.ip) !== 0) out.push({ address: address.ip, port: port.port });
+    }
+  }
+  return out;
+}
+
+/** The ready addresses of a Service's EndpointSlices with the port named like `servicePort`, of its protocol. */
+function readySliceEndpoints(slices: readonly V1EndpointSlice[], servicePort: V1ServicePort): ProxyAddressPort[] {
+  const out: ProxyAddressPort[] = [];
+  for (const slice of slices) {
+    const port = (slice.ports ?? []).find(
+      (p) => (p.name ?? '') === (servicePort.name ?? '') && (p.protocol ?? 'TCP') === (servicePort.protocol ?? 'TCP'),
+    );
+    if (port?.port === undefined) continue;
+    for (const endpoint of slice.endpoints ?? []) {
+      // An unknown readiness counts as ready, as the API documents.
+      if (endpoint.conditions?.ready === false) continue;
+      for (const address of endpoint.addresses ?? []) if (isIP(address) !== 0) out.push({ address, port: port.port });
+    }
+  }
+  return out;
+}
+
+function unique(endpoints: readonly ProxyAddressPort[]): ProxyAddressPort[] {
+  const seen = new Map(endpoints.map((e) => [`${e.address} ${e.port}`, e]));
+  return [...seen.values()];
+}
+
+/**
+ * One ProxyService per service port of every proxied Service (not ExternalName, not headless), in a stable order.
+ * `nodeAddresses` are where NodePorts listen.
+ */
+export function proxyServicesFromApi(
+  services: readonly V1Service[],
+  endpoints: readonly V1Endpoints[],
+  nodeAddresses: readonly string[],
+  slices: readonly V1EndpointSlice[] = [],
+): ProxyService[] {
+  const endpointsByKey = new Map(endpoints.map((e) => [`${e.metadata?.namespace}/${e.metadata?.name}`, e]));
+  const slicesByKey = new Map<string, V1EndpointSlice[]>();
+  for (const slice of slices) {
+    const key = `${slice.metadata?.namespace}/${slice.metadata?.labels?.['kubernetes.io/service-name']}`;
+    slicesByKey.set(key, [...(slicesByKey.get(key) ?? []), slice]);
+  }
+  const sorted = [...services].sort((a, b) =>
+    `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`),
+  );
+  const out: ProxyService[] = [];
+  for (const service of sorted) {
+    if (service.spec?.type === 'ExternalName') continue;
+    const ips = clusterIPs(service);
+    if (ips.length === 0) continue;
+    const namespace = service.metadata?.namespace ?? 'default';
+    const name = service.metadata?.name ?? '';
+    const ready = endpointsByKey.get(`${namespace}/${name}`);
+    const serviceSlices = slicesByKey.get(`${namespace}/${name}`) ?? [];
+    for (const port of service.spec?.ports ?? []) {
+      const protocol = l4(port.protocol);
+      if (protocol === null) continue;
+      const frontends = ips.map((address) => ({ address, port: port.port }));
+      if (port.nodePort !== undefined && port.nodePort > 0) {
+        frontends.push(...nodeAddresses.map((address) => ({ address, port: port.nodePort! })));
+      }
+      // Dots cannot occur in namespace or service names, so the chain names of two services never collide.
+      out.push({ name: `svc.${namespace}.${name}.${protocol}.${port.port}`, protocol, frontends, endpoints: unique([...readyEndpoints(ready, port), ...readySliceEndpoints(serviceSlices, port)]) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+// The parts of the Kubernetes objects the kubelet reads, as the API server sends them (JSON: times are strings).
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid: string;
+  resourceVersion?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+}
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+
+export interface Probe {
+  tcpSocket?: { port: number | string; host?: string };
+  httpGet?: { port: number | string; path?: string; host?: string; scheme?: string; httpHeaders?: { name: string; value: string }[] };
+  exec?: { command?: string[] };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+  successThreshold?: number;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  workingDir?: string;
+  env?: EnvVar[];
+  ports?: { name?: string; containerPort: number; protocol?: string }[];
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+}
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+
+export interface PodSpec {
+  nodeName?: string;
+  containers: Container[];
+  initContainers?: Container[];
+  restartPolicy?: RestartPolicy;
+  terminationGracePeriodSeconds?: number;
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  dnsPolicy?: string;
+  hostname?: string;
+  subdomain?: string;
+  hostNetwork?: boolean;
+}
+
+export interface Pod {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: PodSpec;
+  status?: { phase?: string };
+}

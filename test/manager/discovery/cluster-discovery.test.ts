@@ -1,0 +1,187 @@
+// ClusterDiscovery against a mock API server on loopback, for what the v1.20 control plane of the end-to-end
+// test cannot show: the ServiceCIDR API, auto with a pod IP outside the node CIDRs, IPv6 probes, a probe the
+// server accepts, in-cluster resolv.conf facts, and facts fixed by flags left alone.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
+import { silentLogger } from '../../../src/log/logger.js';
+import { formatPrefix } from '../../../src/netstack/wire/ip-address.js';
+import type { ClusterFacts } from '../../../src/manager/cluster-info-source.js';
+import { ClusterDiscovery, type DiscoveryOptions } from '../../../src/manager/discovery/cluster-discovery.js';
+
+type Answer = { status: number; body: unknown } | 'watch';
+type Route = (method: string, url: URL, body: string) => Answer | undefined;
+
+const list = (items: unknown[]): Answer => ({ status: 200, body: { metadata: { resourceVersion: '1' }, items } });
+const status = (code: number, message: string): Answer => ({ status: code, body: { kind: 'Status', code, message } });
+
+/** The answers of a small v1.20-like cluster without a ServiceCIDR API; a test overrides routes in front. */
+const base: Route = (method, url) => {
+  if (url.searchParams.get('watch') === 'true') return 'watch';
+  const path = url.pathname;
+  if (path === '/apis/networking.k8s.io') return { status: 200, body: { versions: [{ version: 'v1' }], preferredVersion: { version: 'v1' } } };
+  if (path === '/apis/networking.k8s.io/v1') return { status: 200, body: { resources: [{ name: 'ingresses' }, { name: 'networkpolicies' }] } };
+  if (path === '/api/v1/namespaces/default/services/kubernetes') return { status: 200, body: { spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'] } } };
+  if (path === '/api/v1/namespaces/kube-system/services') return list([{ metadata: { name: 'kube-dns', namespace: 'kube-system' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] } }]);
+  if (path === '/api/v1/nodes') return list([{ metadata: { name: 'a' }, spec: { podCIDRs: ['10.244.0.0/24'] } }]);
+  if (path === '/api/v1/pods') return list([{ metadata: { name: 'p', namespace: 'default' }, spec: {}, status: { podIP: '10.8.3.3' } }]);
+  if (path === '/api/v1/services') return list([{ metadata: { name: 'kubernetes', namespace: 'default' }, spec: { clusterIP: '10.96.0.1' } }]);
+  if (method === 'POST' && path === '/api/v1/namespaces/default/services') {
+    return status(422, 'Service "x" is invalid: spec.clusterIPs: Invalid value: []string{"1.1.1.1"}: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16');
+  }
+  return undefined;
+};
+
+async function mockApi(t: TestContext, route: Route): Promise<{ kubeConfig: KubeConfig; requests: string[] }> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://mock');
+      requests.push(`${req.method} ${url.pathname}${url.search}`);
+      const answer = route(req.method ?? 'GET', url, Buffer.concat(chunks).toString()) ?? base(req.method ?? 'GET', url, '') ?? status(404, 'not found');
+      if (answer === 'watch') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.flushHeaders();
+        return;
+      }
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer.body));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    // client-node refuses plain HTTP unless TLS verification is off.
+    clusters: [{ name: 'mock', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'mock', cluster: 'mock', user: 'u' }],
+    currentContext: 'mock',
+  });
+  return { kubeConfig, requests };
+}
+
+async function discover(t: TestContext, kubeConfig: KubeConfig, options: Partial<DiscoveryOptions> = {}): Promise<Partial<ClusterFacts>> {
+  const discovery = new ClusterDiscovery({
+    kubeConfig,
+    podCidrStrategy: 'auto',
+    fixed: { podCidrs: false, serviceCidrs: false, dns: false, clusterDomain: false },
+    namespace: 'default',
+    inCluster: false,
+    log: silentLogger,
+    debounceMs: 10,
+    syncTimeoutMs: 5_000,
+    ...options,
+  });
+  t.after(() => discovery.stop());
+  return discovery.start();
+}
+
+const shown = (facts: Partial<ClusterFacts>): Record<string, unknown> => ({
+  ...facts,
+  ...(facts.podCidrs ? { podCidrs: facts.podCidrs.map(formatPrefix) } : {}),
+  ...(facts.serviceCidrs ? { serviceCidrs: facts.serviceCidrs.map(formatPrefix) } : {}),
+});
+
+test('mock API: v1.20-like cluster gives node CIDRs, the probed range and kube-dns; the probe is a dry run first', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, () => undefined);
+  const facts = await discover(t, kubeConfig, { ownPodIp: '10.244.0.9' });
+  assert.deepEqual(shown(facts), { podCidrs: ['10.244.0.0/24'], serviceCidrs: ['10.96.0.0/16'], dns: { ip: '10.96.0.10', port: 53 } });
+  assert.ok(requests.includes('POST /api/v1/namespaces/default/services?dryRun=All'));
+  assert.ok(!requests.some((r) => r.startsWith('GET /api/v1/pods')), 'auto lists pods only when node CIDRs do not fit');
+});
+
+test('mock API: dual-stack Services on a cluster whose own Service is IPv4: the probe gives IPv4, ClusterIPs cover IPv6', async (t) => {
+  const services = [
+    { metadata: { name: 'kubernetes', namespace: 'default' }, spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'] } },
+    { metadata: { name: 'echo', namespace: 'default' }, spec: { clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20', 'fd10:96::14'] } },
+    { metadata: { name: 'redis', namespace: 'default' }, spec: { clusterIP: '10.96.0.21', clusterIPs: ['10.96.0.21', 'fd10:96::15'] } },
+  ];
+  const { kubeConfig } = await mockApi(t, (_method, url) => (url.pathname === '/api/v1/services' && url.searchParams.get('watch') !== 'true' ? list(services) : undefined));
+  const facts = await discover(t, kubeConfig, { ownPodIp: '10.244.0.9' });
+  assert.deepEqual(facts.serviceCidrs?.map(formatPrefix), ['10.96.0.0/16', 'fd10:96::/120']);
+});
+
+test('mock API: auto covers pod IPs when the manager pod IP is outside every node CIDR', async (t) => {
+  const { kubeConfig } = await mockApi(t, () => undefined);
+  const facts = await discover(t, kubeConfig, { ownPodIp: '10.8.3.4' });
+  assert.deepEqual(facts.podCidrs?.map(formatPrefix), ['10.8.3.0/24']);
+});
+
+test('mock API: the ServiceCIDR API wins when the server has it (found by discovery), and no probe is made', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, (_method, url) => {
+    if (url.pathname === '/apis/networking.k8s.io/v1') return { status: 200, body: { resources: [{ name: 'servicecidrs' }, { name: 'servicecidrs/status' }] } };
+    if (url.pathname === '/apis/networking.k8s.io/v1/servicecidrs' && !url.searchParams.has('watch')) {
+      return list([{ metadata: { name: 'kubernetes' }, spec: { cidrs: ['10.43.0.0/16', 'fd10:43::/112'] } }]);
+    }
+    return undefined;
+  });
+  const facts = await discover(t, kubeConfig);
+  assert.deepEqual(facts.serviceCidrs?.map(formatPrefix), ['10.43.0.0/16', 'fd10:43::/112']);
+  assert.ok(!requests.some((r) => r.startsWith('POST')));
+});
+
+test('mock API: a dual-stack cluster is probed for both families and both ranges are kept', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, (method, url, body) => {
+    if (url.pathname === '/api/v1/namespaces/default/services/kubernetes') {
+      return { status: 200, body: { spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1', 'fd10:96::1'] } } };
+    }
+    if (method === 'POST' && body.includes('2001:4860')) return status(422, 'Service "x" is invalid: … The range of valid IPs is fd10:96::/112');
+    return undefined;
+  });
+  const facts = await discover(t, kubeConfig);
+  assert.deepEqual(facts.serviceCidrs?.map(formatPrefix), ['10.96.0.0/16', 'fd10:96::/112']);
+  assert.equal(requests.filter((r) => r.startsWith('POST')).length, 2);
+});
+
+test('mock API: a server that accepts the probe gets the Service deleted again, and ClusterIPs are covered', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, (method) => {
+    if (method === 'POST') return { status: 201, body: { metadata: { name: 'kubetun-service-cidr-probe-x1' } } };
+    if (method === 'DELETE') return { status: 200, body: {} };
+    return undefined;
+  });
+  const facts = await discover(t, kubeConfig);
+  assert.deepEqual(
+    requests.filter((r) => !r.startsWith('GET')),
+    [
+      'POST /api/v1/namespaces/default/services?dryRun=All',
+      'POST /api/v1/namespaces/default/services',
+      'DELETE /api/v1/namespaces/default/services/kubetun-service-cidr-probe-x1',
+    ],
+  );
+  assert.deepEqual(facts.serviceCidrs?.map(formatPrefix), ['10.96.0.0/24']);
+});
+
+test('mock API: in a pod without a kube-dns Service, resolv.conf gives the DNS server and the cluster domain', async (t) => {
+  const { kubeConfig } = await mockApi(t, (_method, url) => (url.pathname === '/api/v1/namespaces/kube-system/services' && !url.searchParams.has('watch') ? list([]) : undefined));
+  const facts = await discover(t, kubeConfig, {
+    inCluster: true,
+    namespace: 'shop',
+    readResolvConf: () => 'search shop.svc.corp.example svc.corp.example corp.example\nnameserver 10.43.0.10\n',
+  });
+  assert.deepEqual(facts.dns, { ip: '10.43.0.10', port: 53 });
+  assert.equal(facts.clusterDomain, 'corp.example');
+});
+
+test('mock API: facts fixed by flags are neither discovered nor asked for', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, () => undefined);
+  const facts = await discover(t, kubeConfig, { fixed: { podCidrs: true, serviceCidrs: false, dns: true, clusterDomain: true } });
+  assert.deepEqual(shown(facts), { serviceCidrs: ['10.96.0.0/16'] });
+  assert.ok(!requests.some((r) => r.includes('/nodes') || r.includes('/pods') || r.includes('kube-system')), requests.join('\n'));
+});
+
+test('mock API: coverPodIPs without permission to list pods fails with the permission named', async (t) => {
+  const { kubeConfig } = await mockApi(t, (_method, url) =>
+    url.pathname === '/api/v1/pods' ? status(403, 'pods is forbidden: User "u" cannot list resource "pods" in API group "" at the cluster scope') : undefined,
+  );
+  await assert.rejects(discover(t, kubeConfig, { podCidrStrategy: 'coverPodIPs' }), /listing pods is forbidden \(403\).*"list" and "watch" on pods/);
+});

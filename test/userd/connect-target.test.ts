@@ -1,0 +1,75 @@
+// `kubetun connect`: which manager the flags and the environment name, and the kubeconfig checks made before
+// any daemon starts.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { create } from '@bufbuild/protobuf';
+import { describeManager, managerTarget } from '../../src/cli/connect-commands.js';
+import { SessionStatusSchema } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
+
+const KUBECONFIG = `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://198.18.0.1:6443"}
+users:
+- name: u
+  user: {token: abc}
+contexts:
+- name: one
+  context: {cluster: c, user: u, namespace: shop}
+- name: two
+  context: {cluster: c, user: u}
+current-context: one
+`;
+
+const base = { managerNamespace: 'kubetun', alsoProxy: [], neverProxy: [], allowConflictingSubnets: [] };
+
+function tempKubeconfig(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-connect-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config');
+  writeFileSync(file, KUBECONFIG);
+  return file;
+}
+
+test('--manager-url wins and needs no kubeconfig; $KUBETUN_MANAGER_URL is used when no kubeconfig flag is given', () => {
+  const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
+  assert.deepEqual(managerTarget({ ...base, managerUrl: 'http://10.0.0.1:8081' }, false, env), {
+    managerUrl: 'http://10.0.0.1:8081',
+    kubeconfig: '',
+    context: '',
+    managerNamespace: '',
+  });
+  assert.equal(managerTarget(base, false, env).managerUrl, 'http://198.18.0.2:30081');
+});
+
+test('kubeconfig flags win over $KUBETUN_MANAGER_URL; paths are made absolute for the daemon', (t) => {
+  const file = tempKubeconfig(t);
+  const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
+  const target = managerTarget({ ...base, kubeconfig: relative(process.cwd(), file), context: 'two' }, false, env);
+  assert.deepEqual(target, { managerUrl: '', kubeconfig: file, context: 'two', managerNamespace: 'kubetun' });
+  const fromEnv = managerTarget({ ...base, managerNamespace: 'tm' }, true, { HOME: '/nonexistent', KUBECONFIG: relative(process.cwd(), file) });
+  assert.deepEqual(fromEnv, { managerUrl: '', kubeconfig: file, context: '', managerNamespace: 'tm' });
+});
+
+test('--manager-url with a kubeconfig flag is refused', () => {
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1', context: 'one' }, false, {}), /cannot be combined with --kubeconfig, --context or --manager-namespace/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, true, {}), /cannot be combined/);
+});
+
+test('no kubeconfig, a missing file, an unknown context: clear errors that also mention --manager-url', (t) => {
+  assert.throws(() => managerTarget(base, false, { HOME: '/nonexistent' }), /^Error: no kubeconfig: set KUBECONFIG or pass --kubeconfig .* \(or pass --manager-url/);
+  assert.throws(() => managerTarget({ ...base, kubeconfig: '/nonexistent/config' }, false, {}), /the kubeconfig file \/nonexistent\/config \(from --kubeconfig\) does not exist/);
+  const file = tempKubeconfig(t);
+  assert.throws(() => managerTarget({ ...base, kubeconfig: file, context: 'three' }, false, {}), /context "three" is not in .*; its contexts are one, two/);
+});
+
+test('status shows the manager pod and context when reached through a port-forward', () => {
+  const viaKube = create(SessionStatusSchema, { managerNamespace: 'kubetun', managerPod: 'traffic-manager-abc', context: 'one' });
+  assert.equal(describeManager(viaKube), 'pod kubetun/traffic-manager-abc via port-forward (context one)');
+  assert.equal(describeManager(create(SessionStatusSchema, { managerUrl: 'http://x:1' })), 'http://x:1');
+});
