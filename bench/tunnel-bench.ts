@@ -1,13 +1,13 @@
 // The tunnel benchmark (npm run bench, after the stack's): the sandbox cluster, measured from its workstation
-// namespace over the direct path (a plain route to the node) and then through `kubetun connect`, same run, same
-// clients: iperf3, redis-benchmark, a connection-rate client, DNS lookups, and the daemons' RSS with 1,000 flows.
+// namespace over the direct path (a plain route to the node), then through `kubetun connect` (port-forward through
+// the API server) and `kubetun connect --manager-url` (a NodePort), same run, same clients: iperf3, redis-benchmark, a connection-rate client, DNS lookups, and the daemons' RSS with 1,000 flows.
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { podNetnsName } from '../src/sandbox/kubelet/pod-env.js';
-import { podsOf, readCluster, sandboxConfig, sandboxDown, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
@@ -101,6 +101,18 @@ async function allowTimeWaitReuse(): Promise<void> {
   }
 }
 
+/** A NodePort Service for the manager's pod, on the node's link address (config.manager.url). */
+async function exposeManager(): Promise<void> {
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'traffic-manager-nodeport', namespace: config.manager.namespace },
+    spec: { type: 'NodePort', selector: { 'app.kubernetes.io/name': 'traffic-manager' }, ports: [{ port: config.manager.port, nodePort: config.manager.nodePort }] },
+  };
+  const [created] = await sandboxApi(config, [{ method: 'POST', path: `/api/v1/namespaces/${config.manager.namespace}/services`, body: service }]);
+  if (created?.status !== 201) throw new Error(`cannot expose the manager: ${created?.body ?? 'no answer'}`);
+}
+
 async function measureAll(): Promise<Record<string, number>> {
   return {
     up1: await iperf(1, false),
@@ -125,9 +137,15 @@ async function main(): Promise<void> {
     const plainDns = await dnsTimes(config.clusterDns.ipv4);
     for (const cidr of direct.routes) await ws(['ip', 'route', 'del', cidr]);
 
+    // kubetun's default path: the kubeconfig, the API server's port-forward to the manager's pod.
     await ws(['node', KUBETUN, 'connect']);
     const tunneled = await measureAll();
     const tunneledDns = await dnsTimes('198.18.255.53');
+    await ws(['node', KUBETUN, 'quit']);
+    // The same through a manager reached directly (--manager-url to a NodePort): what the port-forward costs.
+    await exposeManager();
+    await ws(['node', KUBETUN, 'connect', '--manager-url', config.manager.url]);
+    const byUrl = await measureAll();
     // Memory from fresh daemons: the throughput runs above leave a heap high-water mark that is not the flows'.
     await ws(['node', KUBETUN, 'quit']);
     await ws(['node', KUBETUN, 'connect']);
@@ -143,6 +161,9 @@ async function main(): Promise<void> {
       pair('tunnel.redis.c50.rps', 'per s', 'redis50'),
       pair('tunnel.redis.c1.rps', 'per s', 'redis1'),
       pair('tunnel.conn.rate', 'per s', 'conn'),
+      ...['up1', 'down1', 'up8', 'down8', 'redis50', 'redis1', 'conn'].map(
+        (key): Result => ({ id: `tunnel.manager_url.${key}`, unit: key.startsWith('redis') || key === 'conn' ? 'per s' : 'Gbit/s', kubetun: byUrl[key]!, direct: plain[key]! }),
+      ),
       { id: 'tunnel.dns.cold_ms', unit: 'ms', kubetun: tunneledDns.coldMs, direct: plainDns.coldMs },
       { id: 'tunnel.dns.cached_ms', unit: 'ms', kubetun: tunneledDns.cachedMs, direct: plainDns.cachedMs },
       { id: 'tunnel.rss.rootd_1k', unit: 'MiB', kubetun: rss.rootd, direct: null },

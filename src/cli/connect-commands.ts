@@ -1,15 +1,14 @@
 // kubetun connect | status | quit, and the daemons' own entry points (started by connect, not by users).
 import { toJson } from '@bufbuild/protobuf';
-import { ConnectError, createClient } from '@connectrpc/connect';
+import { createClient } from '@connectrpc/connect';
 import type { Command } from 'commander';
 import { delimiter, resolve } from 'node:path';
 import { SessionStatusSchema, UserDaemon, type SessionStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import { userDaemonSocket } from '../local-paths.js';
-import { defaultRootDaemonOptions, runRootDaemon } from '../rootd/root-daemon.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
-import { runUserDaemon } from '../userd/user-daemon.js';
 import { kubetunVersion } from '../version.js';
+import { fail } from './daemon-commands.js';
 import { ensureRootDaemon, ensureUserDaemon } from './daemon-launcher.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -18,11 +17,6 @@ function userDaemon() {
   return createClient(UserDaemon, unixRpcTransport(userDaemonSocket()));
 }
 
-function fail(error: unknown): never {
-  const message = error instanceof ConnectError ? error.rawMessage : (error as Error).message;
-  console.error(`kubetun: ${message}`);
-  process.exit(1);
-}
 
 /** How the manager is reached: its URL, or its pod through a port-forward. */
 export function describeManager(status: SessionStatus): string {
@@ -188,19 +182,4 @@ export function registerConnectCommands(program: Command): void {
         fail(error);
       }
     });
-
-  program.command('root-daemon', { hidden: true }).action(async () => {
-    try {
-      await runRootDaemon(defaultRootDaemonOptions());
-    } catch (error) {
-      fail(error);
-    }
-  });
-  program.command('user-daemon', { hidden: true }).action(async () => {
-    try {
-      await runUserDaemon();
-    } catch (error) {
-      fail(error);
-    }
-  });
 }

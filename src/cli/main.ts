@@ -1,26 +1,32 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { kubetunVersion } from '../version.js';
-import { registerConnectCommands } from './connect-commands.js';
-import { registerInstallCommands } from './install-command.js';
-import { runStackDemo } from './stack-demo.js';
-import { registerSandboxCommands } from './sandbox-command.js';
-import { registerTrafficManagerCommand } from './traffic-manager-command.js';
 
 const program = new Command();
 program.name('kubetun').description('Make a remote Kubernetes cluster local.').version(kubetunVersion());
-
 
 program
   .command('demo')
   .description('show the user-space network stack serving HTTP through a TUN device in a scratch namespace (root)')
   .action(async () => {
+    const { runStackDemo } = await import('./stack-demo.js');
     process.exitCode = await runStackDemo();
   });
 
-registerConnectCommands(program);
-registerInstallCommands(program);
-registerSandboxCommands(program);
-registerTrafficManagerCommand(program);
+type Registration = () => Promise<(program: Command) => void>;
+
+const REGISTRATIONS: Record<string, Registration> = {
+  connect: async () => (await import('./connect-commands.js')).registerConnectCommands,
+  install: async () => (await import('./install-command.js')).registerInstallCommands,
+  sandbox: async () => (await import('./sandbox-command.js')).registerSandboxCommands,
+  manager: async () => (await import('./traffic-manager-command.js')).registerTrafficManagerCommand,
+  daemons: async () => (await import('./daemon-commands.js')).registerDaemonCommands,
+};
+
+// Long-running processes load only the command they run: the others pull in @kubernetes/client-node, about 80 MiB
+// of memory a root daemon or a traffic manager in its pod has no use for.
+const LONG_RUNNING: Record<string, string> = { 'root-daemon': 'daemons', 'user-daemon': 'daemons', 'traffic-manager': 'manager' };
+const only = LONG_RUNNING[process.argv[2] ?? ''];
+for (const name of only === undefined ? Object.keys(REGISTRATIONS) : [only]) (await REGISTRATIONS[name]!())(program);
 
 await program.parseAsync(process.argv);

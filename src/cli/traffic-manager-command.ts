@@ -1,11 +1,11 @@
 // `kubetun traffic-manager`: runs the traffic manager in the cluster (or in the sandbox's manager pod).
 
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import { KubeConfigError } from '../k8s/kube-client.js';
+import { KubeConfigError } from '../k8s/kube-config-error.js';
+import type { KubeAccess } from '../k8s/resilient-informer.js';
 import { createLogger } from '../log/logger.js';
 import { ClusterDiscovery, discoveryNeeded } from '../manager/discovery/cluster-discovery.js';
-import { managerKubeConfig, managerNamespace } from '../manager/discovery/manager-kube.js';
+import { managerKubeAccess, managerNamespace } from '../manager/discovery/manager-kube.js';
 import { POD_CIDR_STRATEGIES } from '../manager/discovery/pod-cidrs.js';
 import { ConfigError, ENVIRONMENT, managerSettings, type ManagerFlags } from '../manager/manager-config.js';
 import { CidrsFileError, followCidrsFile, readCidrsFile } from '../manager/cidrs-file.js';
@@ -22,7 +22,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, command: Command): Promise<void> {
   let settings;
-  let kubeConfig: KubeConfig | undefined;
+  let kubeConfig: KubeAccess | undefined;
   try {
     settings = managerSettings(flags, process.env);
     if (flags.cidrsFile !== undefined) {
@@ -30,7 +30,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
       settings = { ...settings, cluster: { ...settings.cluster, ...readCidrsFile(flags.cidrsFile) }, discovery: { ...settings.discovery, fixed } };
     }
     if (settings.discovery.kube !== undefined && discoveryNeeded(settings.discovery.fixed)) {
-      kubeConfig = managerKubeConfig(settings.discovery.kube);
+      kubeConfig = await managerKubeAccess(settings.discovery.kube);
     }
   } catch (error) {
     if (error instanceof KubeConfigError) {

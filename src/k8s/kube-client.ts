@@ -6,10 +6,9 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigError } from './kube-config-error.js';
 
-export class KubeConfigError extends Error {
-  override readonly name = 'KubeConfigError';
-}
+export { KubeConfigError };
 
 export interface KubeConfigOptions {
   /** A kubeconfig file; wins over KUBECONFIG. */

@@ -8,10 +8,13 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { createInterface } from 'node:readline';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+
+/** What requests to the API server need of a client config: client-node's KubeConfig has it, inClusterAccess() too. */
+export type KubeAccess = Pick<KubeConfig, 'getCurrentCluster' | 'applyToHTTPSOptions'>;
 import { silentLogger, type Logger } from '../log/logger.js';
 
 export interface InformerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** Collection path, e.g. '/api/v1/nodes', '/api/v1/pods', '/api/v1/namespaces/kube-system/services'. */
   path: string;
   labelSelector?: string;
@@ -67,7 +70,7 @@ function statusMessage(body: string): { message?: string; reason?: string } {
 }
 
 /** Opens (does not send) a request to the API server of the config's current cluster, with its credentials. */
-async function openKubeRequest(kubeConfig: KubeConfig, method: string, pathAndQuery: string): Promise<http.ClientRequest> {
+async function openKubeRequest(kubeConfig: KubeAccess, method: string, pathAndQuery: string): Promise<http.ClientRequest> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the Kubernetes config has no current cluster: set a current-context');
   const url = new URL(cluster.server.replace(/\/$/, '') + pathAndQuery);
@@ -85,7 +88,7 @@ async function openKubeRequest(kubeConfig: KubeConfig, method: string, pathAndQu
  * API discovery). Resolves with any HTTP status; rejects only when no response arrives.
  */
 export async function kubeApiRequest(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeAccess,
   options: { method: string; path: string; body?: unknown; timeoutMs?: number },
 ): Promise<{ statusCode: number; body: unknown; message: string }> {
   const req = await openKubeRequest(kubeConfig, options.method, options.path);

@@ -130,8 +130,9 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
     for (const extra of [[], ['-R'], ['-u', '-b', '50M']]) {
       const r = await ws(['iperf3', '-c', 'iperf', '-t', '1', '-J', ...extra], 30_000);
       assert.equal(r.code, 0, r.stderr + r.stdout.slice(0, 500));
-      const result = JSON.parse(r.stdout) as { end: { sum_received?: { bytes: number }; sum?: { bytes: number } } };
-      assert.ok((result.end.sum_received?.bytes ?? result.end.sum?.bytes ?? 0) > 0);
+      const result = JSON.parse(r.stdout) as { end: { sum_received?: { bytes: number }; sum?: { bytes: number } }; error?: string };
+      const bytes = result.end.sum_received?.bytes ?? result.end.sum?.bytes ?? 0;
+      assert.ok(bytes > 0, `iperf3 ${extra.join(' ')} moved no bytes: ${result.error ?? JSON.stringify(result.end).slice(0, 800)}`);
     }
   });
 

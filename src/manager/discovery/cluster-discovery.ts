@@ -3,7 +3,8 @@
 // DNS server and the cluster domain. Facts given by flags are never touched. Every change goes to the
 // ClusterInfoSource, which pushes it to each client's WatchClusterInfo.
 import { readFileSync } from 'node:fs';
-import type { KubeConfig, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../k8s/resilient-informer.js';
 import { KubeApiError, ResilientInformer, kubeApiRequest } from '../../k8s/resilient-informer.js';
 import type { Logger } from '../../log/logger.js';
 import { formatPrefix, parseIp, type IpPrefix } from '../../netstack/wire/ip-address.js';
@@ -21,7 +22,7 @@ import {
 } from './service-cidrs.js';
 
 export interface DiscoveryOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   podCidrStrategy: PodCidrStrategy;
   /** Facts given by flags or a CIDRs file: discovery leaves them alone. */
   fixed: { podCidrs: boolean; serviceCidrs: boolean; dns: boolean; clusterDomain: boolean };

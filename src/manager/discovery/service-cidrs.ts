@@ -1,8 +1,8 @@
 // Finding the service CIDRs, best source first: the ServiceCIDR API (networking.k8s.io, Kubernetes ≥ 1.31), the
 // API server's own answer to a Service with an impossible ClusterIP (refused, so nothing is created), and last the
 // ClusterIPs that services actually have, covered like pod IPs.
-import type { KubeConfig, KubernetesObject, V1Service } from '@kubernetes/client-node';
-import { kubeApiRequest } from '../../k8s/resilient-informer.js';
+import type { KubernetesObject, V1Service } from '@kubernetes/client-node';
+import { kubeApiRequest, type KubeAccess } from '../../k8s/resilient-informer.js';
 import { parseIp, parsePrefix, type IpPrefix } from '../../netstack/wire/ip-address.js';
 import type { IpAddress } from '../../netstack/wire/reprs.js';
 import { aggregatePrefixes, coverIps } from './covering.js';
@@ -77,7 +77,7 @@ interface ApiResourceList {
  * The collection path of the ServiceCIDR API if the server serves it (found by API discovery, preferred version
  * first), else undefined.
  */
-export async function findServiceCidrApi(kubeConfig: KubeConfig): Promise<string | undefined> {
+export async function findServiceCidrApi(kubeConfig: KubeAccess): Promise<string | undefined> {
   const group = await kubeApiRequest(kubeConfig, { method: 'GET', path: '/apis/networking.k8s.io' });
   if (group.statusCode === 404) return undefined;
   if (group.statusCode !== 200) throw new Error(`API discovery of networking.k8s.io: ${group.statusCode}: ${group.message}`);
@@ -106,7 +106,7 @@ export type ProbeResult = { ranges: IpPrefix[] } | { failure: string };
  * (before Kubernetes 1.23 or so) accept that, so then for real: the invalid IP makes the create fail, and should it
  * succeed after all the Service is deleted at once.
  */
-export async function probeServiceCidrs(kubeConfig: KubeConfig, namespace: string, family: 4 | 6): Promise<ProbeResult> {
+export async function probeServiceCidrs(kubeConfig: KubeAccess, namespace: string, family: 4 | 6): Promise<ProbeResult> {
   const clusterIP = PROBE_CLUSTER_IPS[family];
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/services`;
   const service = {

@@ -1,16 +1,16 @@
 // The sandbox's cluster DNS (standing in for CoreDNS): watches Services, Endpoints, Pods and Namespaces, rebuilds
 // its in-memory index after each burst of changes, and serves it on UDP and TCP.
 
-import type { KubeConfig, KubernetesObject, V1Endpoints, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Endpoints, V1Namespace, V1Pod, V1Service } from '@kubernetes/client-node';
 import { textToName } from '../../dns/dns-message.js';
-import { ResilientInformer } from '../../k8s/resilient-informer.js';
+import { ResilientInformer, type KubeAccess } from '../../k8s/resilient-informer.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { buildDnsIndex, type DnsIndex } from './dns-index.js';
 import { startDnsServer, type Upstream } from './dns-server.js';
 import { clusterDnsRules } from './rbac.js';
 
 export interface ClusterDnsOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   /** Default: every address of the host (0.0.0.0 and ::). */
   listen?: readonly string[];
   port?: number;

@@ -4,13 +4,14 @@
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { inClusterAccess } from '../../k8s/in-cluster-access.js';
 import { loadKubeConfig } from '../../k8s/kube-client.js';
+import type { KubeAccess } from '../../k8s/resilient-informer.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../log/logger.js';
 import { startClusterDns } from './cluster-dns.js';
 import type { Upstream } from './dns-server.js';
-import { inClusterConfig, parseUpstream, upstreamFromResolvConf } from './options.js';
+import { parseUpstream, upstreamFromResolvConf } from './options.js';
 
 function address(value: string, previous: string[] | undefined): string[] {
   if (isIP(value) === 0) throw new InvalidArgumentError(`"${value}" is not an IPv4 or IPv6 address.`);
@@ -50,10 +51,10 @@ async function main(): Promise<void> {
   const opts = program.opts<{ kubeconfig?: string; listen?: string[]; port: number; clusterDomain: string; upstream?: Upstream; logLevel: LogLevel }>();
   const fail = (error: unknown): never => program.error(`cluster-dns: ${(error as Error).message}`, { exitCode: 2 });
 
-  let kubeConfig: KubeConfig;
+  let kubeConfig: KubeAccess;
   let upstream: Upstream;
   try {
-    kubeConfig = opts.kubeconfig === undefined ? inClusterConfig() : loadKubeConfig({ kubeconfig: opts.kubeconfig });
+    kubeConfig = opts.kubeconfig === undefined ? inClusterAccess() : loadKubeConfig({ kubeconfig: opts.kubeconfig });
     upstream = opts.upstream ?? upstreamFromResolvConf(readFileSync('/etc/resolv.conf', 'utf8'));
   } catch (error) {
     return fail(error);

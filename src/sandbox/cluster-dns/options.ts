@@ -1,13 +1,9 @@
-// Where the cluster DNS gets its settings when not told: the upstream resolver and the in-cluster API config.
+// Where the cluster DNS gets its upstream resolver when not told.
 
-import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { InvalidArgumentError } from 'commander';
 import { parseResolvConf } from '../../rootd/resolv-conf.js';
 import type { Upstream } from './dns-server.js';
-
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 /** `10.0.0.1`, `10.0.0.1:5353`, `fd00::1`, `[fd00::1]:5353` → address and port (53 by default). */
 export function parseUpstream(text: string): Upstream {
@@ -26,15 +22,4 @@ export function upstreamFromResolvConf(text: string, file = '/etc/resolv.conf'):
   const first = parseResolvConf(text).nameservers.find((ns) => isIP(ns.replace(/%.*$/, '')) !== 0);
   if (first === undefined) throw new Error(`${file} names no nameserver: pass --upstream IP[:PORT]`);
   return { address: first.replace(/%.*$/, ''), port: 53 };
-}
-
-/** The pod's in-cluster config (its service account), as KubeConfig.loadFromDefault finds it in a pod. */
-export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, tokenFile = SERVICE_ACCOUNT_TOKEN): KubeConfig {
-  if (!env.KUBERNETES_SERVICE_HOST || !existsSync(tokenFile)) {
-    const missing = env.KUBERNETES_SERVICE_HOST ? `${tokenFile} does not exist` : 'KUBERNETES_SERVICE_HOST is not set';
-    throw new Error(`no --kubeconfig and no in-cluster config (${missing}): run it in a pod with a service account, or pass --kubeconfig`);
-  }
-  const config = new KubeConfig();
-  config.loadFromDefault();
-  return config;
 }

@@ -9,11 +9,11 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { SERVICE_ACCOUNT_DIR } from '../../k8s/in-cluster-access.js';
 import { runCommand } from '../host-commands.js';
 import { podEnvironment, processStartTime, type ProcessRecord } from '../processes.js';
 import type { Container, Probe } from './types.js';
 
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface ContainerLaunch {
   id: string;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { inClusterConfig, parseUpstream, upstreamFromResolvConf } from '../../../src/sandbox/cluster-dns/options.js';
+import { parseUpstream, upstreamFromResolvConf } from '../../../src/sandbox/cluster-dns/options.js';
 
 test('upstream addresses: IP, IP:PORT, IPv6, [IPv6]:PORT; anything else is refused with the form to use', () => {
   assert.deepEqual(parseUpstream('198.18.0.1'), { address: '198.18.0.1', port: 53 });
@@ -22,12 +22,4 @@ test("the upstream defaults to resolv.conf's first nameserver; none is an error 
   assert.deepEqual(upstreamFromResolvConf('search x\nnameserver 198.18.0.1\nnameserver 198.18.0.2\n'), { address: '198.18.0.1', port: 53 });
   assert.deepEqual(upstreamFromResolvConf('nameserver fe80::1%eth0\n'), { address: 'fe80::1', port: 53 });
   assert.throws(() => upstreamFromResolvConf('search x\n', '/etc/resolv.conf'), /\/etc\/resolv\.conf names no nameserver: pass --upstream IP\[:PORT\]/);
-});
-
-test('without --kubeconfig outside a pod: says which part of the in-cluster config is missing', () => {
-  assert.throws(() => inClusterConfig({}, '/nonexistent/token'), /no --kubeconfig and no in-cluster config \(KUBERNETES_SERVICE_HOST is not set\)/);
-  assert.throws(
-    () => inClusterConfig({ KUBERNETES_SERVICE_HOST: '10.96.0.1' }, '/nonexistent/token'),
-    /no in-cluster config \(\/nonexistent\/token does not exist\): run it in a pod with a service account, or pass --kubeconfig/,
-  );
 });

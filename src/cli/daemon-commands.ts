@@ -1,0 +1,31 @@
+// The hidden commands the daemon launcher starts: `kubetun root-daemon` and `kubetun user-daemon`. Each loads only
+// its own daemon's code, when it runs.
+
+import { ConnectError } from '@connectrpc/connect';
+import type { Command } from 'commander';
+
+/** Prints the error's message (a daemon's own, for RPC errors) and exits 1. */
+export function fail(error: unknown): never {
+  const message = error instanceof ConnectError ? error.rawMessage : (error as Error).message;
+  console.error(`kubetun: ${message}`);
+  process.exit(1);
+}
+
+export function registerDaemonCommands(program: Command): void {
+  program.command('root-daemon', { hidden: true }).action(async () => {
+    try {
+      const { defaultRootDaemonOptions, runRootDaemon } = await import('../rootd/root-daemon.js');
+      await runRootDaemon(defaultRootDaemonOptions());
+    } catch (error) {
+      fail(error);
+    }
+  });
+  program.command('user-daemon', { hidden: true }).action(async () => {
+    try {
+      const { runUserDaemon } = await import('../userd/user-daemon.js');
+      await runUserDaemon();
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
