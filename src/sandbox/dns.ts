@@ -2,35 +2,10 @@
 // namespace, answering for upstream.test) and the resolv.conf files of the workstation and the node. The
 // cluster DNS is a pod (cluster-dns/), fed from the API.
 
-import { parsePrefix } from '../netstack/wire/ip-address.js';
 import type { SandboxConfig } from './sandbox-config.js';
 
 /** TTL of every record, as CoreDNS's kubernetes plugin gives by default. */
 export const RECORD_TTL_S = 30;
-
-/**
- * The reverse-DNS zones that cover `cidr` exactly: one zone when the prefix ends on an octet (IPv4) or nibble
- * (IPv6) boundary, else one per sub-prefix at the next boundary (10.96.0.0/12 → 96.10 … 111.10.in-addr.arpa).
- */
-export function reverseZones(cidr: string): string[] {
-  const { address, length } = parsePrefix(cidr);
-  const ipv4 = address.length === 4;
-  const digitBits = ipv4 ? 8 : 4;
-  const digits = Math.ceil(length / digitBits);
-  const spare = digits * digitBits - length;
-  const values: number[] = [];
-  for (let i = 0; i < digits; i++) {
-    values.push(ipv4 ? address[i]! : (address[i >> 1]! >> (i % 2 === 0 ? 4 : 0)) & 0xf);
-  }
-  const zones: string[] = [];
-  for (let n = 0; n < 1 << spare; n++) {
-    const labels = [...values];
-    if (digits > 0) labels[digits - 1] = labels[digits - 1]! + n;
-    const text = labels.reverse().map((v) => (ipv4 ? String(v) : v.toString(16)));
-    zones.push([...text, ipv4 ? 'in-addr.arpa' : 'ip6.arpa'].join('.'));
-  }
-  return zones;
-}
 
 function commonDnsmasqLines(): string[] {
   return [

@@ -1,12 +1,13 @@
 // The cluster DNS before it has heard from the API, and with its upstream down: SERVFAIL, never a wrong answer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireRoot, TestNetns } from '../../helpers/netns.js';
+import { unreachableKubeconfig } from './service-account.js';
 
 const PROGRAM = fileURLToPath(new URL('../../../src/sandbox/cluster-dns/main.js', import.meta.url));
 
@@ -15,13 +16,7 @@ test('no API yet: cluster names get SERVFAIL; a dead upstream gives SERVFAIL for
   const dir = mkdtempSync(join(tmpdir(), 'kt-cdns-srv-'));
   const ns = await TestNetns.create('cdnssrv');
   try {
-    const kubeconfig = join(dir, 'kubeconfig');
-    // Port 1 of loopback: the API never answers, so the index never exists.
-    writeFileSync(
-      kubeconfig,
-      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\n' +
-        'contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
-    );
+    const kubeconfig = unreachableKubeconfig(dir);
     const server = ns.spawn(process.execPath, [PROGRAM, '--kubeconfig', kubeconfig, '--listen', '127.0.0.1', '--upstream', '127.0.0.2:5353']);
     let log = '';
     server.stderr?.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));

@@ -1,12 +1,13 @@
 // The cluster-dns program's refusals: each says what was wrong and what to do.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { requireRoot, TestNetns } from '../../helpers/netns.js';
+import { unreachableKubeconfig } from './service-account.js';
 
 const PROGRAM = fileURLToPath(new URL('../../../src/sandbox/cluster-dns/main.js', import.meta.url));
 
@@ -42,12 +43,7 @@ test('an address that is not this host\'s: exit 2, saying to pass an address of 
   const dir = mkdtempSync(join(tmpdir(), 'kt-cdns-main-'));
   const ns = await TestNetns.create('cdnsmain');
   try {
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\n' +
-        'contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
-    );
+    const kubeconfig = unreachableKubeconfig(dir);
     const r = await ns.exec(process.execPath, [PROGRAM, '--kubeconfig', kubeconfig, '--listen', '198.18.0.99', '--upstream', '127.0.0.1']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cannot listen on UDP 198\.18\.0\.99:53: that address is not one of this host: pass --listen with an address of an interface here/);

@@ -1,7 +1,8 @@
-// A kubeconfig for a ServiceAccount granted exactly `rules` cluster-wide: to check that a program's published
-// RBAC rules are all it needs.
+// Kubeconfigs for the cluster DNS's tests: one for a ServiceAccount granted exactly `rules` cluster-wide (to check
+// that a program's published RBAC rules are all it needs), and one whose API server never answers.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestControlPlane } from '../../helpers/control-plane.js';
 
@@ -48,4 +49,15 @@ export async function serviceAccountKubeconfig(cp: TestControlPlane, name: strin
       '',
     ].join('\n'),
   );
+}
+
+/** Writes `dir`/kubeconfig naming port 1 of loopback: the API never answers, so no informer ever syncs. */
+export function unreachableKubeconfig(dir: string): string {
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\n' +
+      'contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+  );
+  return file;
 }
