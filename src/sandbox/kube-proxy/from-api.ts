@@ -1,11 +1,12 @@
-// Services, Endpoints and EndpointSlices as the API serves them → the renderer's plain data, with kube-proxy's
-// semantics: ClusterIP frontends from spec.clusterIPs (and spec.clusterIP), NodePort frontends on the node's
-// addresses, and endpoint ports matched to a service port by the service port's name (the endpoints controllers
-// name them so, after resolving named targetPorts against the pods' container ports). The Endpoints object of a
-// dual-stack Service holds its first family only: the other comes from its EndpointSlices.
+// Services and EndpointSlices as the API serves them → the renderer's plain data, with kube-proxy's semantics:
+// ClusterIP frontends from spec.clusterIPs (and spec.clusterIP), NodePort frontends on the node's addresses, and
+// endpoint ports matched to a service port by the service port's name (the EndpointSlice controller names them so,
+// after resolving named targetPorts against the pods' container ports). Slices, not Endpoints: a dual-stack
+// Service's Endpoints object holds its first family only. Hand-made Endpoints of selector-less Services are
+// mirrored into slices by the controller-manager.
 
 import { isIP } from 'node:net';
-import type { V1Endpoints, V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { L4Protocol, ProxyAddressPort, ProxyService } from './ruleset.js';
 
 function l4(protocol: string | undefined): L4Protocol | null {
@@ -28,23 +29,8 @@ function clusterIPs(service: V1Service): string[] {
   return [...new Set(all.filter((ip) => isIP(ip) !== 0))];
 }
 
-/** The ready addresses of `endpoints` with the port named like `servicePort`, of its protocol. */
-function readyEndpoints(endpoints: V1Endpoints | undefined, servicePort: V1ServicePort): ProxyAddressPort[] {
-  const out: ProxyAddressPort[] = [];
-  for (const subset of endpoints?.subsets ?? []) {
-    const port = (subset.ports ?? []).find(
-      (p) => (p.name ?? '') === (servicePort.name ?? '') && (p.protocol ?? 'TCP') === (servicePort.protocol ?? 'TCP'),
-    );
-    if (port === undefined) continue;
-    for (const address of subset.addresses ?? []) {
-      if (isIP(address.ip) !== 0) out.push({ address: address.ip, port: port.port });
-    }
-  }
-  return out;
-}
-
 /** The ready addresses of a Service's EndpointSlices with the port named like `servicePort`, of its protocol. */
-function readySliceEndpoints(slices: readonly V1EndpointSlice[], servicePort: V1ServicePort): ProxyAddressPort[] {
+function readyEndpoints(slices: readonly V1EndpointSlice[], servicePort: V1ServicePort): ProxyAddressPort[] {
   const out: ProxyAddressPort[] = [];
   for (const slice of slices) {
     const port = (slice.ports ?? []).find(
@@ -60,22 +46,15 @@ function readySliceEndpoints(slices: readonly V1EndpointSlice[], servicePort: V1
   return out;
 }
 
-function unique(endpoints: readonly ProxyAddressPort[]): ProxyAddressPort[] {
-  const seen = new Map(endpoints.map((e) => [`${e.address} ${e.port}`, e]));
-  return [...seen.values()];
-}
-
 /**
  * One ProxyService per service port of every proxied Service (not ExternalName, not headless), in a stable order.
  * `nodeAddresses` are where NodePorts listen.
  */
 export function proxyServicesFromApi(
   services: readonly V1Service[],
-  endpoints: readonly V1Endpoints[],
+  slices: readonly V1EndpointSlice[],
   nodeAddresses: readonly string[],
-  slices: readonly V1EndpointSlice[] = [],
 ): ProxyService[] {
-  const endpointsByKey = new Map(endpoints.map((e) => [`${e.metadata?.namespace}/${e.metadata?.name}`, e]));
   const slicesByKey = new Map<string, V1EndpointSlice[]>();
   for (const slice of slices) {
     const key = `${slice.metadata?.namespace}/${slice.metadata?.labels?.['kubernetes.io/service-name']}`;
@@ -91,7 +70,6 @@ export function proxyServicesFromApi(
     if (ips.length === 0) continue;
     const namespace = service.metadata?.namespace ?? 'default';
     const name = service.metadata?.name ?? '';
-    const ready = endpointsByKey.get(`${namespace}/${name}`);
     const serviceSlices = slicesByKey.get(`${namespace}/${name}`) ?? [];
     for (const port of service.spec?.ports ?? []) {
       const protocol = l4(port.protocol);
@@ -101,7 +79,7 @@ export function proxyServicesFromApi(
         frontends.push(...nodeAddresses.map((address) => ({ address, port: port.nodePort! })));
       }
       // Dots cannot occur in namespace or service names, so the chain names of two services never collide.
-      out.push({ name: `svc.${namespace}.${name}.${protocol}.${port.port}`, protocol, frontends, endpoints: unique([...readyEndpoints(ready, port), ...readySliceEndpoints(serviceSlices, port)]) });
+      out.push({ name: `svc.${namespace}.${name}.${protocol}.${port.port}`, protocol, frontends, endpoints: readyEndpoints(serviceSlices, port) });
     }
   }
   return out;

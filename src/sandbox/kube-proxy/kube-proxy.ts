@@ -1,7 +1,7 @@
-// The sandbox's kube-proxy: watches Services and Endpoints and keeps one nftables table in step with them,
+// The sandbox's kube-proxy: watches Services and EndpointSlices and keeps one nftables table in step with them,
 // reloading it whole and atomically (`nft -f -`) after each burst of changes. Runs as root in the node's netns.
 
-import type { KubeConfig, V1Endpoints, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { ResilientInformer } from '../../k8s/resilient-informer.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { runCommand } from '../host-commands.js';
@@ -39,7 +39,6 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
   const log = options.log ?? silentLogger;
   const debounceMs = options.debounceMs ?? 100;
   const services = new ResilientInformer<V1Service>({ kubeConfig: options.kubeConfig, path: '/api/v1/services', debounceMs });
-  const endpoints = new ResilientInformer<V1Endpoints>({ kubeConfig: options.kubeConfig, path: '/api/v1/endpoints', debounceMs });
   // v1beta1: what the sandbox's Kubernetes 1.20 serves (v1 came with 1.21).
   const slices = new ResilientInformer<V1EndpointSlice>({ kubeConfig: options.kubeConfig, path: ENDPOINT_SLICES_PATH, debounceMs });
   let stopped = false;
@@ -53,12 +52,12 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
   const load = async (): Promise<void> => {
     do {
       again = false;
-      const text = renderRuleset(table, proxyServicesFromApi(services.items(), endpoints.items(), options.nodeAddresses ?? [], slices.items()));
+      const text = renderRuleset(table, proxyServicesFromApi(services.items(), slices.items(), options.nodeAddresses ?? []));
       if (text === loaded) continue;
       try {
         await nft(text);
         loaded = text;
-        log.info('loaded the service rules', { table, services: services.items().length, endpoints: endpoints.items().length });
+        log.info('loaded the service rules', { table, services: services.items().length, endpointSlices: slices.items().length });
         markReady();
       } catch (error) {
         log.error('cannot load the service rules; retrying', { table, error: (error as Error).message, retryInMs: RETRY_MS });
@@ -69,7 +68,7 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
 
   const sync = (): void => {
     timer = undefined;
-    if (stopped || !services.synced || !endpoints.synced || !slices.synced) return;
+    if (stopped || !services.synced || !slices.synced) return;
     if (running !== undefined) {
       again = true;
       return;
@@ -82,7 +81,7 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
     timer = setTimeout(sync, delayMs);
   }
 
-  for (const informer of [services, endpoints, slices]) {
+  for (const informer of [services, slices]) {
     informer.on('change', () => schedule(debounceMs));
     informer.on('error', (error) => {
       const hint = /\b403\b/.test(error.message) ? `; it needs ${JSON.stringify(kubeProxyRules)}` : '';
@@ -98,7 +97,6 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
       stopped = true;
       clearTimeout(timer);
       services.stop();
-      endpoints.stop();
       slices.stop();
       await running;
       try {

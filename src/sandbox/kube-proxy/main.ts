@@ -31,7 +31,7 @@ function logLevel(value: string): LogLevel {
 const program = new Command()
   .name('kube-proxy')
   .description("the sandbox's kube-proxy: routes Services to their endpoints with nftables (root, in the node's netns)")
-  .requiredOption('--kubeconfig <file>', 'kubeconfig of a user that may list and watch services and endpoints')
+  .requiredOption('--kubeconfig <file>', 'kubeconfig of a user that may list and watch services and endpoint slices')
   .addOption(new Option('--table <name>', 'nftables table (family inet) it owns').default(NFT_TABLE).argParser(tableName))
   .option('--node-address <ip>', "an address of the node where NodePorts listen (repeatable)", ipAddress, [])
   .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('info').argParser(logLevel));

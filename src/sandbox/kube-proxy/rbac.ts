@@ -3,6 +3,6 @@
 export const ENDPOINT_SLICES_PATH = '/apis/discovery.k8s.io/v1beta1/endpointslices';
 
 export const kubeProxyRules = [
-  { apiGroups: [''], resources: ['services', 'endpoints'], verbs: ['list', 'watch'] },
+  { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'] },
   { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
 ];
