@@ -70,11 +70,16 @@ function statusMessage(body: string): { message?: string; reason?: string } {
 }
 
 /** Opens (does not send) a request to the API server of the config's current cluster, with its credentials. */
-async function openKubeRequest(kubeConfig: KubeAccess, method: string, pathAndQuery: string): Promise<http.ClientRequest> {
+async function openKubeRequest(
+  kubeConfig: KubeAccess,
+  method: string,
+  pathAndQuery: string,
+  headers: Record<string, string | number> = {},
+): Promise<http.ClientRequest> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the Kubernetes config has no current cluster: set a current-context');
   const url = new URL(cluster.server.replace(/\/$/, '') + pathAndQuery);
-  const opts: https.RequestOptions = { method, headers: { Accept: 'application/json', 'Content-Type': 'application/json' } };
+  const opts: https.RequestOptions = { method, headers: { Accept: 'application/json', 'Content-Type': 'application/json', ...headers } };
   await kubeConfig.applyToHTTPSOptions(opts);
   if (url.protocol === 'http:') {
     delete opts.agent;
@@ -85,13 +90,19 @@ async function openKubeRequest(kubeConfig: KubeAccess, method: string, pathAndQu
 
 /**
  * One request to the API server with a JSON body (or none), for the calls typed clients make awkward (dry runs,
- * API discovery). Resolves with any HTTP status; rejects only when no response arrives.
+ * API discovery, status patches). Resolves with any HTTP status; rejects only when no response arrives.
  */
 export async function kubeApiRequest(
   kubeConfig: KubeAccess,
-  options: { method: string; path: string; body?: unknown; timeoutMs?: number },
-): Promise<{ statusCode: number; body: unknown; message: string }> {
-  const req = await openKubeRequest(kubeConfig, options.method, options.path);
+  options: { method: string; path: string; body?: unknown; timeoutMs?: number; contentType?: string },
+): Promise<{ statusCode: number; body: unknown; message: string; reason?: string }> {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  // Node sends a DELETE's body unframed unless its length is given, and the API server then ignores it.
+  const headers = {
+    ...(options.contentType === undefined ? {} : { 'Content-Type': options.contentType }),
+    ...(payload === undefined ? {} : { 'Content-Length': Buffer.byteLength(payload) }),
+  };
+  const req = await openKubeRequest(kubeConfig, options.method, options.path, headers);
   const timeoutMs = options.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from the API server within ${timeoutMs} ms`)));
@@ -108,10 +119,11 @@ export async function kubeApiRequest(
         } catch {
           // Not JSON (e.g. a proxy's error page): keep the text.
         }
-        resolve({ statusCode: res.statusCode ?? 0, body, message: statusMessage(text).message ?? text.trim().slice(0, 300) });
+        const status = statusMessage(text);
+        resolve({ statusCode: res.statusCode ?? 0, body, message: status.message ?? text.trim().slice(0, 300), reason: status.reason });
       });
     });
-    req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+    req.end(payload);
   });
 }
 
