@@ -2,6 +2,7 @@
 // applied through its API. A pure function of the sandbox's name, so every part of kubetun (and every test)
 // derives the same facts from it. Pods and their addresses are the kubelets' business, read from the API.
 
+import { serverUrl } from './control-plane/command-lines.js';
 import { SandboxError } from './sandbox-errors.js';
 
 export const DEFAULT_SANDBOX_NAME = 'kt';
@@ -240,7 +241,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
     controlPlane: {
       address: node.ipv4,
       port: API_PORT,
-      server: `https://${node.ipv4}:${API_PORT}`,
+      server: serverUrl(node.ipv4, API_PORT),
       serviceClusterIpRange: '10.96.0.0/16,fd10:96::/112',
       stateDir: `${stateDir}/control-plane`,
     },

@@ -21,10 +21,13 @@ import { DEFAULT_SANDBOX_NAME, SANDBOX_STATE_ROOT, sandboxConfig, sandboxNamespa
 import { acquireLock, emptyState, readState, removeStateDir, writeState, type SandboxState } from './state.js';
 import {
   imageMapPath,
+  KUBE_PROXY_ID,
+  kubeletId,
   kubeletProcessSpec,
   kubeletStateDir,
   kubeProxyProcessSpec,
   upstreamDnsConfigPath,
+  UPSTREAM_DNS_ID,
   upstreamDnsProcessSpec,
   type ProcessSpec,
 } from './workloads.js';
@@ -163,11 +166,7 @@ async function stopEverything(config: SandboxConfig, state: SandboxState | null)
   const stop = async (record: ProcessRecord | undefined, graceMs?: number): Promise<void> => {
     if (record !== undefined && (await stopProcess(record, graceMs))) stopped.push(`${record.id} (pid ${record.pid})`);
   };
-  await Promise.all(
-    Object.values(records)
-      .filter((r) => r.id.startsWith('kubelet-') || r.id === 'kube-proxy')
-      .map((r) => stop(r, r.id === 'kube-proxy' ? undefined : KUBELET_STOP_GRACE_MS)),
-  );
+  await Promise.all([stop(records[KUBE_PROXY_ID]), ...config.nodes.map((node) => stop(records[kubeletId(node)], KUBELET_STOP_GRACE_MS))]);
   for (const node of config.nodes) await cleanupKubelet(kubeletStateDir(config, node));
   const plane = readControlPlane(config.controlPlane.stateDir);
   if (plane !== null) {
@@ -175,7 +174,7 @@ async function stopEverything(config: SandboxConfig, state: SandboxState | null)
     await stopControlPlane(plane);
     stopped.push(...running.map((r) => `${r.id} (pid ${r.pid})`));
   }
-  await stop(records['upstream-dns']);
+  await stop(records[UPSTREAM_DNS_ID]);
   return stopped;
 }
 

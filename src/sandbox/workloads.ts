@@ -3,6 +3,7 @@
 // processes.ts starts them.
 
 import { fileURLToPath } from 'node:url';
+import { adminKubeconfigPath } from './control-plane/control-plane.js';
 import { firstServiceAddress } from './control-plane/pki.js';
 import { ETC_NETNS } from './etc-netns.js';
 import type { SandboxConfig, SandboxNode } from './sandbox-config.js';
@@ -41,7 +42,7 @@ export function imageMapPath(config: SandboxConfig): string {
 
 /** The admin kubeconfig the node's own agents (kubelets, kube-proxy) use. */
 export function nodeKubeconfigPath(config: SandboxConfig): string {
-  return `${config.controlPlane.stateDir}/admin.kubeconfig`;
+  return adminKubeconfigPath(config.controlPlane.stateDir);
 }
 
 export function kubeletStateDir(config: SandboxConfig, node: SandboxNode): string {

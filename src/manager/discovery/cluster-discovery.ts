@@ -318,8 +318,8 @@ export class ClusterDiscovery {
 
   private serviceCidrs(): IpPrefix[] | undefined {
     if (this.serviceCidrObjects) return this.serviceCidrObjects.synced ? serviceCidrsFromObjects(this.serviceCidrObjects.items()) : undefined;
-    const probed = this.probedServiceCidrs ?? [];
     if (!this.services?.synced) return this.probedServiceCidrs;
+    const probed = this.probedServiceCidrs ?? [];
     const probedFamilies = new Set(probed.map((p) => p.address.length));
     const covered = coverClusterIps(this.services.items()).filter((p) => !probedFamilies.has(p.address.length));
     return aggregatePrefixes([...probed, ...covered]);

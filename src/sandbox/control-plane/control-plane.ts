@@ -63,6 +63,11 @@ export interface ControlPlane {
   processes: ProcessRecord[];
 }
 
+/** Where the control plane started from `stateDir` keeps its admin kubeconfig. */
+export function adminKubeconfigPath(stateDir: string): string {
+  return join(stateDir, 'admin.kubeconfig');
+}
+
 function tail(file: string): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
@@ -114,7 +119,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     schedulerKubeconfig: join(stateDir, 'scheduler.kubeconfig'),
     servingCertDir: join(stateDir, 'serving-certs'),
   };
-  const kubeconfig = join(stateDir, 'admin.kubeconfig');
+  const kubeconfig = adminKubeconfigPath(stateDir);
   writeKubeconfig(kubeconfig, 'kubetun-sandbox', server, pki.ca.certFile, pki.admin);
   writeKubeconfig(layout.controllerManagerKubeconfig, 'kube-controller-manager', server, pki.ca.certFile, pki.controllerManager);
   writeKubeconfig(layout.schedulerKubeconfig, 'kube-scheduler', server, pki.ca.certFile, pki.scheduler);
