@@ -55,6 +55,7 @@ interface ConnectOptions {
   kubeconfig?: string;
   context?: string;
   managerNamespace: string;
+  managerTimeout: string;
   namespace?: string;
   alsoProxy: string[];
   neverProxy: string[];
@@ -66,20 +67,27 @@ export interface ManagerTarget {
   kubeconfig: string;
   context: string;
   managerNamespace: string;
+  managerWaitSeconds: number;
 }
+
+const MAX_MANAGER_WAIT_S = 600;
 
 /**
  * The URL to reach the manager at, or the kubeconfig to find it with. --manager-url wins; kubeconfig flags win over
  * $KUBETUN_MANAGER_URL; the kubeconfig is checked here (and its paths made absolute for the daemon, which runs
  * elsewhere) so that a missing file or unknown context is reported before any daemon starts. Throws.
  */
-export function managerTarget(opts: ConnectOptions, managerNamespaceGiven: boolean, env: NodeJS.ProcessEnv): ManagerTarget {
-  const kubeFlags = opts.kubeconfig !== undefined || opts.context !== undefined || managerNamespaceGiven;
+export function managerTarget(opts: ConnectOptions, given: ReadonlySet<'managerNamespace' | 'managerTimeout'>, env: NodeJS.ProcessEnv): ManagerTarget {
+  const kubeFlags = opts.kubeconfig !== undefined || opts.context !== undefined || given.size > 0;
   if (opts.managerUrl !== undefined && kubeFlags) {
-    throw new Error('--manager-url reaches the traffic manager directly: it cannot be combined with --kubeconfig, --context or --manager-namespace');
+    throw new Error('--manager-url reaches the traffic manager directly: it cannot be combined with --kubeconfig, --context, --manager-namespace or --manager-timeout');
   }
   const managerUrl = opts.managerUrl ?? (kubeFlags ? undefined : env.KUBETUN_MANAGER_URL) ?? '';
-  if (managerUrl !== '') return { managerUrl, kubeconfig: '', context: '', managerNamespace: '' };
+  if (managerUrl !== '') return { managerUrl, kubeconfig: '', context: '', managerNamespace: '', managerWaitSeconds: 0 };
+  const managerWaitSeconds = Number(opts.managerTimeout);
+  if (!/^[0-9]+$/.test(opts.managerTimeout) || managerWaitSeconds > MAX_MANAGER_WAIT_S) {
+    throw new Error(`--manager-timeout takes whole seconds from 0 to ${MAX_MANAGER_WAIT_S}, not "${opts.managerTimeout}"`);
+  }
   try {
     loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context, env });
   } catch (error) {
@@ -92,6 +100,7 @@ export function managerTarget(opts: ConnectOptions, managerNamespaceGiven: boole
     kubeconfig: files.map((f) => resolve(f)).join(delimiter),
     context: opts.context ?? '',
     managerNamespace: opts.managerNamespace,
+    managerWaitSeconds,
   };
 }
 
@@ -122,6 +131,7 @@ export function registerConnectCommands(program: Command): void {
     .option('--kubeconfig <file>', 'the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
     .option('--context <name>', 'the kubeconfig context (default: its current context)')
     .option('--manager-namespace <namespace>', 'where the traffic manager is installed', 'kubetun')
+    .option('--manager-timeout <seconds>', 'how long to wait for a ready traffic manager pod (during a rollout, say)', '30')
     .option('-n, --namespace <namespace>', "the namespace short names resolve in (default: the context's namespace, else default)")
     .option('--also-proxy <cidr>', 'also route this subnet into the cluster (repeatable)', collect, [])
     .option('--never-proxy <cidr>', 'never route this subnet into the cluster (repeatable)', collect, [])
@@ -129,7 +139,8 @@ export function registerConnectCommands(program: Command): void {
     .action(async (opts: ConnectOptions, command: Command) => {
       let target: ManagerTarget;
       try {
-        target = managerTarget(opts, command.getOptionValueSource('managerNamespace') === 'cli', process.env);
+        const given = new Set((['managerNamespace', 'managerTimeout'] as const).filter((o) => command.getOptionValueSource(o) === 'cli'));
+        target = managerTarget(opts, given, process.env);
       } catch (error) {
         fail(error);
       }

@@ -11,6 +11,14 @@ export const DEFAULT_MANAGER_NAMESPACE = 'kubetun';
 
 export class ManagerLocatorError extends Error {
   override readonly name = 'ManagerLocatorError';
+
+  /** `waitable`: the manager is installed but has no ready pod yet, which its Deployment may soon bring. */
+  constructor(
+    message: string,
+    readonly waitable = false,
+  ) {
+    super(message);
+  }
 }
 
 function isReady(pod: V1Pod): boolean {
@@ -48,9 +56,10 @@ export function pickManagerPod(pods: V1Pod[], namespace: string, selector: strin
     throw new ManagerLocatorError(
       `no traffic manager pod in namespace ${namespace} matches the selector ${selector} of Service ${MANAGER_SERVICE}: ` +
         `check its Deployment (kubectl -n ${namespace} describe deployment ${MANAGER_SERVICE}) or run \`kubetun install\` again`,
+      true,
     );
   }
-  throw new ManagerLocatorError(`the traffic manager pod ${waiting.metadata?.name ?? '?'} is not ready: ${notReadyReason(waiting)}`);
+  throw new ManagerLocatorError(`the traffic manager pod ${waiting.metadata?.name ?? '?'} is not ready: ${notReadyReason(waiting)}`, true);
 }
 
 /** The container port the Service's port leads to in this pod (a named targetPort is looked up in the pod). */
@@ -95,4 +104,30 @@ export async function locateManager(config: KubeConfig, namespace: string = DEFA
   }
   const pod = pickManagerPod(pods, namespace, selector);
   return { namespace, pod: pod.metadata?.name ?? '', port: targetPortOf(service, pod) };
+}
+
+/**
+ * As locateManager, but while the manager has no ready pod (a rollout, a pod being replaced) it asks again every
+ * second for up to `waitMs`, telling `onWait` why it waits; the last error, with the time waited, if none comes.
+ */
+export async function awaitManager(
+  config: KubeConfig,
+  namespace: string,
+  waitMs: number,
+  onWait: (why: string) => void = () => undefined,
+): Promise<PortForwardTarget> {
+  const deadline = Date.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await locateManager(config, namespace);
+    } catch (error) {
+      if (!(error instanceof ManagerLocatorError) || !error.waitable) throw error;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw waitMs === 0 ? error : new ManagerLocatorError(`${error.message} (waited ${Math.round(waitMs / 1000)} s; --manager-timeout sets how long)`, true);
+      }
+      if (attempt === 0) onWait(error.message);
+      await new Promise((r) => setTimeout(r, Math.min(1000, left)));
+    }
+  }
 }

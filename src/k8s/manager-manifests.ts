@@ -68,7 +68,7 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
   const meta = { name: MANAGER_NAME, namespace, labels };
   const rbacName = clusterRoleName(namespace);
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
-  const probe = { tcpSocket: { port: MANAGER_PORT }, periodSeconds: 10 };
+  const listening = { tcpSocket: { port: MANAGER_PORT } };
   return {
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
@@ -109,8 +109,9 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
                 args: [MANAGER_NAME, '--listen', `[::]:${MANAGER_PORT}`, '--pod-cidr-strategy', 'auto'],
                 env: [fieldEnv('POD_IP', 'status.podIP'), fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
                 ports: [{ name: 'api', containerPort: MANAGER_PORT, protocol: 'TCP' }],
-                readinessProbe: probe,
-                livenessProbe: probe,
+                // Probed often for readiness: clients wait on a replaced pod for as long as it takes to be seen ready.
+                readinessProbe: { ...listening, periodSeconds: 2 },
+                livenessProbe: { ...listening, periodSeconds: 10 },
                 resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
               },

@@ -19,7 +19,7 @@ import {
 } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
-import { DEFAULT_MANAGER_NAMESPACE, locateManager } from '../k8s/manager-locator.js';
+import { awaitManager, DEFAULT_MANAGER_NAMESPACE, locateManager } from '../k8s/manager-locator.js';
 import { openPortForward } from '../k8s/port-forward.js';
 import { daemonLog, managerForwardSocket, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -102,7 +102,7 @@ export class UserDaemonService {
     if (request.managerUrl === '') {
       const config = kubeConfigFor(request);
       namespace = request.namespace || config.getContextObject(config.getCurrentContext())?.namespace || 'default';
-      kube = await this.openKubeLink(config, request.managerNamespace || DEFAULT_MANAGER_NAMESPACE);
+      kube = await this.openKubeLink(config, request.managerNamespace || DEFAULT_MANAGER_NAMESPACE, request.managerWaitSeconds * 1000);
     }
     const managerUrl = kube?.forwarder.url ?? request.managerUrl;
     try {
@@ -151,13 +151,13 @@ export class UserDaemonService {
   }
 
   /**
-   * Finds the manager (so that a missing install or an unready pod is reported now, clearly) and serves it on the
-   * forwarder socket; each connection made there re-locates the pod and opens a new port-forward to it.
+   * Finds the manager (so that a missing install, or a pod not ready within `waitMs`, is reported now, clearly) and
+   * serves it on the forwarder socket; each connection made there re-locates the pod and opens a new port-forward to it.
    */
-  private async openKubeLink(config: KubeConfig, managerNamespace: string): Promise<KubeLink> {
+  private async openKubeLink(config: KubeConfig, managerNamespace: string, waitMs: number): Promise<KubeLink> {
     let pod: string;
     try {
-      pod = (await locateManager(config, managerNamespace)).pod;
+      pod = (await awaitManager(config, managerNamespace, waitMs, (why) => this.log.info('waiting for a ready traffic manager pod', { why, waitMs }))).pod;
     } catch (error) {
       throw new ConnectError((error as Error).message, Code.FailedPrecondition);
     }

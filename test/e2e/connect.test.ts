@@ -49,6 +49,17 @@ async function managerPod(): Promise<ClusterPod | undefined> {
   return podsOf((await readCluster(config)).pods, 'traffic-manager', config.manager.namespace).find((p) => p.ready);
 }
 
+/** Sets the manager Deployment's replicas; with 0, returns once no pod of it is left. */
+async function scaleManager(replicas: number): Promise<void> {
+  const name = 'traffic-manager';
+  const scale = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name, namespace: config.manager.namespace }, spec: { replicas } };
+  const [answer] = await sandboxApi(config, [{ method: 'PUT', path: `/apis/apps/v1/namespaces/${config.manager.namespace}/deployments/${name}/scale`, body: scale }]);
+  assert.equal(answer?.status, 200, answer?.body);
+  if (replicas > 0) return;
+  for (let i = 0; i < 100 && podsOf((await readCluster(config)).pods, name, config.manager.namespace).length > 0; i++) await new Promise((r) => setTimeout(r, 200));
+  assert.equal(podsOf((await readCluster(config)).pods, name, config.manager.namespace).length, 0, 'the manager pod is still there 20 s after scaling to 0');
+}
+
 describe('kubetun install and connect to the sandbox cluster', { skip: controlPlaneSkipReason() ?? false }, () => {
   let echoPods: ClusterPod[] = [];
 
@@ -212,13 +223,49 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
     assert.ok(old !== undefined, 'the manager is not running');
     const [deleted] = await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/${config.manager.namespace}/pods/${old.name}` }]);
     assert.equal(deleted?.status, 200, deleted?.body);
-    let ok = false;
-    for (let i = 0; i < 60 && !ok; i++) {
-      ok = (await ws(['curl', '-sS', '-m', '2', 'http://echo.default'])).code === 0 && (await managerPod())?.name !== old.name;
-      if (!ok) await new Promise((r) => setTimeout(r, 500));
+    // Done only when the session runs through the new pod: until the kubelet stops the old one, curl may still
+    // succeed through the old forward while no pod is ready, and that proves nothing.
+    let status = '';
+    for (let i = 0; i < 60; i++) {
+      const fresh = await managerPod();
+      status = (await kubetun('status')).stdout;
+      const through = fresh !== undefined && fresh.name !== old.name && /Status: +connected/.test(status) && status.includes(`pod ${config.manager.namespace}/${fresh.name} `);
+      if (through && (await ws(['curl', '-sS', '-m', '2', 'http://echo.default'])).code === 0) return;
+      await new Promise((r) => setTimeout(r, 500));
     }
-    assert.ok(ok, 'echo not reachable through a new manager pod within 30 s');
-    assert.match((await kubetun('status')).stdout, /Status: +connected/);
+    assert.fail(`echo not reachable through a new manager pod within 30 s; the old one was ${old.name}; status:\n${status}`);
+  });
+
+  test('connect waits for a manager pod that is not ready yet (a rollout), then connects', async () => {
+    await kubetun('quit');
+    await scaleManager(0);
+    try {
+      const connecting = kubetun('connect');
+      await new Promise((r) => setTimeout(r, 1500));
+      await scaleManager(1);
+      const r = await connecting;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await ws(['curl', '-sS', '-m', '5', 'http://echo.default'])).code, 0);
+    } finally {
+      await scaleManager(1);
+    }
+  });
+
+  test('a manager that has no ready pod within --manager-timeout is a clear error, and nothing is left behind', async () => {
+    await kubetun('quit');
+    await scaleManager(0);
+    try {
+      const r = await kubetun('connect', '--manager-timeout', '2');
+      assert.notEqual(r.code, 0);
+      // The scaled-down pod may still be terminating: then it is named as being deleted.
+      assert.match(r.stderr, /(no traffic manager pod in namespace kubetun matches the selector .*|the traffic manager pod \S+ is not ready: it is being deleted) \(waited 2 s; --manager-timeout sets how long\)/);
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+      await noKubetunLeft();
+    } finally {
+      await scaleManager(1);
+    }
+    const again = await kubetun('connect');
+    assert.equal(again.code, 0, again.stderr);
   });
 
   test('--manager-url still reaches a manager exposed directly (a NodePort)', async () => {

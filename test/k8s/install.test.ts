@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createPrivateKey, sign } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { covers } from '../../src/k8s/installer.js';
 import { managerManifests, manifestList } from '../../src/k8s/manager-manifests.js';
+import { SERVICE_ACCOUNT_ISSUER } from '../../src/sandbox/control-plane/command-lines.js';
 import { kubetunVersion } from '../../src/version.js';
 import { startTestControlPlane, TEST_API_ADDRESS, type TestControlPlane } from '../helpers/control-plane.js';
 import type { ExecResult } from '../helpers/netns.js';
@@ -58,6 +60,29 @@ async function serviceAccountToken(cp: TestControlPlane, namespace: string, name
     await sleep(500);
   }
   throw new Error(`no token Secret appeared for ServiceAccount ${namespace}/${name} within ${TOKEN_WAIT_MS} ms`);
+}
+
+/**
+ * A bound service-account token for an existing account, signed with the control plane's own key as its token
+ * controller would, valid from `fromS` to `untilS` (Unix seconds): how a token that expired is made without waiting.
+ */
+async function signedServiceAccountToken(cp: TestControlPlane, namespace: string, name: string, fromS: number, untilS: number): Promise<string> {
+  const [account] = await cp.api([{ method: 'GET', path: `/api/v1/namespaces/${namespace}/serviceaccounts/${name}` }]);
+  assert.equal(account?.status, 200, account?.body);
+  const uid = (JSON.parse(account.body) as { metadata: { uid: string } }).metadata.uid;
+  const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const claims = {
+    iss: SERVICE_ACCOUNT_ISSUER,
+    aud: [SERVICE_ACCOUNT_ISSUER],
+    sub: `system:serviceaccount:${namespace}:${name}`,
+    iat: fromS,
+    nbf: fromS,
+    exp: untilS,
+    'kubernetes.io': { namespace, serviceaccount: { name, uid } },
+  };
+  const unsigned = `${part({ alg: 'RS256', typ: 'JWT' })}.${part(claims)}`;
+  const key = createPrivateKey(readFileSync(join(cp.stateDir, 'pki', 'sa.key')));
+  return `${unsigned}.${sign('sha256', Buffer.from(unsigned), key).toString('base64url')}`;
 }
 
 test('install and uninstall against a real API server: schema, idempotence, upgrade, wait, RBAC and credential errors', { timeout: 420_000 }, async (t) => {
@@ -175,22 +200,32 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
       assert.match(uninstall.stderr, /cannot read Deployment kubetun\/traffic-manager: user "system:serviceaccount:default:nobody" lacks the permission to get deployments\.apps in namespace "kubetun"/);
     });
 
-    await t.test('an invalid token gets the 401 advice; a wrong --context lists the contexts; a refused or silent server is named', async () => {
+    await t.test('an expired or invalid token gets the 401 advice; a wrong --context lists the contexts; a refused or silent server is named', async () => {
+      const caPem = readFileSync(cp.plane.admin.caFile, 'utf8');
+      const now = Math.floor(Date.now() / 1000);
+      // The same token while still valid authenticates (nobody may read nothing: 403), so only its expiry makes the 401.
+      const valid = join(cp.stateDir, 'valid.kubeconfig');
+      writeFileSync(valid, tokenKubeconfig(cp.plane.server, caPem, 'jane', await signedServiceAccountToken(cp, 'default', 'nobody', now - 60, now + 600)));
+      assert.match((await kubetun(['install', '--kubeconfig', valid])).stderr, /lacks the permission to get namespaces cluster-wide \(403 Forbidden\)/);
       const expired = join(cp.stateDir, 'expired.kubeconfig');
-      writeFileSync(expired, tokenKubeconfig(cp.plane.server, readFileSync(cp.plane.admin.caFile, 'utf8'), 'jane', 'expired-token'));
-      const denied = await kubetun(['install', '--kubeconfig', expired]);
-      assert.equal(denied.code, 1);
-      assert.equal(
-        denied.stderr,
-        `kubetun install: cannot read Namespace kubetun: ${cp.plane.server} rejected the credentials of kubeconfig user "jane" (401 Unauthorized): ` +
-          'they are expired or invalid; log in again / refresh the token, then retry\n',
-      );
+      writeFileSync(expired, tokenKubeconfig(cp.plane.server, caPem, 'jane', await signedServiceAccountToken(cp, 'default', 'nobody', now - 7200, now - 3600)));
+      const invalid = join(cp.stateDir, 'invalid.kubeconfig');
+      writeFileSync(invalid, tokenKubeconfig(cp.plane.server, caPem, 'jane', 'not-a-token'));
+      for (const file of [expired, invalid]) {
+        const denied = await kubetun(['install', '--kubeconfig', file]);
+        assert.equal(denied.code, 1);
+        assert.equal(
+          denied.stderr,
+          `kubetun install: cannot read Namespace kubetun: ${cp.plane.server} rejected the credentials of kubeconfig user "jane" (401 Unauthorized): ` +
+            'they are expired or invalid; log in again / refresh the token, then retry\n',
+        );
+      }
       const context = await kubetun(['install', '--kubeconfig', admin, '--context', 'staging']);
       assert.equal(context.code, 1);
       assert.equal(context.stderr, `kubetun install: context "staging" is not in ${admin}; its contexts are kubetun-sandbox\n`);
       const closed = join(cp.stateDir, 'closed.kubeconfig');
       const server = `https://${TEST_API_ADDRESS}:6444`;
-      writeFileSync(closed, tokenKubeconfig(server, readFileSync(cp.plane.admin.caFile, 'utf8'), 'jane', 'x'));
+      writeFileSync(closed, tokenKubeconfig(server, caPem, 'jane', 'x'));
       const refused = await kubetun(['uninstall', '--kubeconfig', closed]);
       assert.equal(refused.code, 1);
       assert.equal(refused.stderr, `kubetun uninstall: cannot read Deployment kubetun/traffic-manager: ${server} refused the connection: is the cluster running, and is this the right --context?\n`);
@@ -199,7 +234,7 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
       const silent = cp.ns.spawn(process.execPath, ['-e', `require('node:net').createServer(() => {}).listen(6445, '${TEST_API_ADDRESS}', () => console.log('ready'))`]);
       await once(silent.stdout!, 'data');
       const mute = join(cp.stateDir, 'silent.kubeconfig');
-      writeFileSync(mute, tokenKubeconfig(`https://${TEST_API_ADDRESS}:6445`, readFileSync(cp.plane.admin.caFile, 'utf8'), 'jane', 'x'));
+      writeFileSync(mute, tokenKubeconfig(`https://${TEST_API_ADDRESS}:6445`, caPem, 'jane', 'x'));
       const started = Date.now();
       const hung = await kubetun(['install', '--kubeconfig', mute, '--request-timeout', '1.5']);
       assert.equal(hung.code, 1);

@@ -26,7 +26,7 @@ contexts:
 current-context: one
 `;
 
-const base = { managerNamespace: 'kubetun', alsoProxy: [], neverProxy: [], allowConflictingSubnets: [] };
+const base = { managerNamespace: 'kubetun', managerTimeout: '30', alsoProxy: [], neverProxy: [], allowConflictingSubnets: [] };
 
 function tempKubeconfig(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'kt-connect-'));
@@ -38,34 +38,45 @@ function tempKubeconfig(t: { after(fn: () => void): void }): string {
 
 test('--manager-url wins and needs no kubeconfig; $KUBETUN_MANAGER_URL is used when no kubeconfig flag is given', () => {
   const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
-  assert.deepEqual(managerTarget({ ...base, managerUrl: 'http://10.0.0.1:8081' }, false, env), {
+  assert.deepEqual(managerTarget({ ...base, managerUrl: 'http://10.0.0.1:8081' }, new Set(), env), {
     managerUrl: 'http://10.0.0.1:8081',
     kubeconfig: '',
     context: '',
     managerNamespace: '',
+    managerWaitSeconds: 0,
   });
-  assert.equal(managerTarget(base, false, env).managerUrl, 'http://198.18.0.2:30081');
+  assert.equal(managerTarget(base, new Set(), env).managerUrl, 'http://198.18.0.2:30081');
 });
 
 test('kubeconfig flags win over $KUBETUN_MANAGER_URL; paths are made absolute for the daemon', (t) => {
   const file = tempKubeconfig(t);
   const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
-  const target = managerTarget({ ...base, kubeconfig: relative(process.cwd(), file), context: 'two' }, false, env);
-  assert.deepEqual(target, { managerUrl: '', kubeconfig: file, context: 'two', managerNamespace: 'kubetun' });
-  const fromEnv = managerTarget({ ...base, managerNamespace: 'tm' }, true, { HOME: '/nonexistent', KUBECONFIG: relative(process.cwd(), file) });
-  assert.deepEqual(fromEnv, { managerUrl: '', kubeconfig: file, context: '', managerNamespace: 'tm' });
+  const target = managerTarget({ ...base, kubeconfig: relative(process.cwd(), file), context: 'two' }, new Set(), env);
+  assert.deepEqual(target, { managerUrl: '', kubeconfig: file, context: 'two', managerNamespace: 'kubetun', managerWaitSeconds: 30 });
+  const fromEnv = managerTarget({ ...base, managerNamespace: 'tm' }, new Set(['managerNamespace']), { HOME: '/nonexistent', KUBECONFIG: relative(process.cwd(), file) });
+  assert.deepEqual(fromEnv, { managerUrl: '', kubeconfig: file, context: '', managerNamespace: 'tm', managerWaitSeconds: 30 });
 });
 
 test('--manager-url with a kubeconfig flag is refused', () => {
-  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1', context: 'one' }, false, {}), /cannot be combined with --kubeconfig, --context or --manager-namespace/);
-  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, true, {}), /cannot be combined/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1', context: 'one' }, new Set(), {}), /cannot be combined with --kubeconfig, --context, --manager-namespace or --manager-timeout/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, new Set(['managerNamespace']), {}), /cannot be combined/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, new Set(['managerTimeout']), {}), /cannot be combined/);
+});
+
+test('--manager-timeout takes whole seconds up to 600; anything else is refused naming the value', (t) => {
+  const file = tempKubeconfig(t);
+  assert.equal(managerTarget({ ...base, kubeconfig: file, managerTimeout: '0' }, new Set(['managerTimeout']), {}).managerWaitSeconds, 0);
+  assert.equal(managerTarget({ ...base, kubeconfig: file, managerTimeout: '600' }, new Set(['managerTimeout']), {}).managerWaitSeconds, 600);
+  for (const bad of ['-1', '1.5', '10s', '', '601']) {
+    assert.throws(() => managerTarget({ ...base, kubeconfig: file, managerTimeout: bad }, new Set(['managerTimeout']), {}), new RegExp(`--manager-timeout takes whole seconds from 0 to 600, not "${bad}"`));
+  }
 });
 
 test('no kubeconfig, a missing file, an unknown context: clear errors that also mention --manager-url', (t) => {
-  assert.throws(() => managerTarget(base, false, { HOME: '/nonexistent' }), /^Error: no kubeconfig: set KUBECONFIG or pass --kubeconfig .* \(or pass --manager-url/);
-  assert.throws(() => managerTarget({ ...base, kubeconfig: '/nonexistent/config' }, false, {}), /the kubeconfig file \/nonexistent\/config \(from --kubeconfig\) does not exist/);
+  assert.throws(() => managerTarget(base, new Set(), { HOME: '/nonexistent' }), /^Error: no kubeconfig: set KUBECONFIG or pass --kubeconfig .* \(or pass --manager-url/);
+  assert.throws(() => managerTarget({ ...base, kubeconfig: '/nonexistent/config' }, new Set(), {}), /the kubeconfig file \/nonexistent\/config \(from --kubeconfig\) does not exist/);
   const file = tempKubeconfig(t);
-  assert.throws(() => managerTarget({ ...base, kubeconfig: file, context: 'three' }, false, {}), /context "three" is not in .*; its contexts are one, two/);
+  assert.throws(() => managerTarget({ ...base, kubeconfig: file, context: 'three' }, new Set(), {}), /context "three" is not in .*; its contexts are one, two/);
 });
 
 test('status shows the manager pod and context when reached through a port-forward', () => {
