@@ -155,6 +155,8 @@ export class ClusterDiscovery {
       case 'nodePodCIDRs':
       case 'auto':
         this.nodes = this.informer<V1Node>('/api/v1/nodes');
+        // Before the informer's own listener, which recomputes the facts.
+        this.nodes.prependListener('change', () => this.nodesListed());
         return;
     }
   }
@@ -267,14 +269,16 @@ export class ClusterDiscovery {
 
   private failed(path: string, error: Error): void {
     if (!(error instanceof KubeApiError) || error.statusCode !== 403) return; // logged and retried by the informer
-    if (path === '/api/v1/nodes') {
+    // Only a 403 before the first list is taken as RBAC's answer: an API server that has just restarted refuses
+    // everything for a moment, until its authorizer has loaded the roles, and that must not change the strategy.
+    if (path === '/api/v1/nodes' && !this.nodes?.synced) {
       if (this.options.podCidrStrategy === 'nodePodCIDRs') {
         this.setFatal(`pod CIDR strategy nodePodCIDRs: listing nodes is forbidden (403): ${error.message}; ${rbacHint('nodes', 'cluster-wide, a ClusterRole')}, or use --pod-cidr-strategy coverPodIPs`);
         return;
       }
       if (!this.nodesForbidden) {
+        // The nodes informer keeps retrying (with backoff): if it is allowed later, nodesListed() switches back.
         this.nodesForbidden = true;
-        this.nodes?.stop();
         this.log.warn('listing nodes is forbidden; the auto pod CIDR strategy falls back to coverPodIPs', {
           error: error.message,
           fix: rbacHint('nodes', 'cluster-wide, a ClusterRole'),
@@ -288,6 +292,20 @@ export class ClusterDiscovery {
       this.log.error('the manager may not read what it needs for discovery', { path, error: error.message });
     }
     this.changed();
+  }
+
+  /** The nodes were listed: if that had been forbidden (RBAC granted since, or a restarting API server), use them again. */
+  private nodesListed(): void {
+    if (!this.nodesForbidden) return;
+    this.nodesForbidden = false;
+    this.log.info('listing nodes is allowed now; the auto pod CIDR strategy uses the node pod CIDRs again');
+    // podCidrs() starts the pod informer again if the node CIDRs turn out not to hold the pods.
+    const pods = this.pods as unknown as ResilientInformer<never> | undefined;
+    if (pods !== undefined) {
+      pods.stop();
+      this.informers.splice(this.informers.indexOf(pods), 1);
+      this.pods = undefined;
+    }
   }
 
   private setFatal(message: string): void {

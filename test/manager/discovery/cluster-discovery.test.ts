@@ -71,6 +71,10 @@ async function mockApi(t: TestContext, route: Route): Promise<{ kubeConfig: Kube
 }
 
 async function discover(t: TestContext, kubeConfig: KubeConfig, options: Partial<DiscoveryOptions> = {}): Promise<Partial<ClusterFacts>> {
+  return newDiscovery(t, kubeConfig, options).start();
+}
+
+function newDiscovery(t: TestContext, kubeConfig: KubeConfig, options: Partial<DiscoveryOptions> = {}): ClusterDiscovery {
   const discovery = new ClusterDiscovery({
     kubeConfig,
     podCidrStrategy: 'auto',
@@ -83,7 +87,20 @@ async function discover(t: TestContext, kubeConfig: KubeConfig, options: Partial
     ...options,
   });
   t.after(() => discovery.stop());
-  return discovery.start();
+  return discovery;
+}
+
+/** The pod CIDRs of every update the discovery sends from now on, and a wait for one that `ok` accepts. */
+function podCidrUpdates(discovery: ClusterDiscovery): { seen: string[][]; waitFor(ok: (cidrs: string[]) => boolean, what: string): Promise<void> } {
+  const seen: string[][] = [];
+  discovery.follow({ update: (facts) => void (facts.podCidrs && seen.push(facts.podCidrs.map(formatPrefix))) });
+  return {
+    seen,
+    async waitFor(ok, what) {
+      for (let i = 0; i < 200 && !seen.some(ok); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(seen.some(ok), `${what}; the pod CIDRs sent were ${JSON.stringify(seen)}`);
+    },
+  };
 }
 
 const shown = (facts: Partial<ClusterFacts>): Record<string, unknown> => ({
@@ -184,4 +201,43 @@ test('mock API: coverPodIPs without permission to list pods fails with the permi
     url.pathname === '/api/v1/pods' ? status(403, 'pods is forbidden: User "u" cannot list resource "pods" in API group "" at the cluster scope') : undefined,
   );
   await assert.rejects(discover(t, kubeConfig, { podCidrStrategy: 'coverPodIPs' }), /listing pods is forbidden \(403\).*"list" and "watch" on pods/);
+});
+
+const nodesForbidden = status(403, 'nodes is forbidden: User "system:serviceaccount:kubetun:traffic-manager" cannot list resource "nodes" in API group "" at the cluster scope');
+const fastRetry = { backoff: { initialMs: 20, maxMs: 50 } };
+
+test('mock API: a 403 on nodes after they were listed (an API server restarting) is retried; auto keeps the node CIDRs', async (t) => {
+  let lists = 0;
+  let watches = 0;
+  const { kubeConfig, requests } = await mockApi(t, (_method, url) => {
+    if (url.pathname !== '/api/v1/nodes') return undefined;
+    if (url.searchParams.get('watch') === 'true') return ++watches === 1 ? status(500, 'etcdserver: leader changed') : undefined;
+    lists++;
+    if (lists === 2) return nodesForbidden;
+    const nodes = [{ metadata: { name: 'a' }, spec: { podCIDRs: ['10.244.0.0/24'] } }];
+    return list(lists === 1 ? nodes : [...nodes, { metadata: { name: 'b' }, spec: { podCIDRs: ['10.244.1.0/24'] } }]);
+  });
+  const discovery = newDiscovery(t, kubeConfig, { ownPodIp: '10.244.0.9', ...fastRetry });
+  assert.deepEqual((await discovery.start()).podCidrs?.map(formatPrefix), ['10.244.0.0/24']);
+  const updates = podCidrUpdates(discovery);
+  await updates.waitFor((cidrs) => cidrs.join() === '10.244.0.0/23', 'node b was not added after the 403');
+  assert.ok(lists >= 3, `nodes listed ${lists} times`);
+  assert.ok(!updates.seen.some((cidrs) => cidrs.includes('10.8.3.0/24')), 'switched to covering pod IPs');
+  assert.ok(!requests.some((r) => r.startsWith('GET /api/v1/pods')), 'pods were listed');
+});
+
+test('mock API: nodes forbidden at first, allowed later: auto covers pod IPs meanwhile, then uses node CIDRs again', async (t) => {
+  let allowed = false;
+  const { kubeConfig, requests } = await mockApi(t, (_method, url) => {
+    if (url.pathname !== '/api/v1/nodes' || url.searchParams.get('watch') === 'true') return undefined;
+    return allowed ? undefined : nodesForbidden;
+  });
+  const discovery = newDiscovery(t, kubeConfig, { ownPodIp: '10.244.0.9', ...fastRetry });
+  assert.deepEqual((await discovery.start()).podCidrs?.map(formatPrefix), ['10.8.3.0/24']);
+  const updates = podCidrUpdates(discovery);
+  allowed = true;
+  await updates.waitFor((cidrs) => cidrs.join() === '10.244.0.0/24', 'the node CIDRs did not come back');
+  const podLists = requests.filter((r) => r.startsWith('GET /api/v1/pods')).length;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(requests.filter((r) => r.startsWith('GET /api/v1/pods')).length, podLists, 'the pods are still listed or watched');
 });
