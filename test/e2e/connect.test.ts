@@ -54,22 +54,22 @@ async function managerPod(): Promise<ClusterPod | undefined> {
 // iproute2 takes the family from -4/-6, not from the prefix.
 const routedThroughKubetun = async (cidr: string): Promise<boolean> => (await ws(['ip', cidr.includes(':') ? '-6' : '-4', 'route', 'show', cidr])).stdout.includes('kt0');
 
-async function waitForRoute(cidr: string, present: boolean): Promise<void> {
-  for (let i = 0; i < 50 && (await routedThroughKubetun(cidr)) !== present; i++) await new Promise((r) => setTimeout(r, 200));
-  assert.equal(await routedThroughKubetun(cidr), present, `${cidr} ${present ? 'not routed' : 'still routed'} after 10 s`);
+async function waitForRoute(cidr: string, present: boolean, seconds: number): Promise<void> {
+  for (let i = 0; i < seconds * 5 && (await routedThroughKubetun(cidr)) !== present; i++) await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await routedThroughKubetun(cidr), present, `${cidr} ${present ? 'not routed' : 'still routed'} after ${seconds} s`);
 }
 
-/** Adds a Node (no kubelet) with new pod CIDRs, waits for the client to route them, deletes it, waits for the routes to go. */
-async function nodeComesAndGoes(name: string, podCidrs: [string, ...string[]]): Promise<void> {
+/** Adds a Node (no kubelet) with new pod CIDRs, waits (up to `seconds`) for the client to route them, deletes it, and for the routes to go. */
+async function nodeComesAndGoes(name: string, podCidrs: [string, ...string[]], seconds = 10): Promise<void> {
   const node = { apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR: podCidrs[0], podCIDRs: podCidrs } };
   const [created] = await sandboxApi(config, [{ method: 'POST', path: '/api/v1/nodes', body: node }]);
   assert.equal(created?.status, 201, created?.body);
   try {
-    for (const cidr of podCidrs) await waitForRoute(cidr, true);
+    for (const cidr of podCidrs) await waitForRoute(cidr, true, seconds);
   } finally {
     await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/nodes/${name}` }]);
   }
-  for (const cidr of podCidrs) await waitForRoute(cidr, false);
+  for (const cidr of podCidrs) await waitForRoute(cidr, false, seconds);
 }
 
 /** Sets the manager Deployment's replicas; with 0, returns once no pod of it is left. */
@@ -222,7 +222,8 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.match(status, /Status: +connected/);
-    await nodeComesAndGoes('node-4', ['10.244.3.0/24', 'fd10:244:0:3::/64']);
+    // The manager's informers may be in a backoff of up to 16 s by now (500 ms doubling while the server was away).
+    await nodeComesAndGoes('node-4', ['10.244.3.0/24', 'fd10:244:0:3::/64'], 40);
   });
 
   test('quit, then kill -9 of both daemons, leave no route, device or DNS change behind', async () => {
