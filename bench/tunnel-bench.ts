@@ -36,9 +36,14 @@ async function ws(command: string[], timeoutMs = 120_000): Promise<string> {
 }
 
 async function iperf(flows: number, reverse: boolean): Promise<number> {
-  const out = await ws(['iperf3', '-c', IPERF, '-t', String(SECONDS), '-P', String(flows), '-J', ...(reverse ? ['-R'] : [])]);
-  const result = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return result.end.sum_received.bits_per_second / 1e9;
+  // The iperf3 server runs one test at a time: right after the previous one it may still say it is busy.
+  for (let attempt = 0; ; attempt++) {
+    const out = await ws(['iperf3', '-c', IPERF, '-t', String(SECONDS), '-P', String(flows), '-J', ...(reverse ? ['-R'] : [])]);
+    const result = JSON.parse(out) as { end: { sum_received?: { bits_per_second: number } }; error?: string };
+    if (result.end.sum_received !== undefined) return result.end.sum_received.bits_per_second / 1e9;
+    if (!/server is busy/.test(result.error ?? '') || attempt === 20) throw new Error(`iperf3 measured nothing: ${result.error ?? out.slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 async function redis(clients: number): Promise<number> {
