@@ -1,10 +1,11 @@
 // Running one container as a process in the pod's network namespace, and probing it. `ip netns exec` gives the
 // process a mount namespace of its own (a slave of the node's, so nothing mounted there leaks out) with
 // /etc/netns/<netns>/{resolv.conf,hosts} over /etc; a small sh prologue bind-mounts the service-account folder
-// where in-cluster clients look for it, then execs the command, so the pid is the container's own.
+// where in-cluster clients look for it (on a run folder of the pod's own, so the host gets no mount point), then
+// execs the command, so the pid is the container's own.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
@@ -35,8 +36,42 @@ export interface RunningContainer {
 
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGSEGV: 11, SIGABRT: 6, SIGPIPE: 13 };
 
-// "$1" is the folder to mount; the rest is the command line.
-const MOUNT_PROLOGUE = `set -e; mkdir -p ${SERVICE_ACCOUNT_DIR}; mount --bind "$1" ${SERVICE_ACCOUNT_DIR}; mount -o remount,bind,ro ${SERVICE_ACCOUNT_DIR}; shift; exec "$@"`;
+// The folder the service-account path is in, links resolved (/var/run is a link to /run on Debian).
+const RUN_DIR = ((dir: string): string => {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+})(dirname(dirname(dirname(SERVICE_ACCOUNT_DIR))));
+const SECRETS_ENTRY = SERVICE_ACCOUNT_DIR.split('/').at(-3)!;
+
+/**
+ * Mounts the token folder "$1" where in-cluster clients look, then execs the rest of the command line, without
+ * creating that path on the host: the pod gets a tmpfs over the run folder, and every entry of the host's
+ * (reached through the working directory, which still names the covered folder) is bound back with its
+ * submounts, except secrets. mount -n keeps utab untouched; --no-canonicalize keeps a relative source relative
+ * to the covered folder.
+ */
+const MOUNT_PROLOGUE = [
+  'set -e',
+  'wd=$(pwd)',
+  `cd ${RUN_DIR}`,
+  `mount -n -t tmpfs -o mode=0755,size=4m kubetun-pod-run ${RUN_DIR}`,
+  'for e in * .[!.]*; do',
+  '  { [ -e "$e" ] || [ -L "$e" ]; } || continue',
+  `  [ "$e" = ${SECRETS_ENTRY} ] && continue`,
+  `  if [ -L "$e" ]; then cp -P "$e" "${RUN_DIR}/$e"; continue; fi`,
+  `  if [ -d "$e" ]; then mkdir "${RUN_DIR}/$e"; else : > "${RUN_DIR}/$e"; fi`,
+  `  mount -n --no-canonicalize --rbind "$e" "${RUN_DIR}/$e"`,
+  'done',
+  `mkdir -p ${SERVICE_ACCOUNT_DIR}`,
+  `mount -n --bind "$1" ${SERVICE_ACCOUNT_DIR}`,
+  `mount -n -o remount,bind,ro ${SERVICE_ACCOUNT_DIR}`,
+  'cd "$wd"',
+  'shift',
+  'exec "$@"',
+].join('\n');
 
 export async function launchContainer(launch: ContainerLaunch): Promise<RunningContainer> {
   mkdirSync(dirname(launch.logFile), { recursive: true });

@@ -4,7 +4,7 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,9 @@ const NODE = 'kt-node-1';
 const POD_CIDR = '10.244.1.0/24';
 const BRIDGE = 'ktbr0';
 const NETNS_PREFIX = `ktk${process.pid}-`;
+
+// Whether the host had a secrets folder in its run folder before any pod here ran (a machine's own, say).
+const runSecretsBefore = existsSync(`${realpathSync('/var/run')}/secrets`);
 
 interface PodJson {
   metadata: { name: string; uid: string; deletionTimestamp?: string; labels?: Record<string, string> };
@@ -227,6 +230,8 @@ test('sandbox kubelet runs pods of a real control plane', { timeout: 300_000 }, 
       // Authenticated as the pod's service account (which RBAC does not let list pods): the token is valid.
       assert.match(r.stdout, /system:serviceaccount:default:default/);
       assert.match(r.stdout, /\ndefault$/);
+      // The mount point exists only in the pod's own mount namespace, not on the host (unless it was there before).
+      if (!runSecretsBefore) assert.ok(!existsSync(`${realpathSync('/var/run')}/secrets`), 'the kubelet created the secrets folder on the host');
     });
 
     await t.test('port-forward through the API server reaches the pod (client-node PortForward)', async () => {
