@@ -4,34 +4,7 @@
 // Files are rewritten in place, not renamed over: in a network namespace /etc/resolv.conf is a bind mount.
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-
-export interface ResolvConf {
-  nameservers: string[];
-  search: string[];
-  options: string[];
-  /** Lines kept as they are (comments, sortlist, domain). */
-  other: string[];
-}
-
-export function parseResolvConf(text: string): ResolvConf {
-  const conf: ResolvConf = { nameservers: [], search: [], options: [], other: [] };
-  for (const line of text.split('\n')) {
-    const [keyword, ...values] = line.trim().split(/\s+/);
-    if (keyword === 'nameserver' && values[0] !== undefined) conf.nameservers.push(values[0]);
-    else if (keyword === 'search' || keyword === 'domain') conf.search = values;
-    else if (keyword === 'options') conf.options.push(...values);
-    else if (line.trim() !== '') conf.other.push(line);
-  }
-  return conf;
-}
-
-export function formatResolvConf(conf: ResolvConf, header: string): string {
-  const lines = [`# ${header}`, ...conf.other];
-  for (const server of conf.nameservers) lines.push(`nameserver ${server}`);
-  if (conf.search.length > 0) lines.push(`search ${conf.search.join(' ')}`);
-  if (conf.options.length > 0) lines.push(`options ${conf.options.join(' ')}`);
-  return lines.join('\n') + '\n';
-}
+import { formatResolvConf, parseResolvConf, type ResolvConf } from '../dns/resolv-conf.js';
 
 const BACKUP = 'resolv.conf.original';
 

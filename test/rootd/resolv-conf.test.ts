@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { ManagedResolvConf, parseResolvConf } from '../../src/rootd/resolv-conf.js';
+import { parseResolvConf } from '../../src/dns/resolv-conf.js';
+import { ManagedResolvConf } from '../../src/rootd/resolv-conf.js';
 
 const ORIGINAL = '# from the DHCP client\nnameserver 198.18.0.1\nnameserver 198.18.0.3\nsearch corp.example\noptions edns0 timeout:2\n';
 let dir: string;

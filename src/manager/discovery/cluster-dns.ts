@@ -5,6 +5,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { V1Service } from '@kubernetes/client-node';
+import { parseResolvConf } from '../../dns/resolv-conf.js';
 import type { DnsServerAddress } from '../cluster-info-source.js';
 
 /** The kube-dns Service's ClusterIP and its DNS port (the UDP port named "dns", else any UDP port, else 53). */
@@ -17,25 +18,9 @@ export function dnsFromKubeDnsService(service: V1Service | undefined): DnsServer
   return { ip, port: port?.port ?? 53 };
 }
 
-interface ResolvConf {
-  nameservers: string[];
-  search: string[];
-}
-
-export function parseResolvConf(text: string): ResolvConf {
-  const conf: ResolvConf = { nameservers: [], search: [] };
-  for (const raw of text.split('\n')) {
-    const [keyword, ...values] = raw.replace(/[#;].*$/, '').trim().split(/\s+/);
-    if (keyword === 'nameserver' && values[0] !== undefined && isIP(values[0]) !== 0) conf.nameservers.push(values[0]);
-    // The last search (or domain) line wins, as in the resolver.
-    if (keyword === 'search' || keyword === 'domain') conf.search = values.filter((v) => v !== '');
-  }
-  return conf;
-}
-
-/** The first nameserver of a resolv.conf, port 53. */
+/** The first nameserver of a resolv.conf that is an IP address, port 53. */
 export function dnsFromResolvConf(text: string): DnsServerAddress | undefined {
-  const ip = parseResolvConf(text).nameservers[0];
+  const ip = parseResolvConf(text).nameservers.find((server) => isIP(server) !== 0);
   return ip === undefined ? undefined : { ip, port: 53 };
 }
 

@@ -2,7 +2,7 @@
 
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from 'commander';
-import { parseResolvConf } from '../../rootd/resolv-conf.js';
+import { parseResolvConf } from '../../dns/resolv-conf.js';
 import type { Upstream } from './dns-server.js';
 
 /** `10.0.0.1`, `10.0.0.1:5353`, `fd00::1`, `[fd00::1]:5353` → address and port (53 by default). */
