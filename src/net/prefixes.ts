@@ -22,7 +22,7 @@ function withBit(p: IpPrefix, bitIndex: number, value: 0 | 1): Uint8Array {
 }
 
 /** The two halves of a prefix one bit longer. */
-function split(p: IpPrefix): [IpPrefix, IpPrefix] {
+export function splitPrefix(p: IpPrefix): [IpPrefix, IpPrefix] {
   return [
     { address: withBit(p, p.length, 0), length: p.length + 1 },
     { address: withBit(p, p.length, 1), length: p.length + 1 },
@@ -34,6 +34,6 @@ export function subtractPrefixes(from: IpPrefix, remove: readonly IpPrefix[]): I
   const relevant = remove.filter((r) => prefixesOverlap(from, r));
   if (relevant.length === 0) return [from];
   if (relevant.some((r) => prefixCovers(r, from))) return [];
-  const [low, high] = split(from);
+  const [low, high] = splitPrefix(from);
   return [...subtractPrefixes(low, relevant), ...subtractPrefixes(high, relevant)];
 }

@@ -3,8 +3,8 @@
 // of its IPs but never longer than /24 (/120), since clusters hand out addresses in blocks and one new pod in the
 // same block should not change the routes. The result is then aggregated: prefixes inside others dropped, sibling
 // halves merged, so the client gets the fewest routes for exactly the same addresses.
-import { prefixCovers } from '../../net/prefixes.js';
-import { ipKey, type IpPrefix } from '../../netstack/wire/ip-address.js';
+import { prefixCovers, splitPrefix } from '../../net/prefixes.js';
+import { ipKey, maskAddress, type IpPrefix } from '../../netstack/wire/ip-address.js';
 import type { IpAddress } from '../../netstack/wire/reprs.js';
 
 /** The group size and the longest prefix a group may narrow to, per address family (by byte length). */
@@ -17,14 +17,7 @@ function bit(address: IpAddress, index: number): number {
   return (address[index >> 3]! >> (7 - (index & 7))) & 1;
 }
 
-function masked(address: IpAddress, length: number): IpAddress {
-  const out = new Uint8Array(address.length);
-  for (let i = 0; i < address.length; i++) {
-    const bits = length - i * 8;
-    out[i] = bits >= 8 ? address[i]! : bits <= 0 ? 0 : address[i]! & ((0xff << (8 - bits)) & 0xff);
-  }
-  return out;
-}
+const masked = (address: IpAddress, length: number): IpAddress => maskAddress(Uint8Array.from(address), length);
 
 function prefixKey(p: IpPrefix): string {
   return `${ipKey(p.address)}/${p.length}`;
@@ -57,10 +50,7 @@ export function aggregatePrefixes(prefixes: readonly IpPrefix[]): IpPrefix[] {
     for (const p of kept) {
       if (p.length === 0 || !byKey.has(prefixKey(p))) continue;
       const parent = { address: masked(p.address, p.length - 1), length: p.length - 1 };
-      const lowKey = prefixKey({ address: parent.address, length: p.length });
-      const highAddress = Uint8Array.from(parent.address);
-      highAddress[(p.length - 1) >> 3]! |= 0x80 >> ((p.length - 1) & 7);
-      const highKey = prefixKey({ address: highAddress, length: p.length });
+      const [lowKey, highKey] = splitPrefix(parent).map(prefixKey) as [string, string];
       if (byKey.has(lowKey) && byKey.has(highKey)) {
         byKey.delete(lowKey);
         byKey.delete(highKey);

@@ -128,8 +128,13 @@ export function parsePrefix(text: string): IpPrefix {
     }
     length = Number(lengthText);
   }
+  return { address: maskAddress(address, length), length };
+}
+
+/** `address` with every bit after the first `length` cleared, in place; returns it. */
+export function maskAddress(address: IpAddress, length: number): IpAddress {
   for (let i = 0; i < address.length; i++) address[i]! &= maskByte(length, i);
-  return { address, length };
+  return address;
 }
 
 /** The netmask's byte `index` for a prefix of `length` bits. */
