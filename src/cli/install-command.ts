@@ -3,8 +3,8 @@
 
 import { Option, type Command } from 'commander';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { DEFAULT_REQUEST_TIMEOUT_MS, InstallError, Installer, type ApplyAction, type RemoveAction } from '../k8s/installer.js';
-import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
+import { InstallError, Installer, type ApplyAction, type RemoveAction } from '../k8s/installer.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import {
   DEFAULT_NAMESPACE,
   ManifestError,

@@ -7,16 +7,14 @@ import {
   ApiException,
   CoreV1Api,
   KubernetesObjectApi,
-  ServerConfiguration,
-  createConfiguration,
-  type Configuration,
   type KubeConfig,
   type KubernetesObject,
   type V1Deployment,
   type V1Namespace,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { describeApiError } from './kube-client.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, describeApiError, timedApiConfiguration } from './kube-client.js';
+import { notReadyReason } from './manager-locator.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, MANAGER_NAME, selectorLabels, type ManagerManifests } from './manager-manifests.js';
 
 const POLL_MS = 1_000;
@@ -63,25 +61,6 @@ export function overlay(existing: KubernetesObject, desired: KubernetesObject): 
 
 const isManaged = (object: KubernetesObject): boolean => object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
 
-/** As config.makeApiClient's, but each request is aborted after `timeoutMs`: a silent server would hang for minutes. */
-function clientConfiguration(config: KubeConfig, timeoutMs: number): Configuration {
-  return createConfiguration({
-    baseServer: new ServerConfiguration(config.getCurrentCluster()?.server ?? '', {}),
-    authMethods: { default: config },
-    promiseMiddleware: [
-      {
-        pre: async (context) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
-          return context;
-        },
-        post: async (response) => response,
-      },
-    ],
-  });
-}
-
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
 export class Installer {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
@@ -90,7 +69,7 @@ export class Installer {
     private readonly config: KubeConfig,
     requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
   ) {
-    const configuration = clientConfiguration(config, requestTimeoutMs);
+    const configuration = timedApiConfiguration(config, requestTimeoutMs);
     this.objects = new KubernetesObjectApi(configuration);
     this.core = new CoreV1Api(configuration);
   }
@@ -222,27 +201,13 @@ export function rolledOut(deployment: V1Deployment): boolean {
   return updated >= wanted && (status.replicas ?? 0) <= updated && (status.availableReplicas ?? 0) >= updated;
 }
 
-function podProblem(pod: V1Pod): string {
-  const name = pod.metadata?.name ?? '?';
-  for (const container of pod.status?.containerStatuses ?? []) {
-    const waiting = container.state?.waiting;
-    if (waiting?.reason) return `pod ${name} waits: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`;
-    const terminated = container.state?.terminated ?? container.lastState?.terminated;
-    if (terminated) return `pod ${name}'s container exited with ${terminated.exitCode}${terminated.reason ? ` (${terminated.reason})` : ''}`;
-  }
-  const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
-  if (unscheduled) return `pod ${name} is ${pod.status?.phase ?? 'Pending'}, not scheduled: ${unscheduled.reason ?? ''}${unscheduled.message ? ` (${unscheduled.message})` : ''}`;
-  const notReady = pod.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'False');
-  return `pod ${name} is ${pod.status?.phase ?? 'Pending'}${notReady ? `, not ready${notReady.reason ? ` (${notReady.reason})` : ''}` : ''}`;
-}
-
 /** Why the manager is not up, for a person: each pod's state, or the Deployment's failure when no pod exists. */
 export function whyNotAvailable(deployment: V1Deployment | null, pods: readonly V1Pod[], namespace: string): string {
   if (deployment === null) return `deployment ${namespace}/${MANAGER_NAME} has disappeared`;
   const live = pods.filter((pod) => pod.metadata?.deletionTimestamp === undefined);
   if (live.length > 0) {
     const first = live[0]!.metadata?.name;
-    return `${live.map(podProblem).join('; ')}; see "kubectl -n ${namespace} describe pod ${first}"`;
+    return `${live.map((pod) => `pod ${pod.metadata?.name ?? '?'}: ${notReadyReason(pod)}`).join('; ')}; see "kubectl -n ${namespace} describe pod ${first}"`;
   }
   const conditions = deployment.status?.conditions ?? [];
   const failure = conditions.find((c) => c.type === 'ReplicaFailure' && c.status === 'True') ?? conditions.find((c) => c.status === 'False');

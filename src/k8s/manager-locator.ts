@@ -3,7 +3,7 @@
 // targets. Asked again for every new port-forward, so a pod replaced by its Deployment is found under its new name.
 
 import { ApiException, CoreV1Api, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
-import { describeApiError } from './kube-client.js';
+import { describeApiError, timedApiConfiguration } from './kube-client.js';
 import type { PortForwardTarget } from './port-forward.js';
 
 export const MANAGER_SERVICE = 'traffic-manager';
@@ -79,7 +79,7 @@ export function targetPortOf(service: V1Service, pod: V1Pod): number {
 
 /** Where to port-forward to reach the traffic manager installed in `namespace`. Throws ManagerLocatorError. */
 export async function locateManager(config: KubeConfig, namespace: string = DEFAULT_MANAGER_NAMESPACE): Promise<PortForwardTarget> {
-  const core = config.makeApiClient(CoreV1Api);
+  const core = new CoreV1Api(timedApiConfiguration(config));
   let service: V1Service;
   try {
     service = await core.readNamespacedService({ name: MANAGER_SERVICE, namespace });

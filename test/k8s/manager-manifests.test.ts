@@ -150,7 +150,7 @@ test('whyNotAvailable names each pod and what it waits for, or the Deployment fa
   };
   assert.equal(
     whyNotAvailable(deployment, [pull, unscheduled], 'kubetun'),
-    'pod traffic-manager-7d9-abcde waits: ErrImagePull (not found); pod traffic-manager-7d9-fghij is Pending, not scheduled: Unschedulable (0/0 nodes are available); ' +
+    'pod traffic-manager-7d9-abcde: container tm is waiting: ErrImagePull (not found); pod traffic-manager-7d9-fghij: it is not scheduled: 0/0 nodes are available; ' +
       'see "kubectl -n kubetun describe pod traffic-manager-7d9-abcde"',
   );
   assert.match(whyNotAvailable(deployment, [], 'kubetun'), /has no pod: pods "x" is forbidden: exceeded quota/);
