@@ -2,18 +2,8 @@
 // (RFC 7766). Each query has its own socket and a random id, so answers cannot be confused.
 
 import { randomInt } from 'node:crypto';
-import * as dgram from 'node:dgram';
-import * as net from 'node:net';
 import type { DnsServerAddress } from './cluster-info-source.js';
-import { DnsFlag } from '../dns/dns-message.js';
-
-export class DnsExchangeError extends Error {
-  readonly code = 'DNS_UNANSWERED';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnsExchangeError';
-  }
-}
+import { DnsExchangeError, exchangeOverTcp, exchangeOverUdp, isTruncated } from '../dns/dns-exchange.js';
 
 export type DnsExchange = (query: Buffer) => Promise<Buffer>;
 
@@ -31,58 +21,6 @@ function withId(query: Buffer, id: number): Buffer {
   return copy;
 }
 
-function udpExchange(server: DnsServerAddress, query: Buffer, timeoutMs: number): Promise<Buffer> {
-  const id = query.readUInt16BE(0);
-  const socket = dgram.createSocket(net.isIPv6(server.ip) ? 'udp6' : 'udp4');
-  return new Promise<Buffer>((resolve, reject) => {
-    const finish = (error: Error | undefined, answer?: Buffer): void => {
-      clearTimeout(timer);
-      socket.close();
-      if (error) reject(error);
-      else resolve(answer!);
-    };
-    const timer = setTimeout(
-      () => finish(new DnsExchangeError(`the cluster DNS at ${server.ip} did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.on('error', (error) => finish(new DnsExchangeError(`asking the cluster DNS failed: ${error.message}`)));
-    socket.on('message', (answer) => {
-      if (answer.length >= 12 && answer.readUInt16BE(0) === id) finish(undefined, answer);
-    });
-    socket.connect(server.port, server.ip, () => socket.send(query));
-  });
-}
-
-function tcpExchange(server: DnsServerAddress, query: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const socket = net.createConnection({ host: server.ip, port: server.port });
-    let received = Buffer.alloc(0);
-    const finish = (error: Error | undefined, answer?: Buffer): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(answer!);
-    };
-    const timer = setTimeout(
-      () => finish(new DnsExchangeError(`the cluster DNS at ${server.ip} did not answer over TCP within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.on('error', (error) => finish(new DnsExchangeError(`asking the cluster DNS over TCP failed: ${error.message}`)));
-    socket.on('connect', () => {
-      const length = Buffer.alloc(2);
-      length.writeUInt16BE(query.length);
-      socket.write(Buffer.concat([length, query]));
-    });
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
-        finish(undefined, received.subarray(2, 2 + received.readUInt16BE(0)));
-      }
-    });
-    socket.on('end', () => finish(new DnsExchangeError('the cluster DNS closed the TCP connection without an answer')));
-  });
-}
-
 export function createClusterDnsClient(options: ClusterDnsClientOptions): DnsExchange {
   const timeoutMs = options.timeoutMs ?? 1500;
   return async (query) => {
@@ -91,11 +29,11 @@ export function createClusterDnsClient(options: ClusterDnsClientOptions): DnsExc
     const asked = withId(query, randomInt(0x10000));
     let answer: Buffer;
     try {
-      answer = await udpExchange(server, asked, timeoutMs);
+      answer = await exchangeOverUdp(server, asked, timeoutMs);
     } catch {
-      answer = await udpExchange(server, asked, timeoutMs);
+      answer = await exchangeOverUdp(server, asked, timeoutMs);
     }
-    if ((answer.readUInt16BE(2) & DnsFlag.TC) !== 0) answer = await tcpExchange(server, asked, timeoutMs);
+    if (isTruncated(answer)) answer = await exchangeOverTcp(server, asked, timeoutMs);
     return answer;
   };
 }

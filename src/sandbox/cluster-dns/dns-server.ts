@@ -3,7 +3,7 @@
 // the client used, byte for byte, as CoreDNS's `forward . /etc/resolv.conf` does.
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -18,6 +18,7 @@ import {
   type DnsQuestion,
   type DnsRecord,
 } from '../../dns/dns-message.js';
+import { exchangeOverTcp, exchangeOverUdp, isTruncated } from '../../dns/dns-exchange.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { answerQuestion, type DnsIndex, type LocalAnswer } from './dns-index.js';
 import { parseClusterName } from './names.js';
@@ -61,47 +62,6 @@ const INDEX_WAIT_MS = 2_000;
 
 type Transport = 'udp' | 'tcp';
 
-function forwardUdp(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer> {
-  const socket = createSocket(isIPv6(upstream.address) ? 'udp6' : 'udp4');
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | null, reply?: Buffer): void => {
-      clearTimeout(timer);
-      socket.close();
-      if (error === null) resolve(reply!);
-      else reject(error);
-    };
-    const timer = setTimeout(() => done(new Error(`no answer from ${upstream.address}:${upstream.port} (UDP) within ${timeoutMs} ms`)), timeoutMs);
-    socket.on('message', (reply) => {
-      // A reply to another query (a late one) is not ours.
-      if (reply.length >= 12 && reply.readUInt16BE(0) === query.readUInt16BE(0)) done(null, reply);
-    });
-    socket.on('error', (error) => done(error));
-    socket.send(query, upstream.port, upstream.address);
-  });
-}
-
-function forwardTcp(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: upstream.address, port: upstream.port });
-    let buffered = Buffer.alloc(0);
-    const done = (error: Error | null, reply?: Buffer): void => {
-      socket.destroy();
-      if (error === null) resolve(reply!);
-      else reject(error);
-    };
-    socket.setTimeout(timeoutMs, () => done(new Error(`no answer from ${upstream.address}:${upstream.port} (TCP) within ${timeoutMs} ms`)));
-    socket.on('error', (error) => done(error));
-    socket.on('data', (chunk) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) done(null, buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
-    });
-    socket.on('end', () => done(new Error(`${upstream.address}:${upstream.port} closed the TCP connection without an answer`)));
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(query.length);
-    socket.end(Buffer.concat([length, query]));
-  });
-}
-
 function udpLimit(query: DnsMessage): number {
   const opt = query.additionals.find((r) => r.type === DnsType.OPT);
   return opt === undefined ? UDP_DEFAULT_LIMIT : Math.max(UDP_DEFAULT_LIMIT, Math.min(opt.class, EDNS_UDP_SIZE));
@@ -111,8 +71,9 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   const log = options.log ?? silentLogger;
   const timeoutMs = options.upstreamTimeoutMs ?? 2_000;
   const upstreamName = `${options.upstream.address}:${options.upstream.port}`;
+  const upstream = { ip: options.upstream.address, port: options.upstream.port };
   const forward = (query: Buffer, transport: Transport): Promise<Buffer> =>
-    transport === 'udp' ? forwardUdp(query, options.upstream, timeoutMs) : forwardTcp(query, options.upstream, timeoutMs);
+    (transport === 'udp' ? exchangeOverUdp : exchangeOverTcp)(upstream, query, timeoutMs);
 
   /** The records an ExternalName's target has: from the index when it is a cluster name, else from upstream. */
   const chase = async (index: DnsIndex, question: DnsQuestion, depth: number): Promise<DnsRecord[]> => {
@@ -120,9 +81,9 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     const local = answerQuestion(index, question);
     if (local !== null) return [...local.answers, ...(local.chase === undefined ? [] : await chase(index, local.chase, depth + 1))];
     const query = buildDnsMessage({ id: randomInt(0x10000), flags: DnsFlag.RD, questions: [question], answers: [], authorities: [], additionals: [] });
-    let reply = parseDnsMessage(await forward(query, 'udp'));
-    if ((reply.flags & DnsFlag.TC) !== 0) reply = parseDnsMessage(await forward(query, 'tcp'));
-    return reply.answers;
+    let reply = await forward(query, 'udp');
+    if (isTruncated(reply)) reply = await forward(query, 'tcp');
+    return parseDnsMessage(reply).answers;
   };
 
   const localReply = async (index: DnsIndex, query: DnsMessage, answer: LocalAnswer, transport: Transport): Promise<Buffer> => {
