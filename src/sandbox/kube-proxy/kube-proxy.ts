@@ -6,8 +6,7 @@ import { ResilientInformer } from '../../k8s/resilient-informer.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { runCommand } from '../host-commands.js';
 import { proxyServicesFromApi } from './from-api.js';
-import { ENDPOINT_SLICES_PATH } from './rbac.js';
-import { kubeProxyRules } from './rbac.js';
+import { ENDPOINT_SLICES_PATH, kubeProxyRules } from './rbac.js';
 import { NFT_TABLE, renderRuleset } from './ruleset.js';
 
 export interface KubeProxyOptions {

@@ -4,7 +4,7 @@
 // where in-cluster clients look for it (on a run folder of the pod's own, so the host gets no mount point), then
 // execs the command, so the pid is the container's own.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, realpathSync, writeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -28,7 +28,6 @@ export interface ContainerLaunch {
 }
 
 export interface RunningContainer {
-  child: ChildProcess;
   record: ProcessRecord;
   /** Settles with the exit code (128 + signal number for a signal, as a container runtime reports it). */
   exited: Promise<number>;
@@ -96,7 +95,6 @@ export async function launchContainer(launch: ContainerLaunch): Promise<RunningC
       child.once('error', (error) => reject(new Error(`cannot start ${launch.id}: ${error.message}`)));
     });
     return {
-      child,
       exited,
       record: {
         id: launch.id,

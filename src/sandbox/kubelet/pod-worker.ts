@@ -260,7 +260,6 @@ export class PodWorker {
       namespace: this.pod.metadata.namespace ?? 'default',
       name: this.pod.metadata.name,
       netns: this.netns,
-      nodeVeth: this.nodeVeth,
       processes: [...this.initRuns, ...this.runs].flatMap((r) => (r.running === undefined ? [] : [r.running.record])),
     };
     writePodRecord(this.ctx.stateDir, record);
@@ -447,10 +446,10 @@ export class PodWorker {
           successes = 0;
         }
         onResult(passed, failures, successes);
-        const timer = setTimeout(() => void tick(), (probe.periodSeconds ?? 10) * 1000);
-        run.probeTimers.push(timer);
+        run.probeTimers[slot] = setTimeout(() => void tick(), (probe.periodSeconds ?? 10) * 1000);
       };
-      run.probeTimers.push(setTimeout(() => void tick(), (probe.initialDelaySeconds ?? 0) * 1000));
+      // One timer slot per probe, replaced at each run: the fired ones are not kept.
+      const slot = run.probeTimers.push(setTimeout(() => void tick(), (probe.initialDelaySeconds ?? 0) * 1000)) - 1;
     };
     const readiness = run.spec.readinessProbe;
     if (readiness !== undefined) {

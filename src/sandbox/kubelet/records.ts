@@ -4,15 +4,13 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopProcess, type ProcessRecord } from '../processes.js';
-import { deleteNamespaces } from '../network.js';
-import { removeNetnsFolder } from '../etc-netns.js';
+import { removePodNetwork } from './pod-network.js';
 
 export interface PodRecord {
   uid: string;
   namespace: string;
   name: string;
   netns: string;
-  nodeVeth: string;
   /** The processes started for the pod that may still run (each container's latest). */
   processes: ProcessRecord[];
 }
@@ -53,8 +51,7 @@ export async function cleanupPodRecord(stateDir: string, record: PodRecord, grac
   await Promise.all(record.processes.map((p) => stopProcess(p, graceMs)));
   // The veth pair goes with the namespace; the node side is not looked for here, since this may run outside the
   // node's namespace (where an interface of that name would be someone else's).
-  await deleteNamespaces([record.netns]);
-  removeNetnsFolder(record.netns);
+  await removePodNetwork(record.netns, null);
   rmSync(join(podDir(stateDir, record.uid), 'record.json'), { force: true });
 }
 
