@@ -63,23 +63,21 @@ function route(pathname: string): { kind: string; parts: string[] } {
   return { kind: parts[0] ?? '', parts: parts.slice(1) };
 }
 
+// ws hands over every message, text or binary, as a Buffer.
 interface Framing {
   encode(channel: number, data: Buffer): Buffer | string;
-  decode(message: Buffer | string, isBinary: boolean): { channel: number; data: Buffer } | null;
+  decode(message: Buffer): { channel: number; data: Buffer } | null;
 }
 
 const binaryFraming: Framing = {
   encode: (channel, data) => Buffer.concat([Buffer.from([channel]), data]),
-  decode: (message) => {
-    const buffer = typeof message === 'string' ? Buffer.from(message) : message;
-    return buffer.length === 0 ? null : { channel: buffer[0]!, data: buffer.subarray(1) };
-  },
+  decode: (message) => (message.length === 0 ? null : { channel: message[0]!, data: message.subarray(1) }),
 };
 
 const base64Framing: Framing = {
   encode: (channel, data) => `${String.fromCharCode(48 + channel)}${data.toString('base64')}`,
   decode: (message) => {
-    const text = typeof message === 'string' ? message : message.toString('utf8');
+    const text = message.toString('utf8');
     return text.length === 0 ? null : { channel: text.charCodeAt(0) - 48, data: Buffer.from(text.slice(1), 'base64') };
   },
 };
@@ -105,15 +103,13 @@ export function servePortForward(ws: WebSocket, podIP: string, podName: string, 
     const socket = connect({ host: podIP, port });
     sockets[i] = socket;
     socket.on('data', (chunk: Buffer) => {
-      send(2 * i, chunk);
-      if (ws.bufferedAmount > HIGH_WATER) {
-        socket.pause();
-        const resume = (): void => {
-          if (ws.bufferedAmount <= HIGH_WATER || ws.readyState !== ws.OPEN) socket.resume();
-          else setTimeout(resume, 10);
-        };
-        setTimeout(resume, 10);
+      if (ws.bufferedAmount <= HIGH_WATER) {
+        send(2 * i, chunk);
+        return;
       }
+      // Past the mark: reading resumes once this chunk has reached the client's socket.
+      socket.pause();
+      send(2 * i, chunk, () => socket.resume());
     });
     socket.on('drain', () => ws.resume());
     socket.once('error', (error) => {
@@ -129,8 +125,8 @@ export function servePortForward(ws: WebSocket, podIP: string, podName: string, 
       closeOne();
     });
   });
-  ws.on('message', (message: Buffer, isBinary: boolean) => {
-    const frame = framing.decode(message, isBinary);
+  ws.on('message', (message: Buffer) => {
+    const frame = framing.decode(message);
     if (frame === null || frame.channel % 2 !== 0) return;
     const socket = sockets[frame.channel / 2];
     if (socket === undefined || socket === null || frame.data.length === 0) return;
@@ -139,9 +135,8 @@ export function servePortForward(ws: WebSocket, podIP: string, podName: string, 
   ws.on('close', () => {
     for (const socket of sockets) socket?.destroy();
   });
-  ws.on('error', () => {
-    for (const socket of sockets) socket?.destroy();
-  });
+  // 'close' follows every 'error'.
+  ws.on('error', () => undefined);
 }
 
 function tail(text: string, lines: number | null): string {
