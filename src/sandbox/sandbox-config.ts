@@ -222,6 +222,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
   const node = { ipv4: '198.18.0.1', ipv6: '2001:2::1' };
   const managerUrl = `http://${node.ipv4}:${MANAGER_NODE_PORT}`;
   const workstationKubeconfig = `${stateDir}/workstation.kubeconfig`;
+  const serviceCidrs = ['10.96.0.0/16', 'fd10:96::/112'];
   return {
     name,
     stateDir,
@@ -242,7 +243,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
       address: node.ipv4,
       port: API_PORT,
       server: serverUrl(node.ipv4, API_PORT),
-      serviceClusterIpRange: '10.96.0.0/16,fd10:96::/112',
+      serviceClusterIpRange: serviceCidrs.join(','),
       stateDir: `${stateDir}/control-plane`,
     },
     workstationKubeconfig,
@@ -251,7 +252,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
       { name: 'node-2', podCidrs: ['10.244.1.0/24', 'fd10:244:0:1::/64'], kubeletPort: 10251 },
     ],
     podCidrs: ['10.244.0.0/16', 'fd10:244::/56'],
-    serviceCidrs: ['10.96.0.0/16', 'fd10:96::/112'],
+    serviceCidrs,
     clusterDns: { ipv4: '10.96.0.10', ipv6: 'fd10:96::a' },
     upstreamDns: {
       addresses: node,
