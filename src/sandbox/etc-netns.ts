@@ -11,13 +11,6 @@ function folderOf(netns: string): string {
   return `${ETC_NETNS}/${netns}`;
 }
 
-export function writeNetnsResolvConf(netns: string, content: string): string {
-  const folder = folderOf(netns);
-  mkdirSync(folder, { recursive: true });
-  writeFileSync(`${folder}/resolv.conf`, content);
-  return folder;
-}
-
 /** Removes /etc/netns/<netns> if it exists; returns whether it did. */
 export function removeNetnsFolder(netns: string): boolean {
   const folder = folderOf(netns);
@@ -26,7 +19,7 @@ export function removeNetnsFolder(netns: string): boolean {
   return true;
 }
 
-/** Writes /etc/netns/<netns>/<file> (e.g. hosts), which `ip netns exec` bind-mounts over /etc/<file>. */
+/** Writes /etc/netns/<netns>/<file>, which `ip netns exec` bind-mounts over /etc/<file>; returns the folder. */
 export function writeNetnsEtcFile(netns: string, file: 'resolv.conf' | 'hosts', content: string): string {
   const folder = folderOf(netns);
   mkdirSync(folder, { recursive: true });

@@ -8,7 +8,7 @@ import { rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { applyWorkloads, waitForWorkloads } from './cluster-api.js';
 import { readControlPlane, requireBinaries, startControlPlane, stopControlPlane, type ControlPlane } from './control-plane/index.js';
-import { ETC_NETNS, removeNetnsFolder, writeNetnsResolvConf } from './etc-netns.js';
+import { ETC_NETNS, removeNetnsFolder, writeNetnsEtcFile } from './etc-netns.js';
 import { upstreamDnsConfig, upstreamResolvConf } from './dns.js';
 import { checkBinaries, requireRoot } from './host-commands.js';
 import { checkNoRouteOverlap, readHostRoutes } from './host-routes.js';
@@ -149,7 +149,7 @@ async function ensureControlPlane(config: SandboxConfig, act: (line: string) => 
 
 function writeFiles(config: SandboxConfig, state: SandboxState): void {
   const { workstation, node } = config.namespaces;
-  const written = [writeNetnsResolvConf(workstation, upstreamResolvConf(config)), writeNetnsResolvConf(node, upstreamResolvConf(config))];
+  const written = [workstation, node].map((netns) => writeNetnsEtcFile(netns, 'resolv.conf', upstreamResolvConf(config)));
   state.etcNetnsDirs = union(state.etcNetnsDirs, written);
   writeState(config, state);
   writeFileSync(upstreamDnsConfigPath(config), upstreamDnsConfig(config));
