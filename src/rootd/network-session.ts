@@ -74,6 +74,8 @@ export class NetworkSession {
   private searchPath: string[] = [];
   private routeError: string | null = null;
   private watch: AbortController | null = null;
+  /** The cluster-info application in progress: they run one at a time, and stop() waits for it. */
+  private applying: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly options: NetworkSessionOptions,
@@ -159,6 +161,7 @@ export class NetworkSession {
     if (this.stopped) return;
     this.stopped = true;
     this.watch?.abort();
+    await this.applying;
     await this.dnsConfig.restore().catch((e: Error) => this.options.log.error(`restoring DNS (${this.dnsConfig.kind}): ${e.message}`));
     await this.routes.clear().catch((e: Error) => this.options.log.error(`removing routes: ${e.message}`));
     this.tun.close();
@@ -168,6 +171,13 @@ export class NetworkSession {
 
   private async connectTunnel(): Promise<void> {
     const tunnel = await TunnelClient.connect(this.options.managerUrl, { sessionId: this.options.sessionId });
+    // A reconnect that finishes after stop() must not keep its tunnel (stop() closed the one it knew).
+    const abandonIfStopped = (): void => {
+      if (!this.stopped) return;
+      tunnel.close();
+      throw new Error('the network session was stopped');
+    };
+    abandonIfStopped();
     this.tunnel = tunnel;
     tunnel.once('disconnected', (error) => {
       if (this.tunnel === tunnel) this.tunnel = null;
@@ -182,6 +192,7 @@ export class NetworkSession {
     const stream = tunnel.manager.watchClusterInfo({ id: this.options.sessionId }, { signal: watch.signal });
     const first = await stream[Symbol.asyncIterator]().next();
     if (first.done === true) throw new Error('the traffic manager ended the cluster-info stream at once');
+    abandonIfStopped();
     await this.applyClusterInfo(first.value);
     void (async () => {
       try {
@@ -202,12 +213,22 @@ export class NetworkSession {
         this.options.log.info('tunnel to the traffic manager re-established');
         return;
       } catch (error) {
-        this.options.log.warn(`reconnect failed: ${(error as Error).message}`);
+        if (!this.stopped) this.options.log.warn(`reconnect failed: ${(error as Error).message}`);
       }
     }
   }
 
-  private async applyClusterInfo(info: ClusterInfo): Promise<void> {
+  /**
+   * Applies cluster info after any application still in progress; none once stop() has begun, since a late one
+   * would change routes and resolv.conf again after stop() restored them (and back up kubetun's own resolv.conf).
+   */
+  private applyClusterInfo(info: ClusterInfo): Promise<void> {
+    const run = this.applying.then(() => (this.stopped ? undefined : this.applyNow(info)));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(info: ClusterInfo): Promise<void> {
     const subnets: IpPrefix[] = [...info.podCidrs, ...info.serviceCidrs].map(parsePrefix);
     const domain = info.dns?.clusterDomain || 'cluster.local';
     this.facts = { clusterDomain: domain, subnets };
