@@ -3,6 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { formatPrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
+import type { IpAddress } from '../netstack/wire/reprs.js';
 
 export interface ClusterFacts {
   podCidrs: IpPrefix[];
@@ -11,6 +12,10 @@ export interface ClusterFacts {
   dns: DnsServerAddress | undefined;
   /** e.g. `cluster.local`, without dots at either end. */
   clusterDomain: string;
+  /** The cluster's namespaces, sent to clients for DNS routing; undefined when not discovered. */
+  namespaces?: string[];
+  /** The nodes' own addresses, which the manager never dials; undefined when not discovered. */
+  nodeAddresses?: IpAddress[];
 }
 
 export interface DnsServerAddress {
