@@ -2,9 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
+  DnsFlag,
   DnsFormatError,
   DnsType,
+  MAX_POINTER_HOPS,
+  MAX_RECORDS,
   buildDnsMessage,
+  buildDnsMessageWithin,
+  parseDnsQuery,
   nameEquals,
   parseDnsMessage,
   type DnsMessage,
@@ -49,7 +54,7 @@ const message: fc.Arbitrary<DnsMessage> = fc.record({
   id: fc.integer({ min: 0, max: 0xffff }),
   flags: fc.integer({ min: 0, max: 0xffff }),
   questions: fc.array(fc.record({ name, type: fc.integer({ min: 0, max: 0xffff }), class: fc.integer({ min: 0, max: 0xffff }) }), {
-    maxLength: 3,
+    maxLength: 1,
   }),
   answers: fc.array(record, { maxLength: 4 }),
   authorities: fc.array(record, { maxLength: 2 }),
@@ -135,4 +140,144 @@ test('names compare without regard to ASCII case', () => {
   assert.ok(nameEquals(['Echo', 'DEFAULT'], ['echo', 'default']));
   assert.ok(!nameEquals(['echo'], ['echo', 'default']));
   assert.ok(!nameEquals(['\xc9'], ['\xe9']));
+});
+
+/**
+ * A message whose question is `a` and whose records each have as owner a pointer to the previous record's owner:
+ * record k's name takes k + 1 hops. With `records` near 5,400 this fills 64 KiB and costs O(n^2) hops to read
+ * without a hop cap.
+ */
+function pointerChain(records: number): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(0x1234, 0);
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(Math.min(records, 0xffff), 6);
+  const question = Buffer.from([1, 0x61, 0, 0, 16, 0, 1]);
+  const out = [header, question];
+  let previous = 12;
+  let at = 12 + question.length;
+  for (let i = 0; i < records; i++) {
+    const record = Buffer.alloc(12);
+    record.writeUInt16BE(0xc000 | previous, 0);
+    record.writeUInt16BE(DnsType.TXT, 2);
+    record.writeUInt16BE(1, 4);
+    out.push(record);
+    previous = at;
+    at += 12;
+  }
+  return Buffer.concat(out);
+}
+
+test(`a name may follow ${MAX_POINTER_HOPS} compression pointers, not more`, () => {
+  assert.equal(parseDnsMessage(pointerChain(MAX_POINTER_HOPS)).answers.at(-1)!.name.join('.'), 'a');
+  assert.throws(() => parseDnsMessage(pointerChain(MAX_POINTER_HOPS + 1)), /more than 32 compression pointers/);
+});
+
+test('record counts are capped, and counts the message is too short to hold are refused before reading', () => {
+  assert.throws(() => parseDnsMessage(pointerChain(MAX_RECORDS + 1)), /at most 512 are accepted/);
+  const lying = Buffer.from(pointerChain(1));
+  lying.writeUInt16BE(40, 6);
+  assert.throws(() => parseDnsMessage(lying), /counts more questions and records than its length can hold/);
+  const twoQuestions = Buffer.from('000100000002000000000000' + '0161000001000101620000010001', 'hex');
+  assert.throws(() => parseDnsMessage(twoQuestions), /2 questions/);
+});
+
+test('a query has exactly one question and no answer or authority records', () => {
+  const ask = (questions: number, answers: number): Buffer =>
+    buildDnsMessage({
+      id: 1,
+      flags: 0,
+      questions: Array.from({ length: questions }, () => ({ name: ['a'], type: DnsType.A, class: 1 })),
+      answers: Array.from({ length: answers }, () => ({ name: ['a'], type: DnsType.A, class: 1, ttl: 1, data: Buffer.from([1, 2, 3, 4]) })),
+      authorities: [],
+      additionals: [],
+    });
+  assert.equal(parseDnsQuery(ask(1, 0)).questions.length, 1);
+  assert.throws(() => parseDnsQuery(ask(0, 0)), DnsFormatError);
+  assert.throws(() => parseDnsQuery(ask(1, 1)), DnsFormatError);
+});
+
+/**
+ * CPU microseconds `work` costs. process.cpuUsage counts every thread of the process, the JIT compiler's and the
+ * GC's included, so the work is done once to compile it and the best of three runs is what it costs.
+ */
+function cpuMicros(work: () => void): number {
+  work();
+  return Math.min(
+    ...Array.from({ length: 3 }, () => {
+      const start = process.cpuUsage();
+      work();
+      const used = process.cpuUsage(start);
+      return used.user + used.system;
+    }),
+  );
+}
+
+test('a 64 KiB compression-chain message is refused within 5 ms of CPU', () => {
+  const attack = pointerChain(5400);
+  assert.ok(attack.length > 64_000);
+  for (const parse of [parseDnsMessage, parseDnsQuery]) {
+    const micros = cpuMicros(() => assert.throws(() => parse(attack), DnsFormatError));
+    assert.ok(micros < 5000, `${parse.name} took ${micros} µs of CPU`);
+  }
+  // Within the record cap: 512 records whose names each take one hop more than the one before.
+  const capped = pointerChain(MAX_RECORDS);
+  const micros = cpuMicros(() => assert.throws(() => parseDnsMessage(capped), DnsFormatError));
+  assert.ok(micros < 5000, `capped chain took ${micros} µs of CPU`);
+});
+
+test('the most expensive message within the caps (512 records, each name 127 labels through pointers) parses within 5 ms of CPU', () => {
+  // 127 one-byte labels (254 bytes) once, then 512 records whose owner names point at it.
+  const longName = Array.from({ length: 127 }, (_, i) => String.fromCharCode(97 + (i % 26)));
+  const m: DnsMessage = {
+    id: 1,
+    flags: 0x8180,
+    questions: [{ name: longName, type: DnsType.A, class: 1 }],
+    answers: Array.from({ length: MAX_RECORDS }, () => ({ name: longName, type: DnsType.A, class: 1, ttl: 1, data: Buffer.from([1, 2, 3, 4]) })),
+    authorities: [],
+    additionals: [],
+  };
+  const wire = buildDnsMessage(m);
+  const micros = cpuMicros(() => parseDnsMessage(wire));
+  assert.ok(micros < 5000, `took ${micros} µs of CPU`);
+});
+
+// Bytes biased towards what makes parsing expensive: pointer bytes (0xc0-0xff), small label lengths and zeros.
+const hostileByte = fc.oneof(fc.integer({ min: 0xc0, max: 0xff }), fc.integer({ min: 0, max: 63 }), fc.constant(0), fc.integer({ min: 0, max: 255 }));
+const hostileMessage = fc
+  .tuple(fc.array(hostileByte, { minLength: 0, maxLength: 4000 }), fc.array(fc.nat({ max: 0xffff }), { minLength: 4, maxLength: 4 }))
+  .map(([body, counts]) => {
+    const wire = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ...body]);
+    counts.forEach((count, i) => wire.length >= 12 && wire.writeUInt16BE(count % 600, 4 + 2 * i));
+    return wire;
+  });
+
+test('property: hostile bytes (pointer-heavy, any counts) parse or throw DnsFormatError, as message and as query', () => {
+  fc.assert(
+    fc.property(hostileMessage, (wire) => {
+      for (const parse of [parseDnsMessage, parseDnsQuery]) {
+        try {
+          parse(wire);
+        } catch (error) {
+          assert.ok(error instanceof DnsFormatError, String(error));
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: a message cut to any size from 512 fits, keeps its records in order, and sets TC exactly when answers were dropped', () => {
+  fc.assert(
+    fc.property(message, fc.integer({ min: 512, max: 4096 }), (m, limit) => {
+      const single = { ...m, questions: m.questions.slice(0, 1) };
+      const wire = buildDnsMessageWithin(single, limit);
+      assert.ok(wire.length <= limit);
+      const back = parseDnsMessage(wire);
+      assert.deepEqual(back.answers, plain(single).answers.slice(0, back.answers.length));
+      assert.deepEqual(back.authorities, plain(single).authorities.slice(0, back.authorities.length));
+      const dropped = back.answers.length < single.answers.length || back.authorities.length < single.authorities.length;
+      assert.equal((back.flags & DnsFlag.TC) !== 0, dropped || (single.flags & DnsFlag.TC) !== 0);
+    }),
+  );
 });
