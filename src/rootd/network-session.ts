@@ -231,7 +231,7 @@ export class NetworkSession {
   private async applyNow(info: ClusterInfo): Promise<void> {
     const subnets: IpPrefix[] = [...info.podCidrs, ...info.serviceCidrs].map(parsePrefix);
     const domain = info.dns?.clusterDomain || 'cluster.local';
-    this.facts = { clusterDomain: domain, subnets };
+    this.facts = { clusterDomain: domain, subnets, namespaces: [...(info.dns?.namespaces ?? [])] };
     this.resolver.cache.clear();
     try {
       const wanted = planRoutes(subnets, await listRoutes(), this.options.tunName, this.options.policy);

@@ -1,23 +1,29 @@
-// Which DNS names belong to the cluster. The cluster domain and anything under a `svc` label go to the traffic
-// manager; single labels too (the manager applies the client's namespace search path); `name.namespace` is
-// ambiguous — it is asked of the cluster first and, if the cluster says NXDOMAIN, of the original resolver, so
-// non-cluster names keep working. Reverse lookups of cluster addresses go to the cluster.
+// Which DNS names belong to the cluster: names under the cluster domain, names ending in a `svc` label, reverse
+// names of the cluster's subnets, and `name.namespace` for a namespace the manager reported — unless the name is
+// under a public suffix (a Service `google` in a namespace `com` must never answer for google.com). Nothing else
+// ever leaves for the cluster: a bare single label goes upstream too, since glibc applies the search list itself.
 import { prefixContains, type IpPrefix } from '../../netstack/wire/ip-address.js';
-import { nameEndsWith, textToName, type DnsName } from '../../dns/dns-message.js';
+import { lowerAscii, nameEndsWith, textToName, type DnsName } from '../../dns/dns-message.js';
 
-export type NameRoute = 'cluster' | 'cluster-then-upstream' | 'upstream';
+export type NameRoute = 'cluster' | 'upstream';
 
 export interface ClusterDnsFacts {
   clusterDomain: string;
   /** Subnets whose reverse (PTR) names are the cluster's. */
   subnets: readonly IpPrefix[];
+  /** The cluster's namespaces as the manager reported them; none: no `name.namespace` goes to the cluster. */
+  namespaces?: readonly string[];
 }
+
+/** Telepresence's default `dns.excludeSuffixes`: top-level domains no cluster name may shadow. */
+export const EXCLUDED_SUFFIXES: readonly string[] = ['arpa', 'com', 'io', 'net', 'org', 'ru'];
+const EXCLUDED = new Set(EXCLUDED_SUFFIXES);
 
 const IN_ADDR = ['in-addr', 'arpa'];
 const IP6 = ['ip6', 'arpa'];
 
 function reverseAddress(name: DnsName): Uint8Array | null {
-  const lower = name.map((l) => l.toLowerCase());
+  const lower = name.map(lowerAscii);
   if (nameEndsWith(lower, IN_ADDR) && lower.length === 6) {
     const bytes = lower.slice(0, 4).reverse().map(Number);
     return bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255) ? Uint8Array.from(bytes) : null;
@@ -32,13 +38,24 @@ function reverseAddress(name: DnsName): Uint8Array | null {
   return null;
 }
 
+/** The reported namespaces as a set, built once per list the manager sent (facts are read for every query). */
+const namespaceSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function namespaceSet(namespaces: readonly string[]): ReadonlySet<string> {
+  let set = namespaceSets.get(namespaces);
+  if (set === undefined) {
+    set = new Set(namespaces.map(lowerAscii));
+    namespaceSets.set(namespaces, set);
+  }
+  return set;
+}
+
 export function routeName(name: DnsName, facts: ClusterDnsFacts): NameRoute {
-  if (name.length === 0) return 'upstream';
+  if (name.length < 2) return 'upstream';
   if (nameEndsWith(name, textToName(facts.clusterDomain))) return 'cluster';
   const reverse = reverseAddress(name);
   if (reverse !== null) return facts.subnets.some((s) => prefixContains(s, reverse)) ? 'cluster' : 'upstream';
-  if (name.length === 1) return 'cluster';
-  if (name.length === 3 && name[2]!.toLowerCase() === 'svc') return 'cluster';
-  if (name.length === 2) return 'cluster-then-upstream';
-  return 'upstream';
+  const last = lowerAscii(name[name.length - 1]!);
+  if (last === 'svc') return 'cluster';
+  if (EXCLUDED.has(last)) return 'upstream';
+  return facts.namespaces !== undefined && namespaceSet(facts.namespaces).has(last) ? 'cluster' : 'upstream';
 }

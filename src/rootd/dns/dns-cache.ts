@@ -1,6 +1,6 @@
 // Answers kept for their TTL (capped short: the cluster changes under us) and single-flight: identical queries
 // that arrive while one is on its way share its answer instead of each going to the manager or the upstream.
-import { DnsType, rcodeOf, type DnsMessage } from '../../dns/dns-message.js';
+import { DnsType, lowerAscii, nameBytes, rcodeOf, type DnsMessage, type DnsQuestion } from '../../dns/dns-message.js';
 
 interface Entry {
   response: Buffer;
@@ -15,10 +15,12 @@ export interface DnsCacheLimits {
 
 const DEFAULTS: DnsCacheLimits = { maxTtlSeconds: 30, negativeTtlSeconds: 5, maxEntries: 4096 };
 
-export function cacheKey(query: DnsMessage, route: string): string | null {
-  if (query.questions.length !== 1) return null;
-  const q = query.questions[0]!;
-  return `${q.name.join('.').toLowerCase()}|${q.type}|${q.class}|${route}`;
+/**
+ * The question's name in wire form (length-prefixed labels, so the single label "www.github.com" never meets the
+ * three labels www.github.com), ASCII lower-cased (RFC 4343: only A-Z fold; length bytes are below 'A').
+ */
+export function cacheKey(question: DnsQuestion, route: string): string {
+  return `${lowerAscii(nameBytes(question.name).toString('latin1'))}|${question.type}|${question.class}|${route}`;
 }
 
 /** Seconds the answer may be reused: the smallest TTL among its answers, the SOA minimum for a negative one. */

@@ -11,16 +11,18 @@ export class UpstreamDnsError extends Error {
 const DNS_PORT = 53;
 
 export class UpstreamResolver {
+  /** @param port the servers' port: 53 but in tests, whose servers run unprivileged on loopback. */
   constructor(
     private readonly servers: readonly string[],
     private readonly timeoutMs = 2000,
+    private readonly port = DNS_PORT,
   ) {}
 
   async query(message: Buffer): Promise<Buffer> {
     let lastError: Error = new UpstreamDnsError('no upstream DNS server is configured');
     for (const server of this.servers) {
       try {
-        const endpoint = { ip: server, port: DNS_PORT };
+        const endpoint = { ip: server, port: this.port };
         const answer = await exchangeOverUdp(endpoint, message, this.timeoutMs);
         return isTruncated(answer) ? await exchangeOverTcp(endpoint, message, this.timeoutMs) : answer;
       } catch (error) {
