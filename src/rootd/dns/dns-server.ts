@@ -19,8 +19,11 @@ export const MAX_TCP_QUERIES_IN_FLIGHT = 16;
  * that does not read its answers stops getting new ones resolved; what it sent waits in its TCP window.
  */
 export const MAX_TCP_QUEUED_BYTES = 0x10000;
-/** DNS-over-TCP connections served at once; more are refused (each holds a TCP receive window). */
-export const MAX_TCP_CONNECTIONS = 64;
+/**
+ * DNS-over-TCP connections served at once; more are refused. Each may hold the stack's TCP buffers (4 MiB each
+ * way) besides what is bounded here; glibc and dig use TCP only after TC, and unbound serves 10 by default.
+ */
+export const MAX_TCP_CONNECTIONS = 16;
 const ERROR_REPORT_INTERVAL_MS = 1000;
 
 export class StackDnsServer {
