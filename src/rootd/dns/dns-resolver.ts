@@ -37,7 +37,7 @@ const MAX_TCP_ANSWER = 0xffff;
 export type DnsTransport = 'udp' | 'tcp';
 
 /** The largest answer a client may get over UDP: its EDNS offer within [512, MAX_UDP_ANSWER], 512 without EDNS. */
-export function udpAnswerLimit(query: DnsMessage): number {
+function udpAnswerLimit(query: DnsMessage): number {
   const offered = ednsPayloadSize(query) ?? CLASSIC_UDP_LIMIT;
   return Math.min(Math.max(offered, CLASSIC_UDP_LIMIT), MAX_UDP_ANSWER);
 }
