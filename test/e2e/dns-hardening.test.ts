@@ -14,7 +14,7 @@ import type { TcpConnectRequest } from '../../src/netstack/stack.js';
 import type { TcpSocket } from '../../src/netstack/tcp-socket.js';
 import { parseIp } from '../../src/netstack/wire/ip-address.js';
 import { DnsResolver, MAX_UDP_ANSWER } from '../../src/rootd/dns/dns-resolver.js';
-import { MAX_TCP_QUERIES_IN_FLIGHT, MAX_TCP_QUEUED_BYTES, StackDnsServer } from '../../src/rootd/dns/dns-server.js';
+import { MAX_TCP_CONNECTIONS, MAX_TCP_QUERIES_IN_FLIGHT, MAX_TCP_QUEUED_BYTES, StackDnsServer, TCP_IDLE_TIMEOUT_MS } from '../../src/rootd/dns/dns-server.js';
 import { UpstreamResolver } from '../../src/rootd/dns/upstream-resolver.js';
 import { TunStack } from '../../src/rootd/tun-stack.js';
 import { compressionChain } from '../dns/compression-chain.js';
@@ -129,6 +129,28 @@ const socket = net.connect(53, process.argv[1], () => {
   }, Number(process.argv[2]));
 });
 socket.on('error', (e) => { console.error(e.message); process.exit(1); });
+`;
+
+/** Opens argv[2] DNS-over-TCP connections one after the other, sends nothing, and reports how each ended. */
+const IDLE_CLIENTS = `
+const net = require('node:net');
+const open = () => new Promise((resolve) => {
+  const s = net.connect(53, process.argv[1]);
+  s.once('connect', () => resolve(s));
+  s.once('error', (e) => resolve(e.code));
+});
+(async () => {
+  const sockets = [];
+  const refused = [];
+  for (let i = 0; i < Number(process.argv[2]); i++) {
+    const s = await open();
+    if (typeof s === 'string') refused.push(s);
+    else sockets.push(s);
+  }
+  for (const s of sockets) s.on('error', () => {});
+  await Promise.all(sockets.map((s) => new Promise((r) => s.once('close', r))));
+  console.log(JSON.stringify({ connected: sockets.length, refused }));
+})();
 `;
 
 /** Sends one datagram (hex on stdin) and prints the reply as hex, or nothing after 3 s. */
@@ -251,6 +273,14 @@ describe('root daemon DNS against hostile local clients, over a real TUN device'
     assert.ok(peakQueued > 0 && peakQueued <= bound, `answers queued towards the client: ${peakQueued} bytes, bound ${bound}`);
     assert.match(await dig(['+tcp', '+short', 'A', 'google.com']), /^203\.0\.113\.7$/m);
     assert.equal(dns.failures, 0, logged.join(''));
+  });
+
+  test(`DNS over TCP serves ${MAX_TCP_CONNECTIONS} connections at once and closes idle ones (${TCP_IDLE_TIMEOUT_MS} ms)`, async () => {
+    const attempts = MAX_TCP_CONNECTIONS + 1;
+    const r = await ns.exec('node', ['-e', IDLE_CLIENTS, DNS_ADDRESS, String(attempts)], { timeoutMs: TCP_IDLE_TIMEOUT_MS + 20_000 });
+    assert.equal(r.code, 0, `the server did not close every idle connection: ${r.stdout}${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout), { connected: MAX_TCP_CONNECTIONS, refused: ['ECONNREFUSED'] });
+    assert.match(await dig(['+tcp', '+short', 'A', 'google.com']), /^203\.0\.113\.7$/m);
   });
 
   test('resolv.conf mode: getent hosts google.com gives the upstream answer though the cluster has a namespace com', async () => {

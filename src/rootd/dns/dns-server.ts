@@ -24,6 +24,11 @@ export const MAX_TCP_QUEUED_BYTES = 0x10000;
  * way) besides what is bounded here; glibc and dig use TCP only after TC, and unbound serves 10 by default.
  */
 export const MAX_TCP_CONNECTIONS = 16;
+/**
+ * A DNS-over-TCP connection with no query being resolved and nothing received for this long is closed (RFC 7766
+ * §6.2.3), so clients that hold connections, or stop reading their answers, give their slot back.
+ */
+export const TCP_IDLE_TIMEOUT_MS = 10_000;
 const ERROR_REPORT_INTERVAL_MS = 1000;
 
 export class StackDnsServer {
@@ -37,6 +42,7 @@ export class StackDnsServer {
     private readonly resolver: DnsResolver,
     readonly address: IpAddress,
     private readonly log: Logger = createLogger('warn'),
+    private readonly tcpIdleTimeoutMs = TCP_IDLE_TIMEOUT_MS,
   ) {}
 
   /** Whether a flow to `local` is for this server. */
@@ -77,7 +83,7 @@ export class StackDnsServer {
     const socket = request.accept();
     socket.once('close', () => this.tcpConnections--);
     socket.on('error', () => socket.destroy());
-    new TcpDnsConnection(socket, this.resolver, () => this.queries++, this.failed).start();
+    new TcpDnsConnection(socket, this.resolver, () => this.queries++, this.failed).start(this.tcpIdleTimeoutMs);
   }
 
   /** Counts and reports a failure; never throws, so it may end any promise chain. */
@@ -108,8 +114,11 @@ class TcpDnsConnection {
     private readonly failed: (error: unknown) => void,
   ) {}
 
-  start(): void {
+  start(idleTimeoutMs: number): void {
+    const idle = setTimeout(() => (this.inFlight > 0 ? idle.refresh() : this.socket.destroy()), idleTimeoutMs).unref();
+    this.socket.once('close', () => clearTimeout(idle));
     this.socket.on('data', (chunk: Buffer) => {
+      idle.refresh();
       this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
       this.pump();
     });
