@@ -12,7 +12,7 @@ import { ResolvedDns, resolvedRunning } from './dns/resolved-dns.js';
 import { DnsResolver } from './dns/dns-resolver.js';
 import { UpstreamResolver } from './dns/upstream-resolver.js';
 import type { ClusterDnsFacts } from './dns/cluster-names.js';
-import { checkClusterInfo, ClusterInfoError } from './cluster-info-check.js';
+import { checkClusterInfo, ClusterInfoError, type CheckedClusterInfo } from './cluster-info-check.js';
 import { FlowForwarder } from './flow-forwarder.js';
 import { listRoutes, type RouteEntry } from './link-config.js';
 import { ManagedResolvConf } from './resolv-conf.js';
@@ -260,7 +260,7 @@ export class NetworkSession {
 
   private async applyNow(info: ClusterInfo): Promise<void> {
     const localRoutes = await listRoutes();
-    let checked;
+    let checked: CheckedClusterInfo;
     try {
       checked = checkClusterInfo(info, { alsoProxy: this.options.policy.alsoProxy, defaultGateways: defaultGateways(localRoutes) });
     } catch (error) {

@@ -125,6 +125,11 @@ export class ManagedResolvConf {
     const current = await this.current();
     if (current === null) throw new ResolvConfError(`${this.path} does not exist; kubetun changes an existing resolv.conf only`);
     let originalText = isManaged(current) ? await this.readState(this.backupPath) : null;
+    if (isManaged(current) && originalText === null) {
+      throw new ResolvConfError(
+        `${this.path} is kubetun's, but the backup of the original is gone from ${this.stateDir}: restore the system's resolv.conf (rerun its DHCP client or network manager) and connect again`,
+      );
+    }
     // Not kubetun's file (the first apply, or the system rewrote it since): it is the original now.
     if (originalText === null) {
       originalText = current.text;

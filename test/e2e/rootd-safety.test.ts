@@ -103,14 +103,13 @@ async function testBed(t: TestContext): Promise<Bed> {
   const ns = await TestNetns.create('rootd');
   const env = { KUBETUN_SANDBOX: ns.name };
   const etc = join('/etc/netns', ns.name);
-  const stateParentExisted = existsSync(dirname(rootStateDir(ns.name)));
   const bed: Bed = { ns, resolvConf: join(etc, 'resolv.conf'), env, runDir: runDir(env), stateDir: rootStateDir(ns.name) };
+  // The shared parents (/etc/netns, /run/kubetun, /var/lib/kubetun) go too if this test made them.
+  const madeParents = [etc, bed.runDir, bed.stateDir].map((d) => dirname(d)).filter((d) => !existsSync(d));
   t.after(async () => {
     await ns.destroy();
-    await rm(etc, { recursive: true, force: true });
-    await rm(bed.runDir, { recursive: true, force: true });
-    await rm(bed.stateDir, { recursive: true, force: true });
-    if (!stateParentExisted) await rmdir(dirname(bed.stateDir)).catch(() => undefined);
+    for (const dir of [etc, bed.runDir, bed.stateDir]) await rm(dir, { recursive: true, force: true });
+    for (const dir of madeParents) await rmdir(dir).catch(() => undefined);
   });
   await mkdir(etc, { recursive: true });
   await writeFile(bed.resolvConf, ORIGINAL);

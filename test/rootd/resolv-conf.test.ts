@@ -121,3 +121,12 @@ test('a file the system rewrote while connected becomes the new original', async
   assert.equal(await managed.restore(), 'restored');
   assert.equal(await readFile(file, 'utf8'), dhcp);
 });
+
+test('kubetun\'s file without its backup is never taken for the original: a clear error instead', async () => {
+  const managed = new ManagedResolvConf(file, state);
+  await managed.apply('198.18.255.53', ['cluster.local']);
+  const ours = await readFile(file, 'utf8');
+  await rm(join(state, 'resolv.conf.original'));
+  await assert.rejects(managed.apply('198.18.255.53', ['cluster.local']), (error: unknown) => error instanceof ResolvConfError && /backup of the original is gone/.test(error.message));
+  assert.equal(await readFile(file, 'utf8'), ours);
+});
