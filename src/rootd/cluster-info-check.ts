@@ -44,7 +44,7 @@ export class ClusterInfoError extends Error {
     const more = problems.length - shown.length;
     super(
       [
-        'the cluster info from the traffic manager was rejected; nothing of it is applied (routes and DNS stay as they were):',
+        'the cluster info was rejected; nothing of it is applied (routes and DNS stay as they were):',
         ...shown.map((p) => `  ${p}`),
         ...(more > 0 ? [`  and ${more} more`] : []),
       ].join('\n'),
@@ -82,6 +82,19 @@ export function dnsNameProblem(name: string): string | null {
   return null;
 }
 
+/** Why routing `prefix` (named `name`) into the tunnel would break the host, whoever asks for it. */
+function hostBreakingProblems(prefix: IpPrefix, name: string, context: ClusterInfoCheckContext): string[] {
+  const problems: string[] = [];
+  if (prefix.length === 0) problems.push(`${name} is a default route: it would send all traffic into the cluster`);
+  for (const special of SPECIAL_RANGES) {
+    if (prefixesOverlap(prefix, special.prefix)) problems.push(`${name} overlaps ${special.what} (${formatPrefix(special.prefix)})`);
+  }
+  if (context.defaultGateways.some((g) => prefixContains(prefix, g))) {
+    problems.push(`${name} contains the default route's gateway: the machine would lose its network`);
+  }
+  return problems;
+}
+
 function checkSubnet(cidr: string, context: ClusterInfoCheckContext, problems: string[]): IpPrefix | null {
   let prefix: IpPrefix;
   try {
@@ -91,24 +104,19 @@ function checkSubnet(cidr: string, context: ClusterInfoCheckContext, problems: s
     return null;
   }
   const text = formatPrefix(prefix);
-  const before = problems.length;
+  const found = hostBreakingProblems(prefix, `subnet ${text}`, context);
   const min = MIN_PREFIX_LENGTH[prefix.address.length as 4 | 16];
-  if (prefix.length === 0) {
-    problems.push(`subnet ${text} is a default route: it would send all traffic into the cluster`);
-  } else if (prefix.length < min && !context.alsoProxy.some((a) => prefixCovers(a, prefix))) {
-    problems.push(`subnet ${text} is wider than /${min}; if the cluster really uses it, pass it with --also-proxy ${text}`);
+  if (prefix.length > 0 && prefix.length < min && !context.alsoProxy.some((a) => prefixCovers(a, prefix))) {
+    found.push(`subnet ${text} is wider than /${min}; if the cluster really uses it, pass it with --also-proxy ${text}`);
   }
-  for (const special of SPECIAL_RANGES) {
-    if (prefixesOverlap(prefix, special.prefix)) problems.push(`subnet ${text} overlaps ${special.what} (${formatPrefix(special.prefix)})`);
-  }
-  const gateway = context.defaultGateways.find((g) => prefixContains(prefix, g));
-  if (gateway !== undefined) problems.push(`subnet ${text} contains the default route's gateway: the machine would lose its network`);
-  return problems.length === before ? prefix : null;
+  problems.push(...found);
+  return found.length === 0 ? prefix : null;
 }
 
 /** Returns what may be applied of `info`, or throws ClusterInfoError naming every problem. */
 export function checkClusterInfo(info: ClusterInfo, context: ClusterInfoCheckContext): CheckedClusterInfo {
-  const problems: string[] = [];
+  // The user's own --also-proxy is routed with the cluster's subnets, so it must not break the host either.
+  const problems = context.alsoProxy.flatMap((a) => hostBreakingProblems(a, `--also-proxy ${formatPrefix(a)}`, context));
   const cidrs = [...info.podCidrs, ...info.serviceCidrs];
   if (cidrs.length > MAX_SUBNETS) problems.push(`${cidrs.length} subnets sent; at most ${MAX_SUBNETS} are accepted`);
   const subnets = cidrs.slice(0, MAX_SUBNETS).flatMap((cidr) => checkSubnet(cidr, context, problems) ?? []);

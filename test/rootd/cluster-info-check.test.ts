@@ -56,6 +56,8 @@ test('--also-proxy allows a wider subnet inside it, but never a default route or
   const alsoProxy = [parsePrefix('8.0.0.0/7')];
   assert.deepEqual(checkClusterInfo(info({ podCidrs: ['8.0.0.0/7'] }), { ...laptop, alsoProxy }).subnets.map(formatPrefix).slice(0, 1), ['8.0.0.0/7']);
   rejected({ podCidrs: ['0.0.0.0/1'] }, /overlaps loopback/, { ...laptop, alsoProxy: [parsePrefix('0.0.0.0/1')] });
+  rejected({}, /--also-proxy 127\.0\.0\.0\/8 overlaps loopback/, { ...laptop, alsoProxy: [parsePrefix('127.0.0.0/8')] });
+  rejected({}, /--also-proxy 192\.168\.0\.0\/16 contains the default route's gateway/, { ...laptop, alsoProxy: [parsePrefix('192.168.0.0/16')] });
 });
 
 test('domain and search entries: plain DNS labels only, at most six entries', () => {
