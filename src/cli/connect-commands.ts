@@ -46,6 +46,7 @@ export function formatStatus(status: SessionStatus): string {
       `Bytes:         ${net.flows?.bytesUp} up, ${net.flows?.bytesDown} down`,
     );
     if (net.routeError) lines.push(`Route error:   ${net.routeError}`);
+    if (net.clusterInfoError) lines.push(`Cluster info:  ${net.clusterInfoError}`);
   }
   return lines.join('\n');
 }

@@ -31,7 +31,7 @@ export interface RouteEntry {
   metric?: number;
   /** Set by ip for routes other than unicast (blackhole, unreachable, local…). */
   type?: string;
-  /** Set by ip for tables other than main (with `table all`). */
+  /** Set by ip for tables other than main (with `table all`); absent means main. */
   table?: string;
 }
 
@@ -84,15 +84,27 @@ export async function setTxQueueLen(name: string, length: number, netns?: string
   await runIp(['link', 'set', 'dev', checkLinkName(name), 'txqueuelen', String(length)], netns);
 }
 
-/** The main table's routes, both families unless one is given. */
+/**
+ * The routes the kernel may choose from: those of every table an `ip rule` looks up (main, and a VPN's own table
+ * selected by a fwmark rule), both families unless one is given. Tables no rule selects are left out.
+ */
 export async function listRoutes(netns?: string, family?: 4 | 6): Promise<RouteEntry[]> {
   const families: (4 | 6)[] = family === undefined ? [4, 6] : [family];
   const routes: RouteEntry[] = [];
   for (const f of families) {
-    const stdout = await runIp(['-j', `-${f}`, 'route', 'show'], netns);
-    routes.push(...parseRoutes(stdout, f));
+    const tables = parseRuleTables(await runIp(['-j', `-${f}`, 'rule', 'show'], netns));
+    const stdout = await runIp(['-j', `-${f}`, 'route', 'show', 'table', 'all'], netns);
+    routes.push(...parseRoutes(stdout, f).filter((r) => tables.has(r.table ?? 'main')));
   }
   return routes;
+}
+
+/** The tables the rules of `ip -j rule show` look up (names as ip prints them: main, local, 51820…). */
+export function parseRuleTables(json: string): Set<string> {
+  const text = json.trim();
+  const raw = text === '' ? [] : (JSON.parse(text) as unknown);
+  if (!Array.isArray(raw)) throw new LinkConfigError('COMMAND_FAILED', 'ip -j rule printed something other than a list');
+  return new Set(raw.flatMap((r: Record<string, unknown>) => (typeof r.table === 'string' ? [r.table] : [])));
 }
 
 /** Parses the output of `ip -j -4|-6 route show`. */

@@ -1,7 +1,9 @@
 // What the root daemon runs while connected: the tunnel to the traffic manager, the TUN device with the stack,
 // routes that follow the cluster's subnets live, and DNS (served in the stack, resolv.conf pointed at it).
-// stop() puts the machine back exactly as it was; a later start repairs what a killed daemon left.
-import { formatPrefix, parseIp, parsePrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
+// stop() puts the machine back exactly as it was; a later start repairs what a killed daemon left. Cluster info is
+// checked before anything of it is applied (cluster-info-check.ts); a rejected update keeps the last good state.
+import { formatPrefix, parseIp, type IpPrefix } from '../netstack/wire/ip-address.js';
+import type { IpAddress } from '../netstack/wire/reprs.js';
 import type { Logger } from '../log/logger.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import type { ClusterInfo } from '../gen/kubetun/manager/v1/manager_pb.js';
@@ -10,8 +12,9 @@ import { ResolvedDns, resolvedRunning } from './dns/resolved-dns.js';
 import { DnsResolver } from './dns/dns-resolver.js';
 import { UpstreamResolver } from './dns/upstream-resolver.js';
 import type { ClusterDnsFacts } from './dns/cluster-names.js';
+import { checkClusterInfo, ClusterInfoError, type CheckedClusterInfo } from './cluster-info-check.js';
 import { FlowForwarder } from './flow-forwarder.js';
-import { listRoutes } from './link-config.js';
+import { listRoutes, type RouteEntry } from './link-config.js';
 import { ManagedResolvConf } from './resolv-conf.js';
 import { planRoutes, type RoutePolicy } from './route-plan.js';
 import { RouteTable } from './route-table.js';
@@ -27,8 +30,11 @@ export interface NetworkSessionOptions {
   resolvConfPath: string;
   /** auto: systemd-resolved split DNS where it runs, else resolv.conf. A sandbox workstation is always resolv.conf. */
   dnsMode: 'auto' | 'resolv.conf';
+  /** Root's own directory that survives a reboot: the resolv.conf backup. */
   stateDir: string;
   policy: RoutePolicy;
+  /** The API server's and the manager's addresses: routed into the tunnel, they would loop. */
+  tunnelEndpoints: readonly IpPrefix[];
   log: Logger;
 }
 
@@ -65,6 +71,24 @@ export interface NetworkStatus {
   dns: { address: string; clusterDomain: string; searchPath: string[]; queries: number; cacheHits: number };
   flows: FlowForwarder['counters'];
   routeError: string | null;
+  clusterInfoError: string | null;
+}
+
+/** Host prefixes of the addresses in `texts`; what is not an address (a zone-scoped fe80::1%eth0) is skipped. */
+function hostPrefixes(texts: readonly string[]): IpPrefix[] {
+  return texts.flatMap((text) => {
+    try {
+      const address = parseIp(text);
+      return [{ address, length: address.length * 8 }];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function defaultGateways(routes: readonly RouteEntry[]): IpAddress[] {
+  const defaults = routes.filter((r) => (r.dst === '0.0.0.0/0' || r.dst === '::/0') && r.gateway !== undefined);
+  return hostPrefixes(defaults.map((r) => r.gateway!)).map((p) => p.address);
 }
 
 export class NetworkSession {
@@ -73,6 +97,7 @@ export class NetworkSession {
   private facts: ClusterDnsFacts = { clusterDomain: 'cluster.local', subnets: [] };
   private searchPath: string[] = [];
   private routeError: string | null = null;
+  private clusterInfoError: string | null = null;
   private watch: AbortController | null = null;
   /** The cluster-info application in progress: they run one at a time, and stop() waits for it. */
   private applying: Promise<void> = Promise.resolve();
@@ -85,15 +110,18 @@ export class NetworkSession {
     private readonly forwarder: FlowForwarder,
     private readonly dns: StackDnsServer,
     private readonly resolver: DnsResolver,
+    /** Never routed into the tunnel: the tunnel's own endpoints, the upstream DNS servers, kubetun's DNS address. */
+    private readonly keptOff: readonly IpPrefix[],
   ) {}
 
   static async start(options: NetworkSessionOptions): Promise<NetworkSession> {
-    const resolvConf = new ManagedResolvConf(options.resolvConfPath, options.stateDir);
-    if (await resolvConf.restore()) options.log.warn('restored resolv.conf left changed by an earlier daemon');
+    const resolvConf = new ManagedResolvConf(options.resolvConfPath, options.stateDir, options.log);
+    if ((await resolvConf.restore()) === 'restored') options.log.warn('restored resolv.conf left changed by an earlier daemon');
     const dnsConfig = dnsIntegration(options, resolvConf);
     // With resolved, /etc/resolv.conf names its stub; the servers behind it are listed beside it.
     const upstreamConf = dnsConfig.kind === 'resolved' ? new ManagedResolvConf('/run/systemd/resolve/resolv.conf', options.stateDir) : resolvConf;
-    const upstream = new UpstreamResolver((await upstreamConf.original()).nameservers);
+    const upstreamServers = (await upstreamConf.original()).nameservers;
+    const upstream = new UpstreamResolver(upstreamServers);
     let session: NetworkSession | null = null;
     const forwarder = new FlowForwarder(() => session?.tunnel ?? null);
     const resolver = new DnsResolver({
@@ -120,7 +148,8 @@ export class NetworkSession {
         udpFlow: (flow) => (dns.serves(flow.local) ? dns.serveUdp(flow) : forwarder.forwardUdp(flow)),
       },
     );
-    session = new NetworkSession(options, tun, new RouteTable(options.tunName), dnsConfig, forwarder, dns, resolver);
+    const keptOff = [...options.tunnelEndpoints, ...hostPrefixes([...upstreamServers, options.dnsAddress])];
+    session = new NetworkSession(options, tun, new RouteTable(options.tunName), dnsConfig, forwarder, dns, resolver, keptOff);
     // A bug of ours met while handling a packet: the stack drops the packet and goes on; say so, at most once a
     // second, since it may repeat for every packet of a flow.
     let lastReport = 0;
@@ -153,6 +182,7 @@ export class NetworkSession {
       },
       flows: { ...this.forwarder.counters },
       routeError: this.routeError,
+      clusterInfoError: this.clusterInfoError,
     };
   }
 
@@ -229,12 +259,21 @@ export class NetworkSession {
   }
 
   private async applyNow(info: ClusterInfo): Promise<void> {
-    const subnets: IpPrefix[] = [...info.podCidrs, ...info.serviceCidrs].map(parsePrefix);
-    const domain = info.dns?.clusterDomain || 'cluster.local';
-    this.facts = { clusterDomain: domain, subnets, namespaces: [...(info.dns?.namespaces ?? [])] };
-    this.resolver.cache.clear();
+    const localRoutes = await listRoutes();
+    let checked: CheckedClusterInfo;
     try {
-      const wanted = planRoutes(subnets, await listRoutes(), this.options.tunName, this.options.policy);
+      checked = checkClusterInfo(info, { alsoProxy: this.options.policy.alsoProxy, defaultGateways: defaultGateways(localRoutes) });
+    } catch (error) {
+      if (!(error instanceof ClusterInfoError)) throw error;
+      // Not a broken tunnel: the session stays, with what it had, until the manager sends something acceptable.
+      this.clusterInfoError = error.message;
+      this.options.log.error(error.message, { revision: String(info.revision) });
+      return;
+    }
+    this.clusterInfoError = null;
+    const policy = { ...this.options.policy, neverProxy: [...this.options.policy.neverProxy, ...this.keptOff] };
+    try {
+      const wanted = planRoutes(checked.subnets, localRoutes, this.options.tunName, policy);
       const { added, removed } = await this.routes.apply(wanted);
       this.routeError = null;
       if (added.length + removed.length > 0) this.options.log.info('routes updated', { added, removed });
@@ -243,8 +282,10 @@ export class NetworkSession {
       this.options.log.error(this.routeError);
       throw error;
     }
-    this.searchPath = info.dns?.searchPath.length ? [...info.dns.searchPath] : [`svc.${domain}`, domain];
+    this.facts = { clusterDomain: checked.clusterDomain, subnets: checked.subnets, namespaces: checked.namespaces };
+    this.resolver.cache.clear();
+    this.searchPath = checked.searchPath;
     await this.dnsConfig.apply(this.options.dnsAddress, this.searchPath);
-    this.options.log.info('cluster info applied', { subnets: subnets.map(formatPrefix), revision: String(info.revision) });
+    this.options.log.info('cluster info applied', { subnets: checked.subnets.map(formatPrefix), revision: String(info.revision) });
   }
 }

@@ -1,12 +1,13 @@
 // The root daemon: owns the TUN device, the routes and DNS. It serves the user daemon on a Unix socket that only
 // the user who started it (through sudo) may open, connects the network on request, and on quit, SIGTERM or
-// SIGINT puts everything back. A start after a kill -9 repairs resolv.conf before anything else.
+// SIGINT puts everything back — and so does an unexpected error, before the daemon exits. A start after a kill -9
+// (or a reboot: the backup lives in root's state dir) repairs resolv.conf before anything else.
 import { ConnectError, Code, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { RootDaemon, NetworkStatusSchema, type NetworkRequest, type NetworkStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
-import { daemonLog, rootDaemonSocket, runDir } from '../local-paths.js';
+import { daemonLog, rootDaemonSocket, rootStateDir, runDir, sandboxName } from '../local-paths.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { parsePrefix } from '../netstack/wire/ip-address.js';
 import { listenUnixRpc } from '../rpc/unix-socket-rpc.js';
@@ -15,6 +16,8 @@ import { ManagedResolvConf } from './resolv-conf.js';
 
 export interface RootDaemonOptions {
   runDir: string;
+  /** Root's own directory that survives a reboot (the resolv.conf backup). */
+  stateDir: string;
   tunName: string;
   mtu: number;
   dnsAddress: string;
@@ -30,6 +33,7 @@ export function defaultRootDaemonOptions(env: NodeJS.ProcessEnv = process.env): 
   const gid = env.SUDO_GID === undefined ? undefined : Number(env.SUDO_GID);
   return {
     runDir: runDir(env),
+    stateDir: rootStateDir(sandboxName(env)),
     tunName: env.KUBETUN_TUN_NAME ?? 'kt0',
     // The fastest device variant in npm run bench (a large MTU with virtio-net offloads): 64 KiB per packet.
     mtu: Number(env.KUBETUN_TUN_MTU ?? 65_000),
@@ -51,6 +55,7 @@ function toStatus(status: SessionNetworkStatus | null): NetworkStatus {
     device: status.device,
     routes: status.routes,
     routeError: status.routeError ?? '',
+    clusterInfoError: status.clusterInfoError ?? '',
     dns: { ...status.dns, queries: BigInt(status.dns.queries), cacheHits: BigInt(status.dns.cacheHits) },
     flows: {
       tcpOpened: BigInt(f.tcpOpened),
@@ -134,8 +139,9 @@ export class RootDaemonService {
         dnsAddress: this.options.dnsAddress,
         resolvConfPath: this.options.resolvConfPath,
         dnsMode: this.options.dnsMode,
-        stateDir: this.options.runDir,
+        stateDir: this.options.stateDir,
         policy,
+        tunnelEndpoints: parseCidrs(request.tunnelEndpoints, 'tunnel endpoint'),
         log: this.log,
       });
     } catch (error) {
@@ -147,6 +153,9 @@ export class RootDaemonService {
   }
 }
 
+/** How long an unexpected error's cleanup may take before the daemon exits anyway. */
+const CRASH_CLEANUP_MS = 5_000;
+
 export async function runRootDaemon(options: RootDaemonOptions = defaultRootDaemonOptions()): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new Error('the root daemon must run as root (it creates a TUN device and changes routes and DNS); start it with sudo');
@@ -155,11 +164,26 @@ export async function runRootDaemon(options: RootDaemonOptions = defaultRootDaem
   const logFile = createWriteStream(daemonLog('root-daemon', options.runDir), { flags: 'a' });
   const log = createLogger((process.env.KUBETUN_LOG_LEVEL as 'info' | undefined) ?? 'info', (line) => logFile.write(line));
   // A daemon killed with -9 may have left resolv.conf pointing at a DNS server that no longer exists.
-  if (await new ManagedResolvConf(options.resolvConfPath, options.runDir).restore()) {
+  if ((await new ManagedResolvConf(options.resolvConfPath, options.stateDir, log).restore()) === 'restored') {
     log.warn('repaired resolv.conf left changed by a daemon that did not stop cleanly');
   }
   let stopping = false;
   const service = new RootDaemonService(options, log, () => void shutdown('quit'));
+  // A bug of ours must not leave DNS pointing at a dead address, nor routes into a dead device: put the host back
+  // (bounded in time: a cleanup that hangs must not keep the host waiting), then exit non-zero.
+  let crashed = false;
+  const crash = async (error: unknown): Promise<void> => {
+    log.error('unexpected error; restoring DNS and routes, then exiting', { error: String((error as Error | undefined)?.stack ?? error) });
+    if (crashed) return;
+    crashed = true;
+    setTimeout(() => process.exit(1), CRASH_CLEANUP_MS + 1_000);
+    const bound = new Promise((resolve) => setTimeout(resolve, CRASH_CLEANUP_MS));
+    const cleanup = service.disconnect().catch((e: Error) => log.error(`cleanup failed: ${e.message}`));
+    await Promise.race([cleanup, bound]);
+    logFile.end(() => process.exit(1));
+  };
+  process.on('uncaughtException', (error) => void crash(error));
+  process.on('unhandledRejection', (reason) => void crash(reason));
   const server = await listenUnixRpc(rootDaemonSocket(options.runDir), service.routes, {
     mode: 0o600,
     uid: options.clientUid,

@@ -21,7 +21,9 @@ export class RouteConflictError extends Error {
 
   constructor(readonly conflicts: readonly RouteConflict[]) {
     const lines = conflicts.map(({ subnet, local }) => {
-      const via = [local.dev && `dev ${local.dev}`, local.gateway && `via ${local.gateway}`].filter(Boolean).join(' ');
+      const via = [local.dev && `dev ${local.dev}`, local.gateway && `via ${local.gateway}`, local.table && `table ${local.table}`]
+        .filter(Boolean)
+        .join(' ');
       return `  cluster subnet ${formatPrefix(subnet)} overlaps the local route ${local.dst}${via ? ` (${via})` : ''}`;
     });
     const first = formatPrefix(conflicts[0]!.subnet);

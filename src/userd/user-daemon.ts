@@ -27,6 +27,7 @@ import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
 import { ManagerForwarder } from './manager-forwarder.js';
+import { withTunnelEndpoints } from './tunnel-endpoints.js';
 
 const REMAIN_INTERVAL_MS = 5_000;
 
@@ -64,7 +65,7 @@ export class UserDaemonService {
     private readonly log: Logger,
     private readonly exit: () => void,
   ) {
-    this.root = createClient(RootDaemon, unixRpcTransport(rootDaemonSocket(dir)));
+    this.root = withTunnelEndpoints(createClient(RootDaemon, unixRpcTransport(rootDaemonSocket(dir))), () => this.active?.request);
   }
 
   routes = (router: ConnectRouter): void => {

@@ -8,6 +8,7 @@ import {
   deleteRoute,
   listRoutes,
   parseRoutes,
+  parseRuleTables,
   setLinkUp,
   setMtu,
   setTxQueueLen,
@@ -110,6 +111,34 @@ test('routes are added, listed and deleted in a namespace', { timeout: 15_000 },
     await assert.rejects(setLinkUp('nosuchdev', ns.name), isCode('NOT_FOUND'));
   } finally {
     await ns.destroy();
+    await ns.destroy();
+  }
+});
+
+test('parseRuleTables: the tables the rules look up', () => {
+  const rules = '[{"priority":0,"src":"all","table":"local"},{"priority":5209,"not":null,"fwmark":"0xca6c","table":"51820"},{"priority":32766,"src":"all","table":"main"},{"priority":40000,"src":"all","action":"unreachable"}]';
+  assert.deepEqual([...parseRuleTables(rules)], ['local', '51820', 'main']);
+  assert.deepEqual([...parseRuleTables('')], []);
+});
+
+test('listRoutes reads every table a rule selects (a VPN\'s own table), not tables no rule uses (in a test netns)', async (t) => {
+  if (!requireRoot(t)) return;
+  const ns = await TestNetns.create('link');
+  try {
+    for (const args of [
+      ['tuntap', 'add', 'dev', 'vpn0', 'mode', 'tun'],
+      ['link', 'set', 'vpn0', 'up'],
+      ['route', 'add', '10.0.0.0/8', 'dev', 'vpn0', 'table', '51820'],
+      ['route', 'add', '172.16.0.0/12', 'dev', 'vpn0', 'table', '51821'],
+      ['rule', 'add', 'fwmark', '0xca6c', 'table', '51820'],
+    ]) {
+      const exec = await ns.exec('ip', args);
+      assert.equal(exec.code, 0, exec.stderr);
+    }
+    const routes = await listRoutes(ns.name, 4);
+    assert.ok(routes.some((r) => r.dst === '10.0.0.0/8' && r.dev === 'vpn0' && r.table === '51820'));
+    assert.ok(!routes.some((r) => r.dst === '172.16.0.0/12'), 'a table no rule selects is not listed');
+  } finally {
     await ns.destroy();
   }
 });

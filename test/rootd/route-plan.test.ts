@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatPrefix, parsePrefix } from '../../src/netstack/wire/ip-address.js';
+import { formatPrefix, parseIp, parsePrefix, prefixContains } from '../../src/netstack/wire/ip-address.js';
 import type { RouteEntry } from '../../src/rootd/link-config.js';
 import { planRoutes, RouteConflictError, type RoutePolicy } from '../../src/rootd/route-plan.js';
 
@@ -51,4 +51,16 @@ test('--never-proxy carves the subnet out, which can also resolve a conflict', (
 test('--also-proxy adds a subnet; one covered by another is not routed twice', () => {
   const routes = planRoutes([p('10.96.0.0/12')], [], 'kt0', { ...none, alsoProxy: [p('172.20.0.0/16'), p('10.96.1.0/24'), p('10.96.0.0/12')] });
   assert.deepEqual(routes.map(formatPrefix), ['10.96.0.0/12', '172.20.0.0/16']);
+});
+
+test('a conflict with a route of another table (a VPN\'s policy routing) names that table', () => {
+  const vpn: RouteEntry = { family: 4, dst: '10.0.0.0/8', dev: 'wg0', table: '51820' };
+  assert.throws(() => planRoutes(CLUSTER, [vpn], 'kt0', none), /overlaps the local route 10\.0\.0\.0\/8 \(dev wg0 table 51820\)/);
+});
+
+test('--never-proxy host addresses (the tunnel\'s own endpoints) are carved out of a cluster subnet that holds them', () => {
+  const routes = planRoutes([p('10.96.0.0/12')], [], 'kt0', { ...none, neverProxy: [p('10.96.0.1/32')] });
+  assert.equal(routes.length, 20);
+  assert.ok(!routes.some((r) => prefixContains(r, parseIp('10.96.0.1'))));
+  assert.ok(routes.some((r) => prefixContains(r, parseIp('10.96.0.2'))));
 });
