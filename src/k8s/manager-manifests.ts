@@ -11,6 +11,7 @@ import {
   type V1Deployment,
   type V1Namespace,
   type V1NetworkPolicy,
+  type V1ObjectMeta,
   type V1Role,
   type V1RoleBinding,
   type V1Service,
@@ -80,6 +81,13 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
   const rbacName = clusterRoleName(namespace);
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   const health = (path: string) => ({ httpGet: { path, port: 'health' } });
+  const binding = <K extends 'ClusterRole' | 'Role'>(kind: K, metadata: V1ObjectMeta, role: string) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: `${kind}Binding` as const,
+    metadata,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name: role },
+    subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
+  });
   return {
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
@@ -96,13 +104,7 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
         { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['list', 'watch'] },
       ],
     },
-    clusterRoleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: rbacName, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: rbacName },
-      subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
-    },
+    clusterRoleBinding: binding('ClusterRole', { name: rbacName, labels }, rbacName),
     // The service-CIDR probe (a dry-run create with an invalid ClusterIP, answered with the valid range), only
     // here: a cluster-wide create would let the manager intercept traffic with externalIPs (CVE-2020-8554).
     role: {
@@ -111,13 +113,7 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
       metadata: meta,
       rules: [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }],
     },
-    roleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: meta,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: MANAGER_NAME },
-      subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
-    },
+    roleBinding: binding('Role', meta, MANAGER_NAME),
     // Tunnels arrive through port-forwards, which enter the pod's network namespace without crossing the pod
     // network: nothing but the probes needs to reach the pod.
     networkPolicy: {

@@ -76,10 +76,10 @@ describe('the traffic manager in the sandbox cluster: loopback tunnels, non-root
 
   before(async () => {
     await sandboxUp(NAME);
-    const installed = await kubetun('install');
-    assert.equal(installed.code, 0, installed.stderr + installed.stdout);
-    const connected = await kubetun('connect');
-    assert.equal(connected.code, 0, connected.stderr);
+    for (const command of ['install', 'connect']) {
+      const r = await kubetun(command);
+      assert.equal(r.code, 0, `kubetun ${command}: ${r.stderr}${r.stdout}`);
+    }
     const found = podsOf((await readCluster(config)).pods, 'echo').find((p) => p.ready && p.pid !== null);
     assert.ok(found !== undefined, 'no ready echo pod');
     echo = found;
