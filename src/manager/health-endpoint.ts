@@ -4,13 +4,15 @@
 // keeps what any pod can make it hold small.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 
 // Anyone in the cluster may connect: a probe needs one short request, never a body or many headers.
 const MAX_HEADER_BYTES = 4096;
-const REQUEST_TIMEOUT_MS = 5_000;
-const MAX_CONNECTIONS = 32;
+const REQUEST_TIMEOUT_MS = 2_000;
+// Past this many open connections the oldest is closed for a new one: a pod holding connections open can then
+// neither exhaust the manager's memory nor lock the kubelet's probes out (and get the manager restarted).
+const MAX_CONNECTIONS = 64;
 
 export interface HealthEndpoint {
   /** From now on /readyz answers 200. */
@@ -42,8 +44,16 @@ export async function startHealthEndpoint(options: { host: string; port: number;
     else if (ready) answer(res, 200, 'ready');
     else answer(res, 503, 'not ready: the cluster info is not known yet');
   });
-  server.maxConnections = MAX_CONNECTIONS;
-  server.keepAliveTimeout = 0;
+  const open = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= MAX_CONNECTIONS) {
+      const oldest = open.values().next().value as Socket;
+      open.delete(oldest);
+      oldest.destroy();
+    }
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
   server.on('clientError', (_error, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { startHealthEndpoint } from '../../src/manager/health-endpoint.js';
@@ -41,6 +42,26 @@ test('/healthz answers at once, /readyz only after markReady; nothing else is se
     const big = await get(health.port, '/healthz', { headers: { 'x-filler': 'a'.repeat(8192) } }).catch(() => ({ status: 0, body: '' }));
     assert.notEqual(big.status, 200);
   } finally {
+    await health.close();
+  }
+});
+
+test('connections held open by another pod never lock a probe out: the oldest is closed for a new one', { timeout: 30_000 }, async () => {
+  const health = await startHealthEndpoint({ host: '127.0.0.1', port: 0, log: silentLogger });
+  const held: Socket[] = [];
+  try {
+    for (let i = 0; i < 100; i++) {
+      const socket = connect({ host: '127.0.0.1', port: health.port });
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      held.push(socket);
+    }
+    assert.deepEqual(await get(health.port, '/healthz'), { status: 200, body: 'ok\n' });
+    // The first one was closed by the server to make room (the test's timeout ends the wait if it never is).
+    const first = held[0]!;
+    if (!first.closed) await once(first, 'close');
+  } finally {
+    for (const socket of held) socket.destroy();
     await health.close();
   }
 });
