@@ -109,7 +109,7 @@ async function uninstall(flags: ClusterFlags, command: Command): Promise<void> {
   const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags);
   await report(command, async () => {
     const installer = new Installer(loadKubeConfig(flags), requestTimeoutMs);
-    // "not found" lines wait until something is found: a plain "not installed" reads better than six of them.
+    // "not found" lines wait until something is found: a plain "not installed" reads better than one per object.
     const held: string[] = [];
     let found = false;
     await installer.removeAll(manifests, timeoutMs, (object, action) => {

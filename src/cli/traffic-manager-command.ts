@@ -7,6 +7,7 @@ import { createLogger } from '../log/logger.js';
 import { ClusterDiscovery, discoveryNeeded } from '../manager/discovery/cluster-discovery.js';
 import { managerKubeAccess, managerNamespace } from '../manager/discovery/manager-kube.js';
 import { POD_CIDR_STRATEGIES } from '../manager/discovery/pod-cidrs.js';
+import { startHealthEndpoint, type HealthEndpoint } from '../manager/health-endpoint.js';
 import { ConfigError, ENVIRONMENT, managerSettings, type ManagerFlags } from '../manager/manager-config.js';
 import { CidrsFileError, followCidrsFile, readCidrsFile } from '../manager/cidrs-file.js';
 import { startTrafficManager, type TrafficManager } from '../manager/traffic-manager.js';
@@ -54,12 +55,13 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
           log,
         });
   let starting: Promise<TrafficManager | undefined> = Promise.resolve(undefined);
+  let health: HealthEndpoint | undefined;
   // Handlers go in before discovery and the listener, so a signal at any point stops cleanly.
   const stop = (signal: string): void => {
     log.info('stopping', { signal });
     discovery?.stop();
     starting
-      .then((manager) => manager?.close())
+      .then((manager) => Promise.all([manager?.close(), health?.close()]))
       .then(
         () => process.exit(0),
         () => process.exit(1),
@@ -67,6 +69,15 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  if (settings.health !== undefined) {
+    // Live (answering /healthz) from the start: discovery may take its whole sync timeout.
+    try {
+      health = await startHealthEndpoint({ ...settings.health, log });
+    } catch (error) {
+      log.error('cannot start the health endpoint', { error: (error as Error).message });
+      process.exit(1);
+    }
+  }
   let cluster = settings.cluster;
   if (discovery !== undefined) {
     log.info('discovering the cluster networking', { podCidrStrategy: settings.discovery.podCidrStrategy });
@@ -82,6 +93,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
   try {
     const manager = await started;
     discovery?.follow(manager.cluster);
+    health?.markReady();
     if (flags.cidrsFile !== undefined) followCidrsFile(flags.cidrsFile, manager.cluster, log);
   } catch (error) {
     log.error('cannot start the traffic manager', { error: (error as Error).message });
@@ -95,6 +107,7 @@ export function registerTrafficManagerCommand(program: Command): void {
     .command('traffic-manager')
     .description('run the traffic manager: sessions, cluster info, and the HTTP/2 tunnel (TCP, UDP, DNS)')
     .option('--listen <host:port>', `address to serve HTTP/2 on, default [::]:8081 ${env('listen')}`)
+    .option('--health-listen <host:port>', `address to serve /healthz and /readyz on (nothing else), default none ${env('healthListen')}`)
     .option('--pod-cidr <cidr>', `a pod CIDR, repeatable ${env('podCidr')}`, collect)
     .option('--service-cidr <cidr>', `a service CIDR, repeatable ${env('serviceCidr')}`, collect)
     .option('--dns-server <ip[:port]>', `the cluster DNS server ${env('dnsServer')}`)

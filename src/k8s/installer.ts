@@ -146,9 +146,10 @@ export class Installer {
     timeoutMs: number,
     report: (object: KubernetesObject, action: RemoveAction) => void,
   ): Promise<RemoveAction[]> {
-    const { deployment, service, serviceAccount, clusterRoleBinding, clusterRole, namespace } = manifests;
+    const { deployment, service, networkPolicy, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace } = manifests;
     const actions: RemoveAction[] = [];
-    for (const object of [deployment, service, serviceAccount, clusterRoleBinding, clusterRole, namespace]) {
+    // The NetworkPolicy goes after the Deployment: its pods stay unreachable for as long as they run.
+    for (const object of [deployment, service, networkPolicy, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace]) {
       const action = await this.remove(object);
       report(object, action);
       actions.push(action);

@@ -1,6 +1,7 @@
 // The objects that run the traffic manager in a cluster, as pure data: `kubetun install` applies them,
-// `--dry-run` prints them. Kept least-privileged: the manager reads cluster networking facts and probes the
-// service CIDR with a dry-run create, nothing more.
+// `--dry-run` prints them. Kept least-privileged: the manager reads cluster networking facts cluster-wide and may
+// create Services (the service-CIDR probe, a dry run) only in its own namespace. Tunnels reach it only on its pod's
+// loopback, i.e. through a port-forward the API server authorizes; the pod network reaches only its health port.
 
 import {
   dumpYaml,
@@ -9,6 +10,10 @@ import {
   type V1ClusterRoleBinding,
   type V1Deployment,
   type V1Namespace,
+  type V1NetworkPolicy,
+  type V1ObjectMeta,
+  type V1Role,
+  type V1RoleBinding,
   type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
@@ -16,6 +21,10 @@ import {
 export const DEFAULT_NAMESPACE = 'kubetun';
 export const MANAGER_NAME = 'traffic-manager';
 export const MANAGER_PORT = 8081;
+/** Liveness and readiness only (src/manager/health-endpoint.ts): the one port the pod network may reach. */
+export const HEALTH_PORT = 8082;
+/** The non-root user and group the manager runs as (distroless' "nonroot"). */
+export const MANAGER_UID = 65532;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'kubetun';
 export const NAME_LABEL = 'app.kubernetes.io/name';
@@ -33,6 +42,9 @@ export interface ManagerManifests {
   serviceAccount: V1ServiceAccount;
   clusterRole: V1ClusterRole;
   clusterRoleBinding: V1ClusterRoleBinding;
+  role: V1Role;
+  roleBinding: V1RoleBinding;
+  networkPolicy: V1NetworkPolicy;
   deployment: V1Deployment;
   service: V1Service;
 }
@@ -68,7 +80,14 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
   const meta = { name: MANAGER_NAME, namespace, labels };
   const rbacName = clusterRoleName(namespace);
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
-  const listening = { tcpSocket: { port: MANAGER_PORT } };
+  const health = (path: string) => ({ httpGet: { path, port: 'health' } });
+  const binding = <K extends 'ClusterRole' | 'Role'>(kind: K, metadata: V1ObjectMeta, role: string) => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: `${kind}Binding` as const,
+    metadata,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name: role },
+    subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
+  });
   return {
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
@@ -77,19 +96,35 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
       kind: 'ClusterRole',
       metadata: { name: rbacName, labels },
       rules: [
-        { apiGroups: [''], resources: ['nodes', 'pods', 'services', 'endpoints', 'namespaces'], verbs: ['get', 'list', 'watch'] },
-        // The service-CIDR probe: a dry-run create with an invalid ClusterIP, answered with the valid range.
-        { apiGroups: [''], resources: ['services'], verbs: ['create'] },
+        // Pod CIDRs (auto: node spec.podCIDRs, else the pods' IPs), the namespaces clients route DNS for.
+        { apiGroups: [''], resources: ['nodes', 'pods', 'namespaces'], verbs: ['list', 'watch'] },
+        // The kubernetes and kube-dns Services (get), and ClusterIPs covered when the probe names no range.
+        { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
         // Where the cluster serves no ServiceCIDR API this grants nothing.
-        { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['list', 'watch'] },
       ],
     },
-    clusterRoleBinding: {
+    clusterRoleBinding: binding('ClusterRole', { name: rbacName, labels }, rbacName),
+    // The service-CIDR probe (a dry-run create with an invalid ClusterIP, answered with the valid range), only
+    // here: a cluster-wide create would let the manager intercept traffic with externalIPs (CVE-2020-8554).
+    role: {
       apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: rbacName, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: rbacName },
-      subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
+      kind: 'Role',
+      metadata: meta,
+      rules: [{ apiGroups: [''], resources: ['services'], verbs: ['create'] }],
+    },
+    roleBinding: binding('Role', meta, MANAGER_NAME),
+    // Tunnels arrive through port-forwards, which enter the pod's network namespace without crossing the pod
+    // network: nothing but the probes needs to reach the pod.
+    networkPolicy: {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: meta,
+      spec: {
+        podSelector: { matchLabels: selectorLabels },
+        policyTypes: ['Ingress'],
+        ingress: [{ ports: [{ protocol: 'TCP', port: HEALTH_PORT }] }],
+      },
     },
     deployment: {
       apiVersion: 'apps/v1',
@@ -102,18 +137,38 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
           metadata: { labels },
           spec: {
             serviceAccountName: MANAGER_NAME,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: MANAGER_UID,
+              runAsGroup: MANAGER_UID,
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
             containers: [
               {
                 name: MANAGER_NAME,
                 image,
-                args: [MANAGER_NAME, '--listen', `[::]:${MANAGER_PORT}`, '--pod-cidr-strategy', 'auto'],
+                // 127.0.0.1, not ::1: every pod's lo has it, IPv6-only clusters included, and port-forwards
+                // (containerd, CRI-O, dockershim) dial IPv4 localhost first.
+                args: [MANAGER_NAME, '--listen', `127.0.0.1:${MANAGER_PORT}`, '--health-listen', `[::]:${HEALTH_PORT}`, '--pod-cidr-strategy', 'auto'],
                 env: [fieldEnv('POD_IP', 'status.podIP'), fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
-                ports: [{ name: 'api', containerPort: MANAGER_PORT, protocol: 'TCP' }],
+                // `api` is what the Service's targetPort names and port-forwards dial (on the pod's loopback).
+                ports: [
+                  { name: 'api', containerPort: MANAGER_PORT, protocol: 'TCP' },
+                  { name: 'health', containerPort: HEALTH_PORT, protocol: 'TCP' },
+                ],
                 // Probed often for readiness: clients wait on a replaced pod for as long as it takes to be seen ready.
-                readinessProbe: { ...listening, periodSeconds: 2 },
-                livenessProbe: { ...listening, periodSeconds: 10 },
-                resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                readinessProbe: { ...health('/readyz'), periodSeconds: 2 },
+                livenessProbe: { ...health('/healthz'), periodSeconds: 10 },
+                resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: MANAGER_UID,
+                  runAsGroup: MANAGER_UID,
+                  readOnlyRootFilesystem: true,
+                  allowPrivilegeEscalation: false,
+                  capabilities: { drop: ['ALL'] },
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
               },
             ],
           },
@@ -133,10 +188,13 @@ export function managerManifests(options: ManifestOptions): ManagerManifests {
   };
 }
 
-/** In the order they are created (the namespace first, what depends on the ServiceAccount after it). */
+/**
+ * In the order they are created: the namespace first, what depends on the ServiceAccount after it, the
+ * NetworkPolicy before the Deployment so that no pod of it is ever reachable without it.
+ */
 export function manifestList(manifests: ManagerManifests): KubernetesObject[] {
-  const { namespace, serviceAccount, clusterRole, clusterRoleBinding, deployment, service } = manifests;
-  return [namespace, serviceAccount, clusterRole, clusterRoleBinding, deployment, service];
+  const { namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, deployment, service } = manifests;
+  return [namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, deployment, service];
 }
 
 /** Multi-document YAML, as `kubectl apply -f` takes it. */

@@ -2,7 +2,9 @@
 // connection loss, 5xx, 403) is reported as an 'error' event and retried with exponential backoff, starting with
 // a fresh list so that nothing missed while disconnected (deletions included) stays in the cache. Watches that the
 // server ends normally (timeoutSeconds) resume from the last resourceVersion without a new list. Changes are
-// coalesced so that a burst of pod updates produces one 'change' event.
+// coalesced so that a burst of pod updates produces one 'change' event. Lists are paginated (limit + continue), and
+// a transform may keep only the fields a user reads, so a large cluster's collection is never one response or
+// whole objects in memory.
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -13,7 +15,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 export type KubeAccess = Pick<KubeConfig, 'getCurrentCluster' | 'applyToHTTPSOptions'>;
 import { silentLogger, type Logger } from '../log/logger.js';
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubernetesObject = KubernetesObject> {
   kubeConfig: KubeAccess;
   /** Collection path, e.g. '/api/v1/nodes', '/api/v1/pods', '/api/v1/namespaces/kube-system/services'. */
   path: string;
@@ -23,6 +25,13 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Coalesce bursts of changes: 'change' fires at most once per this many ms (default 200). */
   debounceMs?: number;
+  /** Objects per list page (default 500, as client-go's reflector). */
+  pageSize?: number;
+  /**
+   * Applied to every object before it is cached (listed or watched): keep only what is read. It must keep
+   * metadata.name, namespace and resourceVersion.
+   */
+  transform?: (object: T) => T;
   log?: Logger;
 }
 
@@ -39,7 +48,7 @@ export class KubeApiError extends Error {
 }
 
 interface ListBody<T> {
-  metadata?: { resourceVersion?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
   items?: T[];
 }
 
@@ -55,6 +64,7 @@ const WATCH_TIMEOUT_SPREAD_S = 120;
 const WATCH_IDLE_MARGIN_MS = 30_000;
 const LIST_TIMEOUT_MS = 60_000;
 const WATCH_MIN_LIFETIME_MS = 1_000;
+const DEFAULT_PAGE_SIZE = 500;
 
 function objectKey(o: KubernetesObject): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -148,7 +158,7 @@ export class ResilientInformer<T extends KubernetesObject> extends EventEmitter<
   private generation = 0;
   private readonly syncWaiters = new Set<{ resolve: (items: T[]) => void; reject: (e: Error) => void; failFast: boolean }>();
 
-  constructor(private readonly options: InformerOptions) {
+  constructor(private readonly options: InformerOptions<T>) {
     super();
     this.log = options.log ?? silentLogger;
     this.initialBackoffMs = options.backoff?.initialMs ?? 500;
@@ -241,44 +251,62 @@ export class ResilientInformer<T extends KubernetesObject> extends EventEmitter<
     this.request = req;
   }
 
+  /** Lists page by page into a fresh map, which replaces the cache once the last page is in. */
   private list(): void {
     const generation = ++this.generation;
-    const path = this.query({});
     const fail = (e: Error): void => this.failed(generation, `list ${this.options.path}`, e);
-    this.get(
-      path,
-      LIST_TIMEOUT_MS,
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', fail);
-        res.on('end', () => {
-          if (generation !== this.generation) return;
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) {
-            fail(this.httpError(res.statusCode ?? 0, body));
-            return;
-          }
-          let list: ListBody<T>;
-          try {
-            list = JSON.parse(body) as ListBody<T>;
-          } catch (e) {
-            fail(new Error(`the API server sent a list that is not JSON: ${(e as Error).message}`));
-            return;
-          }
-          this.listed(list);
-          this.watch();
-        });
-      },
-      fail,
-    ).catch(fail);
+    const items = new Map<string, T>();
+    const limit = String(this.options.pageSize ?? DEFAULT_PAGE_SIZE);
+    const page = (continueToken: string | undefined): void => {
+      this.get(
+        this.query(continueToken === undefined ? { limit } : { limit, continue: continueToken }),
+        LIST_TIMEOUT_MS,
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', fail);
+          res.on('end', () => {
+            if (generation !== this.generation) return;
+            const body = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200) {
+              fail(this.httpError(res.statusCode ?? 0, body));
+              return;
+            }
+            let list: ListBody<T>;
+            try {
+              list = JSON.parse(body) as ListBody<T>;
+            } catch (e) {
+              fail(new Error(`the API server sent a list that is not JSON: ${(e as Error).message}`));
+              return;
+            }
+            for (const item of list.items ?? []) {
+              const kept = this.kept(item);
+              items.set(objectKey(kept), kept);
+            }
+            const next = list.metadata?.continue;
+            if (next) {
+              page(next);
+              return;
+            }
+            this.listed(items, list.metadata?.resourceVersion ?? '');
+            this.watch();
+          });
+        },
+        fail,
+      ).catch(fail);
+    };
+    page(undefined);
   }
 
-  private listed(list: ListBody<T>): void {
+  private kept(object: T): T {
+    return this.options.transform === undefined ? object : this.options.transform(object);
+  }
+
+  private listed(items: Map<string, T>, resourceVersion: string): void {
     const before = new Map([...this.cache].map(([k, o]) => [k, o.metadata?.resourceVersion]));
     this.cache.clear();
-    for (const item of list.items ?? []) this.cache.set(objectKey(item), item);
-    this.resourceVersion = list.metadata?.resourceVersion ?? '';
+    for (const [key, item] of items) this.cache.set(key, item);
+    this.resourceVersion = resourceVersion;
     this.backoffMs = this.initialBackoffMs;
     const differs =
       before.size !== this.cache.size ||
@@ -362,7 +390,7 @@ export class ResilientInformer<T extends KubernetesObject> extends EventEmitter<
     if (event.type === 'BOOKMARK') return;
     const key = objectKey(event.object);
     if (event.type === 'DELETED') this.cache.delete(key);
-    else this.cache.set(key, event.object);
+    else this.cache.set(key, this.kept(event.object));
     this.changed();
   }
 

@@ -2,7 +2,7 @@
 // (Telepresence's `podCIDRStrategy: environment`); a Kubernetes watcher calls `update` the same way.
 
 import { EventEmitter } from 'node:events';
-import { formatPrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
+import { formatIp, formatPrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
 import type { IpAddress } from '../netstack/wire/reprs.js';
 
 export interface ClusterFacts {
@@ -29,9 +29,14 @@ export interface ClusterSnapshot {
   revision: number;
 }
 
-function sameFacts(a: ClusterFacts, b: ClusterFacts): boolean {
+export function sameFacts(a: ClusterFacts, b: ClusterFacts): boolean {
   const cidrs = (list: IpPrefix[]): string => list.map(formatPrefix).join(',');
+  // undefined (not discovered) differs from an empty list.
+  const names = (list: string[] | undefined): string | undefined => list?.join(',');
+  const addresses = (list: IpAddress[] | undefined): string | undefined => list?.map(formatIp).join(',');
   return (
+    names(a.namespaces) === names(b.namespaces) &&
+    addresses(a.nodeAddresses) === addresses(b.nodeAddresses) &&
     cidrs(a.podCidrs) === cidrs(b.podCidrs) &&
     cidrs(a.serviceCidrs) === cidrs(b.serviceCidrs) &&
     a.dns?.ip === b.dns?.ip &&

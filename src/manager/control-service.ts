@@ -34,6 +34,7 @@ export function clusterInfoFor(
       serverIp: facts.dns?.ip ?? '',
       clusterDomain: facts.clusterDomain,
       searchPath: [`${namespace}.svc.${facts.clusterDomain}`, `svc.${facts.clusterDomain}`, facts.clusterDomain],
+      namespaces: facts.namespaces ?? [],
     },
     version,
     revision: BigInt(snapshot.revision),

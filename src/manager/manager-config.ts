@@ -19,6 +19,7 @@ export class ConfigError extends Error {
 /** Flags as commander gives them; every one is optional and falls back to the environment, then a default. */
 export interface ManagerFlags {
   listen?: string;
+  healthListen?: string;
   podCidr?: string[];
   serviceCidr?: string[];
   dnsServer?: string;
@@ -46,6 +47,8 @@ export interface DiscoverySettings {
 export interface ManagerSettings {
   host: string;
   port: number;
+  /** Where /healthz and /readyz are served (src/manager/health-endpoint.ts); undefined: nowhere. */
+  health?: { host: string; port: number };
   cluster: ClusterFacts;
   allow: IpPrefix[];
   sessionTtlMs: number;
@@ -59,6 +62,7 @@ export interface ManagerSettings {
 /** The environment variable behind each flag; lists are comma separated. */
 export const ENVIRONMENT = {
   listen: 'KUBETUN_LISTEN',
+  healthListen: 'KUBETUN_HEALTH_LISTEN',
   podCidr: 'KUBETUN_POD_CIDRS',
   serviceCidr: 'KUBETUN_SERVICE_CIDRS',
   dnsServer: 'KUBETUN_DNS_SERVER',
@@ -195,5 +199,12 @@ export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings 
     discovery: discoverySettings(flags, env, cluster),
   };
   if (certFile !== undefined && keyFile !== undefined) settings.tls = { certFile, keyFile };
+  const healthListen = single(flags, env, 'healthListen');
+  if (healthListen !== undefined) {
+    settings.health = parseHostPort(healthListen, 'health-listen');
+    if (settings.health.port === settings.port && settings.health.port !== 0) {
+      throw new ConfigError(`--health-listen "${healthListen}" uses the tunnel's port ${settings.port}: give it a port of its own (the manifests use 8082).`);
+    }
+  }
   return settings;
 }

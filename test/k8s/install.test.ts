@@ -25,7 +25,8 @@ const TOKEN_WAIT_MS = 30_000;
 
 function collectionPath(object: KubernetesObject): string {
   const namespace = object.metadata?.namespace;
-  const plural = `${object.kind!.toLowerCase()}s`;
+  const kind = object.kind!.toLowerCase();
+  const plural = kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`;
   const base = object.apiVersion === 'v1' ? '/api/v1' : `/apis/${object.apiVersion}`;
   return namespace === undefined ? `${base}/${plural}` : `${base}/namespaces/${namespace}/${plural}`;
 }
@@ -110,9 +111,10 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
         assert.ok(covers(JSON.parse(answer.body), JSON.parse(JSON.stringify(probes[i]))), `${probes[i]!.kind} lost fields: ${answer.body}`);
       });
       // The check can fail: the server drops a misspelt field, and `covers` notices.
-      const typo = JSON.parse(JSON.stringify(inDefault[4])) as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } };
+      const deployment = inDefault.find((o) => o.kind === 'Deployment')!;
+      const typo = JSON.parse(JSON.stringify(deployment)) as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } };
       typo.spec.template.spec.containers[0]!.readinesProbe = { tcpSocket: { port: 8081 } };
-      const [dropped] = await cp.api([{ method: 'POST', path: `${collectionPath(inDefault[4]!)}?dryRun=All`, body: typo }]);
+      const [dropped] = await cp.api([{ method: 'POST', path: `${collectionPath(deployment)}?dryRun=All`, body: typo }]);
       assert.equal(dropped?.status, 201, dropped?.body);
       assert.ok(!covers(JSON.parse(dropped!.body), typo), 'a misspelt field went unnoticed');
       const [gone] = await cp.api([{ method: 'GET', path: objectPath(objects[0]!) }]);
@@ -253,12 +255,16 @@ test('install --dry-run prints the manifests without a cluster; bad flags exit w
   const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '/nonexistent/kubeconfig' } });
   const yaml = cli(['install', '--dry-run', '--namespace', 'tools', '--image', 'registry.test/tm:1']);
   assert.equal(yaml.status, 0, yaml.stderr);
-  assert.equal(yaml.stdout.match(/^kind: /gm)?.length, 6);
+  assert.equal(yaml.stdout.match(/^kind: /gm)?.length, 9);
   assert.match(yaml.stdout, /image: registry\.test\/tm:1$/m);
   assert.match(yaml.stdout, /^ {2}name: kubetun-traffic-manager-tools$/m);
+  // What least privilege and loopback listening look like to someone reading the dry run.
+  for (const shown of [/^kind: Role$/m, /^kind: RoleBinding$/m, /^kind: NetworkPolicy$/m, /- 127\.0\.0\.1:8081$/m, /runAsNonRoot: true/, /readOnlyRootFilesystem: true/, /type: RuntimeDefault/, /cpu: '?1'?$/m, /path: \/readyz/]) {
+    assert.match(yaml.stdout, shown);
+  }
   const json = cli(['install', '--dry-run', '-o', 'json']);
   assert.equal(json.status, 0, json.stderr);
-  assert.equal((JSON.parse(json.stdout) as { items: unknown[] }).items.length, 6);
+  assert.equal((JSON.parse(json.stdout) as { items: unknown[] }).items.length, 9);
 
   const usage: [string[], RegExp][] = [
     [['install', '-o', 'json'], /-o\/--output only goes with --dry-run/],

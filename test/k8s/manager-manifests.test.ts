@@ -18,7 +18,9 @@ const manifests = managerManifests({ namespace: 'kubetun', version: '1.2.3' });
 
 test('every object carries the three labels, and namespaced ones sit in the namespace', () => {
   const objects = manifestList(manifests);
-  assert.deepEqual(objects.map((o) => o.kind), ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service']);
+  assert.deepEqual(objects.map((o) => o.kind), [
+    'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'NetworkPolicy', 'Deployment', 'Service',
+  ]);
   for (const object of objects) {
     assert.deepEqual(object.metadata?.labels, {
       'app.kubernetes.io/name': 'traffic-manager',
@@ -26,28 +28,45 @@ test('every object carries the three labels, and namespaced ones sit in the name
       'app.kubernetes.io/version': '1.2.3',
     });
   }
-  for (const object of [manifests.serviceAccount, manifests.deployment, manifests.service]) assert.equal(object.metadata?.namespace, 'kubetun');
+  for (const object of [manifests.serviceAccount, manifests.role, manifests.roleBinding, manifests.networkPolicy, manifests.deployment, manifests.service]) {
+    assert.equal(object.metadata?.namespace, 'kubetun');
+  }
   assert.equal(manifests.clusterRole.metadata?.name, 'kubetun-traffic-manager-kubetun');
   assert.deepEqual(manifests.clusterRoleBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubetun-traffic-manager-kubetun' });
   assert.deepEqual(manifests.clusterRoleBinding.subjects, [{ kind: 'ServiceAccount', name: 'traffic-manager', namespace: 'kubetun' }]);
 });
 
-test('the ClusterRole grants reading cluster networking facts and creating services, nothing else', () => {
-  const granted = manifests.clusterRole.rules!.flatMap((rule) =>
-    rule.apiGroups!.flatMap((group) => rule.resources!.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${resource}${group ? `.${group}` : ''}`))),
-  );
-  const read = (resource: string): string[] => ['get', 'list', 'watch'].map((verb) => `${verb} ${resource}`);
+const grants = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[] }[]): Set<string> =>
+  new Set(rules.flatMap((rule) => rule.apiGroups!.flatMap((group) => rule.resources!.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${resource}${group ? `.${group}` : ''}`)))));
+
+test('the ClusterRole only reads what discovery follows; no create, no endpoints, nothing it does not use', () => {
   assert.deepEqual(
-    new Set(granted),
+    grants(manifests.clusterRole.rules!),
     new Set([
-      ...['nodes', 'pods', 'services', 'endpoints', 'namespaces', 'servicecidrs.networking.k8s.io'].flatMap(read),
-      'create services',
+      ...['nodes', 'pods', 'namespaces', 'services', 'servicecidrs.networking.k8s.io'].flatMap((r) => [`list ${r}`, `watch ${r}`]),
+      'get services',
     ]),
   );
   assert.ok(manifests.clusterRole.rules!.every((rule) => !rule.verbs.includes('*') && !rule.resources!.includes('*')));
 });
 
-test('the Deployment runs the manager with the default image, downward-API env, probes, limits and no privileges', () => {
+test('creating Services (the service-CIDR probe) is granted only in the manager namespace, by a Role', () => {
+  assert.equal(manifests.role.kind, 'Role');
+  assert.deepEqual(manifests.role.metadata, { name: 'traffic-manager', namespace: 'kubetun', labels: manifests.deployment.metadata!.labels });
+  assert.deepEqual(grants(manifests.role.rules!), new Set(['create services']));
+  assert.deepEqual(manifests.roleBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'traffic-manager' });
+  assert.deepEqual(manifests.roleBinding.subjects, [{ kind: 'ServiceAccount', name: 'traffic-manager', namespace: 'kubetun' }]);
+});
+
+test('the NetworkPolicy lets only the health port into the manager pods', () => {
+  assert.deepEqual(manifests.networkPolicy.spec, {
+    podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traffic-manager' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ ports: [{ protocol: 'TCP', port: 8082 }] }],
+  });
+});
+
+test('the Deployment runs the manager non-root on its pod loopback, with HTTP probes on the health port, limits and no privileges', () => {
   const spec = manifests.deployment.spec!;
   assert.equal(spec.replicas, 1);
   assert.deepEqual(spec.selector.matchLabels, { 'app.kubernetes.io/name': 'traffic-manager' });
@@ -55,16 +74,28 @@ test('the Deployment runs the manager with the default image, downward-API env, 
   assert.equal(pod.serviceAccountName, 'traffic-manager');
   const [container] = pod.containers;
   assert.equal(container!.image, 'ghcr.io/kubetun/traffic-manager:1.2.3');
-  assert.deepEqual(container!.args, ['traffic-manager', '--listen', '[::]:8081', '--pod-cidr-strategy', 'auto']);
+  assert.deepEqual(container!.args, ['traffic-manager', '--listen', '127.0.0.1:8081', '--health-listen', '[::]:8082', '--pod-cidr-strategy', 'auto']);
   assert.deepEqual(
     container!.env!.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
     [['POD_IP', 'status.podIP'], ['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace']],
   );
-  assert.deepEqual(container!.ports, [{ name: 'api', containerPort: 8081, protocol: 'TCP' }]);
-  assert.deepEqual(container!.readinessProbe?.tcpSocket, { port: 8081 });
-  assert.deepEqual(container!.livenessProbe?.tcpSocket, { port: 8081 });
-  assert.deepEqual(container!.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
-  assert.deepEqual(container!.securityContext, { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  assert.deepEqual(container!.ports, [
+    { name: 'api', containerPort: 8081, protocol: 'TCP' },
+    { name: 'health', containerPort: 8082, protocol: 'TCP' },
+  ]);
+  assert.deepEqual(container!.readinessProbe, { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 2 });
+  assert.deepEqual(container!.livenessProbe, { httpGet: { path: '/healthz', port: 'health' }, periodSeconds: 10 });
+  assert.deepEqual(container!.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } });
+  assert.deepEqual(pod.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+  assert.deepEqual(container!.securityContext, {
+    runAsNonRoot: true,
+    runAsUser: 65532,
+    runAsGroup: 65532,
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
   // The Service selects exactly the pods the Deployment makes.
   assert.deepEqual(manifests.service.spec, {
     type: 'ClusterIP',

@@ -37,8 +37,16 @@ class MockApi {
       res.end(JSON.stringify({ kind: 'Status', message: 'nodes is forbidden: User "u" cannot list resource "nodes"', reason: 'Forbidden' }));
       return;
     }
+    // Pages as the API server cuts them: `limit` objects, and a continue token while more are left.
+    const limit = Number(url.searchParams.get('limit') ?? this.items.length);
+    const from = Number(url.searchParams.get('continue') ?? 0);
+    const more = from + limit < this.items.length;
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ kind: 'NodeList', metadata: { resourceVersion: String(this.rv) }, items: this.items }));
+    res.end(JSON.stringify({
+      kind: 'NodeList',
+      metadata: { resourceVersion: String(this.rv), ...(more ? { continue: String(from + limit) } : {}) },
+      items: this.items.slice(from, from + limit),
+    }));
   });
 
   async listen(): Promise<KubeConfig> {
@@ -78,7 +86,7 @@ class MockApi {
   }
 }
 
-async function setup(t: TestContext, options: { debounceMs?: number } = {}) {
+async function setup(t: TestContext, options: { debounceMs?: number; pageSize?: number; transform?: (node: V1Node) => V1Node } = {}) {
   const api = new MockApi();
   const kubeConfig = await api.listen();
   const informer = new ResilientInformer<V1Node>({
@@ -88,6 +96,8 @@ async function setup(t: TestContext, options: { debounceMs?: number } = {}) {
     fieldSelector: 'spec.unschedulable=false',
     backoff: { initialMs: 20, maxMs: 100 },
     debounceMs: options.debounceMs ?? 50,
+    ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+    ...(options.transform === undefined ? {} : { transform: options.transform }),
   });
   const changes: string[][] = [];
   const errors: Error[] = [];
@@ -131,6 +141,26 @@ test('mock API: first list syncs, selectors are sent, and a burst of watch event
   await new Promise((r) => setTimeout(r, 150));
   assert.deepEqual(changes, [['a@5'], ['a@12', 'c@13']]);
   assert.deepEqual(informer.items().map((n) => n.metadata?.name).sort(), ['a', 'c']);
+});
+
+test('mock API: lists are paginated (limit + continue) and cached whole only after the last page; transform trims every object', async (t) => {
+  const trim = (n: V1Node): V1Node => ({ metadata: { name: n.metadata!.name!, resourceVersion: n.metadata!.resourceVersion! } });
+  const { api, informer, changes } = await setup(t, { pageSize: 2, transform: trim });
+  api.items = ['a', 'b', 'c', 'd', 'e'].map((name, i) => node(name, String(i + 1)));
+  informer.start();
+  await informer.waitForSync({ timeoutMs: 3000 });
+  assert.deepEqual(api.lists.map((u) => [u.searchParams.get('limit'), u.searchParams.get('continue')]), [['2', null], ['2', '2'], ['2', '4']]);
+  assert.deepEqual(changes, [['a@1', 'b@2', 'c@3', 'd@4', 'e@5']], 'one change, after the last page');
+  assert.ok(informer.items().every((n) => n.spec === undefined), 'listed objects are trimmed');
+  await api.watchCount(1);
+  api.send('ADDED', node('f', '11'));
+  await until(() => changes.length === 2, 'the watched object');
+  assert.equal(informer.items().find((n) => n.metadata?.name === 'f')?.spec, undefined, 'watched objects are trimmed');
+  // The default page size is sent even when none is given.
+  const plain = await setup(t);
+  plain.informer.start();
+  await plain.informer.waitForSync({ timeoutMs: 3000 });
+  assert.equal(plain.api.lists[0]!.searchParams.get('limit'), '500');
 });
 
 test('mock API: an ERROR 410 Gone event restarts with a fresh list that drops objects deleted meanwhile', async (t) => {

@@ -1,16 +1,18 @@
 // The traffic manager's view of the cluster's networking, learned from the Kubernetes API and followed: pod
 // CIDRs by the chosen strategy, service CIDRs (ServiceCIDR API, dry-run probe, or covered ClusterIPs), the cluster
-// DNS server and the cluster domain. Facts given by flags are never touched. Every change goes to the
-// ClusterInfoSource, which pushes it to each client's WatchClusterInfo.
+// DNS server and the cluster domain; and the namespace names and the nodes' addresses. Facts given by flags are never
+// touched. Every change goes to the ClusterInfoSource, which pushes it to each client's WatchClusterInfo. Informers
+// keep only the fields read here, so a large cluster's pods and nodes are not held whole.
 import { readFileSync } from 'node:fs';
-import type { V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { KubeAccess } from '../../k8s/resilient-informer.js';
 import { KubeApiError, ResilientInformer, kubeApiRequest } from '../../k8s/resilient-informer.js';
 import type { Logger } from '../../log/logger.js';
-import { formatPrefix, parseIp, type IpPrefix } from '../../netstack/wire/ip-address.js';
+import { formatIp, formatPrefix, parseIp, type IpPrefix } from '../../netstack/wire/ip-address.js';
 import type { IpAddress } from '../../netstack/wire/reprs.js';
 import type { ClusterFacts, DnsServerAddress } from '../cluster-info-source.js';
 import { clusterDomainByReverseLookup, clusterDomainFromResolvConf, dnsFromKubeDnsService, dnsFromResolvConf } from './cluster-dns.js';
+import { MAX_NAMESPACES, namespaceNames, nodeAddresses } from './cluster-members.js';
 import { aggregatePrefixes } from './covering.js';
 import { coverPodIps, nodeCidrsUsable, nodePodCidrs, type PodCidrStrategy, type Rejected } from './pod-cidrs.js';
 import {
@@ -68,11 +70,35 @@ function rbacHint(resource: string, scope: string): string {
   return `grant the manager's service account "list" and "watch" on ${resource} (${scope}; RBAC rule apiGroups [""], resources ["${resource}"])`;
 }
 
+const NODES = '/api/v1/nodes';
+const PODS = '/api/v1/pods';
+const NAMESPACES = '/api/v1/namespaces';
+
+// What an informer must keep of any object (its cache key and change detection).
+const identity = (o: KubernetesObject): V1Pod['metadata'] => ({
+  name: o.metadata?.name,
+  namespace: o.metadata?.namespace,
+  resourceVersion: o.metadata?.resourceVersion,
+});
+const trimNode = (node: V1Node): V1Node => ({
+  metadata: identity(node),
+  spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
+  status: { addresses: node.status?.addresses },
+});
+const trimPod = (pod: V1Pod): V1Pod => ({
+  metadata: identity(pod),
+  spec: { containers: [], hostNetwork: pod.spec?.hostNetwork },
+  status: { podIP: pod.status?.podIP, podIPs: pod.status?.podIPs },
+});
+const trimNamespace = (namespace: V1Namespace): V1Namespace => ({ metadata: identity(namespace) });
+
 export class ClusterDiscovery {
   private readonly log: Logger;
   private readonly informers: ResilientInformer<never>[] = [];
   private nodes: ResilientInformer<V1Node> | undefined;
   private pods: ResilientInformer<V1Pod> | undefined;
+  private namespaces: ResilientInformer<V1Namespace> | undefined;
+  private namespacesForbidden = false;
   private services: ResilientInformer<V1Service> | undefined;
   private serviceCidrObjects: ResilientInformer<ServiceCidrObject> | undefined;
   private kubeDns: ResilientInformer<V1Service> | undefined;
@@ -107,6 +133,9 @@ export class ClusterDiscovery {
       this.kubeDns = this.informer<V1Service>('/api/v1/namespaces/kube-system/services', { fieldSelector: 'metadata.name=kube-dns' });
     }
     if (!fixed.podCidrs) this.startPodSources();
+    // The nodes' addresses are wanted whatever the strategy; namespaces for clients' DNS routing.
+    this.startNodeInformer();
+    this.namespaces = this.informer<V1Namespace>(NAMESPACES, { transform: trimNamespace });
     const kubernetesService = fixed.serviceCidrs && fixed.clusterDomain ? undefined : await this.readKubernetesService();
     if (!fixed.serviceCidrs) await this.startServiceSources(kubernetesService);
     await this.firstSync();
@@ -126,9 +155,9 @@ export class ClusterDiscovery {
     this.wake?.();
   }
 
-  private informer<T extends V1Node | V1Pod | V1Service | ServiceCidrObject>(
+  private informer<T extends V1Node | V1Pod | V1Service | V1Namespace | ServiceCidrObject>(
     path: string,
-    selectors: { fieldSelector?: string } = {},
+    selectors: { fieldSelector?: string; transform?: (object: T) => T } = {},
   ): ResilientInformer<T> {
     const informer = new ResilientInformer<T>({
       kubeConfig: this.options.kubeConfig,
@@ -154,16 +183,25 @@ export class ClusterDiscovery {
         return;
       case 'nodePodCIDRs':
       case 'auto':
-        this.nodes = this.informer<V1Node>('/api/v1/nodes');
-        // Before the informer's own listener, which recomputes the facts.
-        this.nodes.prependListener('change', () => this.nodesListed());
-        return;
+        return; // the nodes informer, started for their addresses anyway
     }
+  }
+
+  private startNodeInformer(): void {
+    this.nodes = this.informer<V1Node>(NODES, { transform: trimNode });
+    // Before the informer's own listener, which recomputes the facts.
+    this.nodes.prependListener('change', () => this.nodesListed());
+  }
+
+  /** Whether the pod CIDRs come from the nodes' spec.podCIDRs (auto tries them first). */
+  private usesNodeCidrs(): boolean {
+    const strategy = this.options.podCidrStrategy;
+    return !this.options.fixed.podCidrs && (strategy === 'auto' || strategy === 'nodePodCIDRs');
   }
 
   private startPodInformer(): void {
     // kube-system pods are left out anyway (see podNetworkIps): the server need not send them.
-    this.pods ??= this.informer<V1Pod>('/api/v1/pods', { fieldSelector: 'metadata.namespace!=kube-system' });
+    this.pods ??= this.informer<V1Pod>(PODS, { fieldSelector: 'metadata.namespace!=kube-system', transform: trimPod });
   }
 
   private async readKubernetesService(): Promise<V1Service | undefined> {
@@ -241,7 +279,7 @@ export class ClusterDiscovery {
   }
 
   private abandoned(informer: ResilientInformer<never>): boolean {
-    return this.nodesForbidden && informer === (this.nodes as unknown);
+    return (this.nodesForbidden && informer === (this.nodes as unknown)) || (this.namespacesForbidden && informer === (this.namespaces as unknown));
   }
 
   private async findClusterDomain(kubernetesService: V1Service | undefined): Promise<void> {
@@ -271,21 +309,33 @@ export class ClusterDiscovery {
     if (!(error instanceof KubeApiError) || error.statusCode !== 403) return; // logged and retried by the informer
     // Only a 403 before the first list is taken as RBAC's answer: an API server that has just restarted refuses
     // everything for a moment, until its authorizer has loaded the roles, and that must not change the strategy.
-    if (path === '/api/v1/nodes' && !this.nodes?.synced) {
-      if (this.options.podCidrStrategy === 'nodePodCIDRs') {
+    if (path === NODES && !this.nodes?.synced) {
+      if (this.usesNodeCidrs() && this.options.podCidrStrategy === 'nodePodCIDRs') {
         this.setFatal(`pod CIDR strategy nodePodCIDRs: listing nodes is forbidden (403): ${error.message}; ${rbacHint('nodes', 'cluster-wide, a ClusterRole')}, or use --pod-cidr-strategy coverPodIPs`);
         return;
       }
       if (!this.nodesForbidden) {
         // The nodes informer keeps retrying (with backoff): if it is allowed later, nodesListed() switches back.
         this.nodesForbidden = true;
-        this.log.warn('listing nodes is forbidden; the auto pod CIDR strategy falls back to coverPodIPs', {
-          error: error.message,
-          fix: rbacHint('nodes', 'cluster-wide, a ClusterRole'),
-        });
-        this.startPodInformer();
+        if (this.usesNodeCidrs()) {
+          this.log.warn('listing nodes is forbidden; the auto pod CIDR strategy falls back to coverPodIPs', {
+            error: error.message,
+            fix: rbacHint('nodes', 'cluster-wide, a ClusterRole'),
+          });
+          this.startPodInformer();
+        } else {
+          this.log.warn("listing nodes is forbidden; the nodes' addresses stay unknown", { error: error.message, fix: rbacHint('nodes', 'cluster-wide, a ClusterRole') });
+        }
       }
-    } else if (path === '/api/v1/pods' && !this.pods?.synced) {
+    } else if (path === NAMESPACES && !this.namespaces?.synced) {
+      if (!this.namespacesForbidden) {
+        this.namespacesForbidden = true;
+        this.log.warn('listing namespaces is forbidden; clients get no namespace list for DNS routing', {
+          error: error.message,
+          fix: rbacHint('namespaces', 'cluster-wide, a ClusterRole'),
+        });
+      }
+    } else if (path === PODS && !this.pods?.synced) {
       this.setFatal(`pod CIDR discovery: listing pods is forbidden (403): ${error.message}; ${rbacHint('pods', 'cluster-wide, a ClusterRole')}, or give --pod-cidr / --pod-cidr-strategy environment`);
       return;
     } else {
@@ -298,6 +348,7 @@ export class ClusterDiscovery {
   private nodesListed(): void {
     if (!this.nodesForbidden) return;
     this.nodesForbidden = false;
+    if (!this.usesNodeCidrs()) return;
     this.log.info('listing nodes is allowed now; the auto pod CIDR strategy uses the node pod CIDRs again');
     // podCidrs() starts the pod informer again if the node CIDRs turn out not to hold the pods.
     const pods = this.pods as unknown as ResilientInformer<never> | undefined;
@@ -358,15 +409,25 @@ export class ClusterDiscovery {
     }
     if (!fixed.dns && this.kubeDns?.synced) facts.dns = this.dns();
     if (!fixed.clusterDomain && this.clusterDomain !== undefined) facts.clusterDomain = this.clusterDomain;
+    if (this.nodes?.synced && !this.nodesForbidden) facts.nodeAddresses = nodeAddresses(this.nodes.items(), rejected);
+    if (this.namespaces?.synced && !this.namespacesForbidden) {
+      const { names, dropped } = namespaceNames(this.namespaces.items(), MAX_NAMESPACES, rejected);
+      if (dropped > 0 && this.last.namespaces?.length !== names.length) {
+        this.log.warn('more namespaces than clients are sent; the rest are not routed to the cluster DNS by their short name', { max: MAX_NAMESPACES, dropped });
+      }
+      facts.namespaces = names;
+    }
     if (rejected.length > 0) this.log.warn('ignored values that are not IPs or CIDRs', { rejected: rejected.slice(0, 10) });
     const described = (f: Partial<ClusterFacts>): string =>
-      JSON.stringify([formatList(f.podCidrs), formatList(f.serviceCidrs), f.dns, f.clusterDomain]);
+      JSON.stringify([formatList(f.podCidrs), formatList(f.serviceCidrs), f.dns, f.clusterDomain, f.namespaces?.length, f.nodeAddresses?.map(formatIp)]);
     if (described(facts) !== described(this.last)) {
       this.log.info('cluster networking discovered', {
         podCidrs: facts.podCidrs?.map(formatPrefix),
         serviceCidrs: facts.serviceCidrs?.map(formatPrefix),
         dns: facts.dns,
         clusterDomain: facts.clusterDomain,
+        namespaces: facts.namespaces?.length,
+        nodeAddresses: facts.nodeAddresses?.map(formatIp),
       });
     }
     this.last = facts;

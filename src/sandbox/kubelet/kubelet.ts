@@ -133,7 +133,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       for (const worker of workers.values()) {
         const meta = worker.current.metadata;
         if (meta.name === name && (meta.namespace ?? 'default') === namespace && !worker.isTerminating && worker.podIP !== undefined) {
-          return { podIP: worker.podIP, containers: worker.current.spec.containers.map((c) => c.name), logFile: (c) => worker.logFile(c) };
+          return { dial: (port) => worker.dialer.dial(port), containers: worker.current.spec.containers.map((c) => c.name), logFile: (c) => worker.logFile(c) };
         }
       }
       return null;

@@ -14,6 +14,8 @@ import type { KubeApi } from './kube-api.js';
 import { containerEnvironment, nodeVethName, podHosts, podNetnsName, podResolvConf, type DnsSettings } from './pod-env.js';
 import { createPodNetwork, removePodNetwork } from './pod-network.js';
 import { podDir, writePodRecord, type PodRecord } from './records.js';
+import { PodDialer } from './pod-dialer.js';
+import { runAsPrefix } from './run-as.js';
 import type { Container, Pod, Probe } from './types.js';
 
 export interface WorkerContext {
@@ -102,6 +104,8 @@ export class PodWorker {
   private lastStatus = '';
   private tokenTimer: NodeJS.Timeout | undefined;
   private setupFailure: string | null = null;
+  /** Port-forward connections into the pod's network namespace. */
+  readonly dialer: PodDialer;
 
   constructor(
     pod: Pod,
@@ -111,6 +115,7 @@ export class PodWorker {
     this.uid = pod.metadata.uid;
     this.netns = podNetnsName(ctx.netnsPrefix, pod);
     this.nodeVeth = nodeVethName(this.netns);
+    this.dialer = new PodDialer(this.netns);
     this.initialized = (pod.spec.initContainers ?? []).length === 0 ? true : null;
     this.initRuns = (pod.spec.initContainers ?? []).map(newRun);
     this.runs = pod.spec.containers.map(newRun);
@@ -220,6 +225,7 @@ export class PodWorker {
     await this.starting.catch(() => undefined);
     clearTimeout(this.tokenTimer);
     await Promise.all([...this.initRuns, ...this.runs].map((run) => this.stopContainer(run, graceMs)));
+    this.dialer.close();
     await removePodNetwork(this.netns, this.nodeVeth).catch((error: unknown) =>
       this.ctx.log.warn('cannot remove pod network', { pod: this.name, error: (error as Error).message }),
     );
@@ -334,6 +340,13 @@ export class PodWorker {
       this.reportStatus();
       return;
     }
+    const runAs = runAsPrefix(this.pod.spec, run.spec);
+    if (!runAs.ok) {
+      run.state = { waiting: { reason: runAs.reason, message: runAs.message } };
+      this.ctx.log.warn('container cannot start', { pod: this.name, container: run.spec.name, error: runAs.message });
+      this.reportStatus();
+      return;
+    }
     const cwd = run.spec.workingDir ?? join(this.dir, 'rootfs', run.spec.name);
     if (run.spec.workingDir === undefined) mkdirSync(cwd, { recursive: true });
     else if (!existsSync(cwd)) {
@@ -358,7 +371,7 @@ export class PodWorker {
       running = await launchContainer({
         id: `${this.name}/${run.spec.name}`,
         netns: this.netns,
-        argv: resolved.argv,
+        argv: [...runAs.prefix, ...resolved.argv],
         env,
         cwd,
         logFile: this.logFile(run.spec.name),

@@ -1,12 +1,12 @@
 // The kubelet's own API, over HTTPS on the node's address: what the API server calls for a pod's `portforward`
 // subresource (WebSocket only: the kubelet's channel protocol, see pkg/kubelet/cri/streaming/portforward/
-// websocket.go) and for `log` (/containerLogs). The API server does not check a kubelet's certificate unless
+// websocket.go; each port dialed at localhost inside the pod, see pod-dialer.ts) and for `log` (/containerLogs). The API server does not check a kubelet's certificate unless
 // told to, so a self-signed one does.
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -14,7 +14,8 @@ import { runCommand } from '../host-commands.js';
 import type { Logger } from '../../log/logger.js';
 
 export interface PodEndpoint {
-  podIP: string;
+  /** Connects to localhost:`port` in the pod's network namespace. */
+  dial(port: number): Promise<Socket>;
   logFile(container: string): string;
   containers: string[];
 }
@@ -83,24 +84,34 @@ const base64Framing: Framing = {
 };
 
 /** Serves one port-forward connection: channel 2i carries port i's data, 2i+1 its errors. */
-export function servePortForward(ws: WebSocket, podIP: string, podName: string, ports: number[], log: Logger): void {
+export function servePortForward(ws: WebSocket, dial: PodEndpoint['dial'], podName: string, ports: number[], log: Logger): void {
   const framing = BASE64_PROTOCOLS.includes(ws.protocol) ? base64Framing : binaryFraming;
   log.debug('port-forward opened', { pod: podName, ports, protocol: ws.protocol });
-  const sockets: (Socket | null)[] = [];
+  // undefined while dialing; null once closed or failed.
+  const sockets: (Socket | null | undefined)[] = ports.map(() => undefined);
+  // What the client sends before its port's connection is made (an HTTP/2 preface), written once it is.
+  const early: Buffer[][] = ports.map(() => []);
   let open = ports.length;
+  let closed = false;
   const send = (channel: number, data: Buffer, done?: () => void): void => {
     if (ws.readyState === ws.OPEN) ws.send(framing.encode(channel, data), done);
   };
   const closeOne = (): void => {
     if (--open === 0) ws.close(1000);
   };
-  ports.forEach((port, i) => {
-    // Each channel begins with its port, little-endian, as the kubelet sends it.
-    const portBytes = Buffer.alloc(2);
-    portBytes.writeUInt16LE(port);
-    send(2 * i, portBytes);
-    send(2 * i + 1, portBytes);
-    const socket = connect({ host: podIP, port });
+  const failed = (i: number, port: number, error: Error): void => {
+    const message = `error forwarding port ${port} to pod ${podName}: ${error.message}`;
+    log.debug('port-forward failed', { pod: podName, port, error: error.message });
+    send(2 * i + 1, Buffer.from(message), () => undefined);
+    sockets[i] = null;
+    early[i] = [];
+    closeOne();
+  };
+  const connected = (i: number, port: number, socket: Socket): void => {
+    if (closed) {
+      socket.destroy();
+      return;
+    }
     sockets[i] = socket;
     socket.on('data', (chunk: Buffer) => {
       if (ws.bufferedAmount <= HIGH_WATER) {
@@ -112,27 +123,41 @@ export function servePortForward(ws: WebSocket, podIP: string, podName: string, 
       send(2 * i, chunk, () => socket.resume());
     });
     socket.on('drain', () => ws.resume());
-    socket.once('error', (error) => {
-      const message = `error forwarding port ${port} to pod ${podName}: ${error.message}`;
-      log.debug('port-forward failed', { pod: podName, port, error: error.message });
-      send(2 * i + 1, Buffer.from(message), () => undefined);
-      sockets[i] = null;
-      closeOne();
-    });
+    socket.once('error', (error) => failed(i, port, error));
     socket.once('close', (hadError) => {
       if (hadError) return;
       sockets[i] = null;
       closeOne();
     });
+    for (const data of early[i]!.splice(0)) if (!socket.write(data)) ws.pause();
+  };
+  ports.forEach((port, i) => {
+    // Each channel begins with its port, little-endian, as the kubelet sends it.
+    const portBytes = Buffer.alloc(2);
+    portBytes.writeUInt16LE(port);
+    send(2 * i, portBytes);
+    send(2 * i + 1, portBytes);
+    dial(port).then(
+      (socket) => connected(i, port, socket),
+      (error: Error) => {
+        if (!closed) failed(i, port, error);
+      },
+    );
   });
   ws.on('message', (message: Buffer) => {
     const frame = framing.decode(message);
-    if (frame === null || frame.channel % 2 !== 0) return;
-    const socket = sockets[frame.channel / 2];
-    if (socket === undefined || socket === null || frame.data.length === 0) return;
+    if (frame === null || frame.channel % 2 !== 0 || frame.data.length === 0) return;
+    const i = frame.channel / 2;
+    const socket = sockets[i];
+    if (socket === undefined && i < ports.length) {
+      early[i]!.push(frame.data);
+      return;
+    }
+    if (socket === undefined || socket === null) return;
     if (!socket.write(frame.data)) ws.pause();
   });
   ws.on('close', () => {
+    closed = true;
     for (const socket of sockets) socket?.destroy();
   });
   // 'close' follows every 'error'.
@@ -198,7 +223,7 @@ export async function startKubeletServer(options: KubeletServerOptions): Promise
       refuse(404, `pod ${parts[0]}/${parts[1]} is not running on node ${options.nodeName}`);
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => servePortForward(ws, pod.podIP, `${parts[0]}/${parts[1]}`, ports, options.log));
+    wss.handleUpgrade(req, socket, head, (ws) => servePortForward(ws, pod.dial, `${parts[0]}/${parts[1]}`, ports, options.log));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

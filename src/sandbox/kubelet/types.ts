@@ -27,6 +27,15 @@ export interface Probe {
   successThreshold?: number;
 }
 
+/** What the sandbox honours of a securityContext (the rest — seccomp, a read-only root — it cannot enforce). */
+export interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { drop?: string[] };
+}
+
 export interface Container {
   name: string;
   image?: string;
@@ -37,6 +46,7 @@ export interface Container {
   ports?: { name?: string; containerPort: number; protocol?: string }[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
+  securityContext?: SecurityContext;
 }
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
@@ -53,6 +63,7 @@ export interface PodSpec {
   hostname?: string;
   subdomain?: string;
   hostNetwork?: boolean;
+  securityContext?: Pick<SecurityContext, 'runAsUser' | 'runAsGroup' | 'runAsNonRoot'>;
 }
 
 export interface Pod {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../../../src/log/logger.js';
-import { formatPrefix } from '../../../src/netstack/wire/ip-address.js';
+import { formatIp, formatPrefix } from '../../../src/netstack/wire/ip-address.js';
 import type { ClusterFacts } from '../../../src/manager/cluster-info-source.js';
 import { ClusterDiscovery, type DiscoveryOptions } from '../../../src/manager/discovery/cluster-discovery.js';
 
@@ -26,7 +26,15 @@ const base: Route = (method, url) => {
   if (path === '/apis/networking.k8s.io/v1') return { status: 200, body: { resources: [{ name: 'ingresses' }, { name: 'networkpolicies' }] } };
   if (path === '/api/v1/namespaces/default/services/kubernetes') return { status: 200, body: { spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'] } } };
   if (path === '/api/v1/namespaces/kube-system/services') return list([{ metadata: { name: 'kube-dns', namespace: 'kube-system' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] } }]);
-  if (path === '/api/v1/nodes') return list([{ metadata: { name: 'a' }, spec: { podCIDRs: ['10.244.0.0/24'] } }]);
+  if (path === '/api/v1/nodes') {
+    const addresses = [
+      { type: 'InternalIP', address: '198.18.0.1' },
+      { type: 'InternalIP', address: 'fd10::1' },
+      { type: 'Hostname', address: 'a' },
+    ];
+    return list([{ metadata: { name: 'a' }, spec: { podCIDRs: ['10.244.0.0/24'] }, status: { addresses, images: [{ names: ['big'], sizeBytes: 1 }] } }]);
+  }
+  if (path === '/api/v1/namespaces') return list(['default', 'kube-system', 'shop'].map((name) => ({ metadata: { name }, status: { phase: 'Active' } })));
   if (path === '/api/v1/pods') return list([{ metadata: { name: 'p', namespace: 'default' }, spec: {}, status: { podIP: '10.8.3.3' } }]);
   if (path === '/api/v1/services') return list([{ metadata: { name: 'kubernetes', namespace: 'default' }, spec: { clusterIP: '10.96.0.1' } }]);
   if (method === 'POST' && path === '/api/v1/namespaces/default/services') {
@@ -107,13 +115,19 @@ const shown = (facts: Partial<ClusterFacts>): Record<string, unknown> => ({
   ...facts,
   ...(facts.podCidrs ? { podCidrs: facts.podCidrs.map(formatPrefix) } : {}),
   ...(facts.serviceCidrs ? { serviceCidrs: facts.serviceCidrs.map(formatPrefix) } : {}),
+  ...(facts.nodeAddresses ? { nodeAddresses: facts.nodeAddresses.map(formatIp) } : {}),
 });
+
+const baseMembers = { namespaces: ['default', 'kube-system', 'shop'], nodeAddresses: ['198.18.0.1', 'fd10::1'] };
 
 test('mock API: v1.20-like cluster gives node CIDRs, the probed range and kube-dns; the probe is a dry run first', async (t) => {
   const { kubeConfig, requests } = await mockApi(t, () => undefined);
   const facts = await discover(t, kubeConfig, { ownPodIp: '10.244.0.9' });
-  assert.deepEqual(shown(facts), { podCidrs: ['10.244.0.0/24'], serviceCidrs: ['10.96.0.0/16'], dns: { ip: '10.96.0.10', port: 53 } });
+  assert.deepEqual(shown(facts), { podCidrs: ['10.244.0.0/24'], serviceCidrs: ['10.96.0.0/16'], dns: { ip: '10.96.0.10', port: 53 }, ...baseMembers });
   assert.ok(requests.includes('POST /api/v1/namespaces/default/services?dryRun=All'));
+  // Lists are paginated.
+  const lists = requests.filter((r) => /^GET \/api\/v1\/(nodes|namespaces)\?/.test(r) && !r.includes('watch=true'));
+  assert.ok(lists.length === 2 && lists.every((r) => r.includes('limit=500')), requests.join('\n'));
   assert.ok(!requests.some((r) => r.startsWith('GET /api/v1/pods')), 'auto lists pods only when node CIDRs do not fit');
 });
 
@@ -189,11 +203,63 @@ test('mock API: in a pod without a kube-dns Service, resolv.conf gives the DNS s
   assert.equal(facts.clusterDomain, 'corp.example');
 });
 
-test('mock API: facts fixed by flags are neither discovered nor asked for', async (t) => {
+test('mock API: facts fixed by flags are neither discovered nor asked for (nodes are listed for their addresses only)', async (t) => {
   const { kubeConfig, requests } = await mockApi(t, () => undefined);
   const facts = await discover(t, kubeConfig, { fixed: { podCidrs: true, serviceCidrs: false, dns: true, clusterDomain: true } });
-  assert.deepEqual(shown(facts), { serviceCidrs: ['10.96.0.0/16'] });
-  assert.ok(!requests.some((r) => r.includes('/nodes') || r.includes('/pods') || r.includes('kube-system')), requests.join('\n'));
+  assert.deepEqual(shown(facts), { serviceCidrs: ['10.96.0.0/16'], ...baseMembers });
+  assert.ok(!requests.some((r) => r.includes('/pods') || r.includes('kube-system')), requests.join('\n'));
+});
+
+test('mock API: the probe Service is created in the manager namespace, never elsewhere', async (t) => {
+  const { kubeConfig, requests } = await mockApi(t, (method, url) =>
+    method === 'POST' && url.pathname === '/api/v1/namespaces/kubetun/services'
+      ? status(422, 'Service "x" is invalid: spec.clusterIPs: Invalid value: []string{"1.1.1.1"}: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16')
+      : undefined,
+  );
+  const facts = await discover(t, kubeConfig, { namespace: 'kubetun' });
+  assert.deepEqual(facts.serviceCidrs?.map(formatPrefix), ['10.96.0.0/16']);
+  assert.deepEqual(requests.filter((r) => r.startsWith('POST')), ['POST /api/v1/namespaces/kubetun/services?dryRun=All']);
+});
+
+test('mock API: namespaces and node addresses follow the cluster; invalid names and addresses are left out', async (t) => {
+  let namespaces = ['default', 'shop', 'Not_A_Label'];
+  let nodeIp = '198.18.0.1';
+  const { kubeConfig } = await mockApi(t, (_method, url) => {
+    const followed = url.pathname === '/api/v1/namespaces' || url.pathname === '/api/v1/nodes';
+    // Every watch of these expires at once (410 Gone): the informers list again, and see the new state.
+    if (url.searchParams.get('watch') === 'true') return followed ? status(410, 'too old resource version') : undefined;
+    if (url.pathname === '/api/v1/namespaces') return list(namespaces.map((name) => ({ metadata: { name } })));
+    if (url.pathname === '/api/v1/nodes') {
+      const addresses = [{ type: 'ExternalIP', address: nodeIp }, { type: 'InternalIP', address: 'not-an-ip' }, { type: 'InternalDNS', address: '10.0.0.9' }];
+      return list([{ metadata: { name: 'a' }, spec: { podCIDRs: ['10.244.0.0/24'] }, status: { addresses } }]);
+    }
+    return undefined;
+  });
+  const discovery = newDiscovery(t, kubeConfig, { podCidrStrategy: 'coverPodIPs', ...fastRetry });
+  const facts = await discovery.start();
+  assert.deepEqual(facts.namespaces, ['default', 'shop']);
+  assert.deepEqual(facts.nodeAddresses?.map(formatIp), ['198.18.0.1']);
+  const updates: Partial<ClusterFacts>[] = [];
+  discovery.follow({ update: (f) => void updates.push(f) });
+  namespaces = ['com', 'default'];
+  nodeIp = '198.18.0.2';
+  for (let i = 0; i < 300 && !updates.some((f) => f.namespaces?.join() === 'com,default' && f.nodeAddresses?.map(formatIp).join() === '198.18.0.2'); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(updates.some((f) => f.namespaces?.join() === 'com,default' && f.nodeAddresses?.map(formatIp).join() === '198.18.0.2'), JSON.stringify(updates.map(shown)));
+});
+
+test('mock API: namespaces or nodes forbidden: discovery goes on without them, at once', async (t) => {
+  const forbidden = (what: string): ReturnType<typeof status> => status(403, `${what} is forbidden: User "u" cannot list resource "${what}"`);
+  const { kubeConfig } = await mockApi(t, (_method, url) =>
+    url.pathname === '/api/v1/namespaces' ? forbidden('namespaces') : url.pathname === '/api/v1/nodes' ? forbidden('nodes') : undefined,
+  );
+  const started = Date.now();
+  const facts = await discover(t, kubeConfig, { podCidrStrategy: 'coverPodIPs', syncTimeoutMs: 20_000 });
+  assert.equal(facts.namespaces, undefined);
+  assert.equal(facts.nodeAddresses, undefined);
+  assert.deepEqual(facts.podCidrs?.map(formatPrefix), ['10.8.3.0/24']);
+  assert.ok(Date.now() - started < 20_000, 'start() waited for the sync timeout');
 });
 
 test('mock API: coverPodIPs without permission to list pods fails with the permission named', async (t) => {

@@ -243,6 +243,38 @@ test('sandbox kubelet runs pods of a real control plane', { timeout: 300_000 }, 
       assert.match(answer.body, /Directory listing/);
     });
 
+    await t.test('port-forward dials localhost inside the pod: a server on the pod loopback only is reached, as non-root (runAsUser)', async () => {
+      const secured = {
+        image: 'kubetun.test/not-in-the-table:1.0',
+        // The system python: the kubelet's PATH may lead to a per-user one that uid 65532 cannot run.
+        command: ['/usr/bin/python3', '-m', 'http.server', '8081', '--bind', '127.0.0.1', '--directory', '/'],
+        securityContext: { runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        // Ready once it listens on the pod's loopback (an exec probe runs in the pod's network namespace).
+        readinessProbe: { exec: { command: ['/usr/bin/python3', '-c', 'import socket; socket.create_connection(("127.0.0.1", 8081))'] }, periodSeconds: 1 },
+      };
+      await create(cp, '/api/v1/namespaces/default/pods', pod('loopback', secured, { securityContext: { runAsNonRoot: true } }));
+      const ready = await readyPod(cp, 'loopback');
+      const status = readFileSync(`/proc/${pidOf(ready)}/status`, 'utf8');
+      assert.match(status, /^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
+      assert.match(status, /^Gid:\s+65532\s+65532\s+65532\s+65532$/m);
+      assert.match(status, /^NoNewPrivs:\s+1$/m);
+      assert.match(status, /^CapBnd:\s+0+$/m);
+      // From the node, the pod IP does not answer on that port …
+      const direct = await cp.ns.exec('curl', ['-sS', '-m', '3', `http://${ready.status!.podIP}:8081/`]);
+      assert.notEqual(direct.code, 0, 'the pod IP answered on a port bound to the pod loopback');
+      // … but a port-forward does, as a real kubelet's does.
+      const r = await cp.ns.exec(process.execPath, [PF_CLIENT, cp.plane.kubeconfig, 'default', ready.metadata.name, '8081'], { timeoutMs: 20_000 });
+      assert.equal(r.code, 0, `${r.stderr}\n${kubeletLog.slice(-2000)}`);
+      assert.equal((JSON.parse(r.stdout) as { status: number }).status, 200);
+      // runAsNonRoot without a runAsUser is refused, as a kubelet refuses an image that would run as root.
+      await create(cp, '/api/v1/namespaces/default/pods', pod('rooted', { image: 'kubetun.test/sleeper' }, { securityContext: { runAsNonRoot: true } }));
+      await until('the rooted pod refused', 30_000, async () => {
+        const [answer] = await cp.api([{ method: 'GET', path: '/api/v1/namespaces/default/pods/rooted' }]);
+        return /CreateContainerConfigError/.test(answer!.body) && /runAsNonRoot/.test(answer!.body);
+      });
+      await cp.api([{ method: 'DELETE', path: '/api/v1/namespaces/default/pods/loopback' }, { method: 'DELETE', path: '/api/v1/namespaces/default/pods/rooted' }]);
+    });
+
     await t.test('kubelet port-forward protocol: port prefixes, base64 framing, dial errors, unknown pods', async () => {
       assert.ok(first, 'needs the Ready pod');
       const url = (pod: string, port: number): string => `wss://${TEST_API_ADDRESS}:10250/portForward/default/${pod}?port=${port}`;
