@@ -11,7 +11,7 @@ import { StackDnsServer } from './dns/dns-server.js';
 import { ResolvedDns, resolvedRunning } from './dns/resolved-dns.js';
 import { DnsResolver } from './dns/dns-resolver.js';
 import { UpstreamResolver } from './dns/upstream-resolver.js';
-import type { ClusterDnsFacts } from './dns/cluster-names.js';
+import { EXCLUDED_SUFFIXES, type ClusterDnsFacts } from './dns/cluster-names.js';
 import { checkClusterInfo, ClusterInfoError, type CheckedClusterInfo } from './cluster-info-check.js';
 import { FlowForwarder } from './flow-forwarder.js';
 import { listRoutes, type RouteEntry } from './link-config.js';
@@ -45,10 +45,13 @@ interface DnsIntegration {
   restore(): Promise<unknown>;
 }
 
-/** The namespace a session's search path starts with (`shop.svc.cluster.local` → shop). */
+/**
+ * The namespace a session's search path starts with (`shop.svc.cluster.local` → shop), as a resolved routing
+ * domain; none when it is an excluded suffix, since `~com` would send every .com name through kubetun.
+ */
 function namespaceOf(searchPath: readonly string[]): string[] {
   const first = searchPath[0]?.split('.') ?? [];
-  return first.length > 2 && first[1] === 'svc' ? [first[0]!] : [];
+  return first.length > 2 && first[1] === 'svc' && !EXCLUDED_SUFFIXES.includes(first[0]!) ? [first[0]!] : [];
 }
 
 /** systemd-resolved split DNS where it runs; otherwise a managed resolv.conf. */
@@ -133,7 +136,7 @@ export class NetworkSession {
       facts: () => session?.facts ?? { clusterDomain: 'cluster.local', subnets: [] },
     });
     const dnsAddress = parseIp(options.dnsAddress);
-    const dns = new StackDnsServer(resolver, dnsAddress);
+    const dns = new StackDnsServer(resolver, dnsAddress, options.log);
     const tun = await TunStack.open(
       {
         name: options.tunName,
