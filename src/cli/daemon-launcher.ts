@@ -74,18 +74,23 @@ export async function ensureRootDaemon(env: NodeJS.ProcessEnv = process.env): Pr
   const sandbox = sandboxName(env);
   const socket = rootDaemonSocket(rootRunDir(sandbox));
   if (await socketAnswers(socket)) return;
-  const [node, ...args] = rootDaemonCommand(sandbox) as [string, ...string[]];
-  let result: Finished;
+  // Root starts it itself, as `root-daemon --daemonize` does after sudo.
   if (process.getuid?.() === 0) {
-    result = await run(node, args, ['ignore', 'inherit', 'inherit']);
-  } else if (process.stdin.isTTY) {
-    // sudo reads the password from the terminal and prints its own prompt and errors.
-    result = await run('sudo', [node, ...args], 'inherit');
+    await daemonizeRootDaemon(sandbox);
+    return;
+  }
+  const [node, ...args] = rootDaemonCommand(sandbox) as [string, ...string[]];
+  const log = daemonLog('root-daemon', rootRunDir(sandbox));
+  if (process.stdin.isTTY) {
+    // sudo reads the password from the terminal and prints its own prompt and errors there.
+    const result = await run('sudo', [node, ...args], 'inherit');
+    if (result.code !== 0) {
+      throw new DaemonStartError(`the root daemon did not start through sudo (exit code ${result.code}): see sudo's messages above, or the daemon's log in ${log}`);
+    }
   } else {
-    result = await run('sudo', ['-n', node, ...args], ['ignore', 'inherit', 'pipe']);
+    const result = await run('sudo', ['-n', node, ...args], ['ignore', 'inherit', 'pipe']);
     if (result.code !== 0) throw sudoFailure(result, sandbox);
   }
-  if (result.code !== 0) throw new DaemonStartError(`the root daemon did not start (exit code ${result.code}); see its log in ${daemonLog('root-daemon', rootRunDir(sandbox))}`);
   if (!(await socketAnswers(socket))) throw new DaemonStartError(`the root daemon started, but its socket ${socket} does not answer this user`);
 }
 

@@ -1,7 +1,10 @@
 // What the launcher hands root and what it tells the user: the root daemon's options under sudo come from the
 // command line only; `sudo kubetun connect` is warned about; the sudoers rule names exactly the root daemon command.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { sudoConnectWarning } from '../../src/cli/connect-commands.js';
 import { rootDaemonCommand, sudoersRule } from '../../src/cli/daemon-launcher.js';
 import { defaultRootDaemonOptions } from '../../src/rootd/root-daemon.js';
@@ -46,4 +49,32 @@ test('`sudo kubetun connect` gets a warning saying why it is not needed; root it
   assert.match(sudoConnectWarning({ SUDO_UID: '1000' }, 0) ?? '', /not needed.*exec plugins .* run as root.*`kubetun connect` as yourself/s);
   assert.equal(sudoConnectWarning({}, 0), undefined);
   assert.equal(sudoConnectWarning({ SUDO_UID: '1000' }, 1000), undefined);
+});
+
+/** Every module `entry` loads, statically or with import(), within dist/src. */
+function modulesLoadedBy(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const pending = [entry];
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const [, specifier] of readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*['"]([^'"]+)['"]/g)) {
+      if (specifier!.startsWith('.')) pending.push(resolve(dirname(file), specifier!));
+      else seen.add(specifier!);
+    }
+  }
+  return seen;
+}
+
+test('the root daemon never loads the Kubernetes client or the kubeconfig code', () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // What `kubetun root-daemon [--daemonize]` loads besides commander: main.js's registration of the daemon commands.
+  const loaded = [
+    ...modulesLoadedBy(resolve(here, '../../src/rootd/root-daemon.js')),
+    ...modulesLoadedBy(resolve(here, '../../src/cli/daemon-launcher.js')),
+  ];
+  const kube = loaded.filter((m) => m.startsWith('@kubernetes/') || /\/k8s\//.test(m));
+  assert.deepEqual(kube, []);
+  assert.ok(loaded.some((m) => m.endsWith('/rootd/network-session.js')), 'the walk follows imports');
 });

@@ -31,7 +31,7 @@ interface Run {
 }
 
 function commandMissing(): string | null {
-  for (const tool of ['sudo', 'visudo', 'useradd', 'userdel', 'setpriv']) {
+  for (const tool of ['sudo', 'visudo', 'useradd', 'userdel', 'setpriv', 'script']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
@@ -43,10 +43,12 @@ function commandMissing(): string | null {
 
 function execute(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, args, { env, timeout: timeoutMs }, (error, stdout, stderr) => {
+    const child = execFile(file, args, { env, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
       resolve({ code, stdout, stderr });
     });
+    // No input, as from a script: a command that reads it (sudo's password prompt) gets end-of-file.
+    child.stdin?.end();
   });
 }
 
@@ -187,6 +189,14 @@ describe('a normal user connects through sudo; other users cannot use its daemon
     assert.match(run.stderr, /sudo asked for a password with no terminal/);
     assert.match(run.stderr, /run `kubetun connect` once in a terminal/);
     assert.ok(run.stderr.includes(sudoersRule(bob!.name, NAME)), run.stderr);
+  });
+
+  test('with a terminal, sudo asks for the password on it', async () => {
+    // script(1) gives the command a terminal; its input ends at once, so sudo gets no password.
+    const run = await as(bob!, ['script', '-qec', `${process.execPath} ${KUBETUN} connect`, '/dev/null'], { SHELL: '/bin/sh' });
+    assert.notEqual(run.code, 0);
+    assert.match(run.stdout, new RegExp(`\\[sudo\\] password for ${bob!.name}:`));
+    assert.match(run.stdout, /the root daemon did not start through sudo .*see sudo's messages above/);
   });
 
   test('quit leaves nothing behind: no daemon, no device, no route, resolv.conf as it was', async () => {
