@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { delimiter, resolve } from 'node:path';
 import { SessionStatusSchema, UserDaemon, type SessionStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
-import { userDaemonSocket } from '../local-paths.js';
+import { userDaemonSocket, userRunDir } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { kubetunVersion } from '../version.js';
 import { fail } from './daemon-commands.js';
@@ -13,8 +13,27 @@ import { ensureRootDaemon, ensureUserDaemon } from './daemon-launcher.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** The user daemon's socket, in the user's own (checked) directory; a bad directory or sandbox name ends the command. */
+function userSocket(): string {
+  try {
+    return userDaemonSocket(userRunDir());
+  } catch (error) {
+    fail(error);
+  }
+}
+
 function userDaemon() {
-  return createClient(UserDaemon, unixRpcTransport(userDaemonSocket()));
+  return createClient(UserDaemon, unixRpcTransport(userSocket()));
+}
+
+/** `sudo kubetun connect` works, but runs the user daemon, and so the kubeconfig's exec plugins, as root. */
+export function sudoConnectWarning(env: NodeJS.ProcessEnv, uid = process.getuid?.()): string | undefined {
+  if (uid !== 0 || env.SUDO_UID === undefined || env.SUDO_UID === '0') return undefined;
+  return (
+    'kubetun: warning: `sudo kubetun connect` is not needed, and it is less safe: the user daemon now runs as root, so your ' +
+    "kubeconfig's exec plugins (cloud login helpers) run as root and its sockets and log belong to root. Run `kubetun quit` " +
+    'with sudo, then `kubetun connect` as yourself: kubetun asks sudo only to start the root daemon.'
+  );
 }
 
 
@@ -111,7 +130,7 @@ export function registerConnectCommands(program: Command): void {
     .description('print the versions of the client, the user daemon and the traffic manager (when connected)')
     .action(async () => {
       console.log(`Client:          kubetun ${kubetunVersion()}`);
-      if (!(await socketAnswers(userDaemonSocket()))) {
+      if (!(await socketAnswers(userSocket()))) {
         console.log('User daemon:     not running');
         return;
       }
@@ -145,6 +164,8 @@ export function registerConnectCommands(program: Command): void {
       } catch (error) {
         fail(error);
       }
+      const warning = sudoConnectWarning(process.env);
+      if (warning !== undefined) console.error(warning);
       try {
         await ensureRootDaemon();
         await ensureUserDaemon();
@@ -166,7 +187,7 @@ export function registerConnectCommands(program: Command): void {
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: { output: string }) => {
       let status: SessionStatus;
-      if (!(await socketAnswers(userDaemonSocket()))) {
+      if (!(await socketAnswers(userSocket()))) {
         status = { state: 'disconnected' } as SessionStatus;
       } else {
         try {
@@ -183,7 +204,7 @@ export function registerConnectCommands(program: Command): void {
     .command('quit')
     .description('disconnect and stop both daemons; routes, DNS and the device are removed')
     .action(async () => {
-      if (!(await socketAnswers(userDaemonSocket()))) {
+      if (!(await socketAnswers(userSocket()))) {
         console.log('kubetun is not running.');
         return;
       }

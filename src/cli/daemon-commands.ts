@@ -3,6 +3,7 @@
 
 import { ConnectError } from '@connectrpc/connect';
 import type { Command } from 'commander';
+import { checkSandboxName } from '../local-paths.js';
 
 /** Prints the error's message (a daemon's own, for RPC errors) and exits 1. */
 export function fail(error: unknown): never {
@@ -12,14 +13,25 @@ export function fail(error: unknown): never {
 }
 
 export function registerDaemonCommands(program: Command): void {
-  program.command('root-daemon', { hidden: true }).action(async () => {
-    try {
-      const { defaultRootDaemonOptions, runRootDaemon } = await import('../rootd/root-daemon.js');
-      await runRootDaemon(defaultRootDaemonOptions());
-    } catch (error) {
-      fail(error);
-    }
-  });
+  program
+    .command('root-daemon', { hidden: true })
+    .option('--sandbox <name>', 'serve this sandbox workstation')
+    .option('--daemonize', 'start the daemon detached and return once it answers')
+    .action(async (opts: { sandbox?: string; daemonize?: boolean }) => {
+      try {
+        if (process.getuid?.() !== 0) throw new Error('the root daemon must run as root: `kubetun connect` starts it through sudo');
+        const sandbox = checkSandboxName(opts.sandbox, '--sandbox');
+        if (opts.daemonize === true) {
+          const { daemonizeRootDaemon } = await import('./daemon-launcher.js');
+          await daemonizeRootDaemon(sandbox);
+          return;
+        }
+        const { defaultRootDaemonOptions, runRootDaemon } = await import('../rootd/root-daemon.js');
+        await runRootDaemon(defaultRootDaemonOptions(sandbox));
+      } catch (error) {
+        fail(error);
+      }
+    });
   program.command('user-daemon', { hidden: true }).action(async () => {
     try {
       const { runUserDaemon } = await import('../userd/user-daemon.js');

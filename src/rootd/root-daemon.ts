@@ -4,17 +4,20 @@
 // (or a reboot: the backup lives in root's state dir) repairs resolv.conf before anything else.
 import { ConnectError, Code, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { RootDaemon, NetworkStatusSchema, type NetworkRequest, type NetworkStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
-import { daemonLog, rootDaemonSocket, rootStateDir, runDir, sandboxName } from '../local-paths.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { daemonLog, ensureRootRunDir, rootDaemonSocket, rootRunDir, rootStateDir } from '../local-paths.js';
+import { openLogFile } from '../log/log-file.js';
+import type { Logger } from '../log/logger.js';
 import { parsePrefix } from '../netstack/wire/ip-address.js';
-import { listenUnixRpc } from '../rpc/unix-socket-rpc.js';
+import { listenUnixRpc, peerKey } from '../rpc/unix-socket-rpc.js';
+import { checkManagerSocket } from './manager-socket-check.js';
 import { NetworkSession, type NetworkStatus as SessionNetworkStatus } from './network-session.js';
 import { ManagedResolvConf } from './resolv-conf.js';
 
 export interface RootDaemonOptions {
+  /** The sandbox whose workstation it serves (a checked name), if any. */
+  sandbox?: string;
+  /** Its socket and log (and state, until that moves under rootStateDir): rootRunDir(sandbox), root-owned 0755. */
   runDir: string;
   /** Root's own directory that survives a reboot (the resolv.conf backup). */
   stateDir: string;
@@ -28,21 +31,29 @@ export interface RootDaemonOptions {
   clientGid?: number;
 }
 
-export function defaultRootDaemonOptions(env: NodeJS.ProcessEnv = process.env): RootDaemonOptions {
-  const uid = env.SUDO_UID === undefined ? undefined : Number(env.SUDO_UID);
-  const gid = env.SUDO_GID === undefined ? undefined : Number(env.SUDO_GID);
+const sudoId = (value: string | undefined): number | undefined => (value !== undefined && /^[0-9]+$/.test(value) ? Number(value) : undefined);
+
+/**
+ * The options for the root daemon of `sandbox` (a name checked by the caller, from the command line). Started
+ * through sudo (SUDO_UID set), it takes nothing else from the environment: the caller's variables must not choose
+ * where root writes or what it configures. Started by root itself, the KUBETUN_* variables tune it (tests, benches).
+ */
+export function defaultRootDaemonOptions(sandbox: string | undefined, env: NodeJS.ProcessEnv = process.env): RootDaemonOptions {
+  const clientUid = sudoId(env.SUDO_UID);
+  const own = clientUid === undefined ? env : {};
   return {
-    runDir: runDir(env),
-    stateDir: rootStateDir(sandboxName(env)),
-    tunName: env.KUBETUN_TUN_NAME ?? 'kt0',
+    sandbox,
+    runDir: rootRunDir(sandbox),
+    stateDir: rootStateDir(sandbox),
+    tunName: own.KUBETUN_TUN_NAME ?? 'kt0',
     // The fastest device variant in npm run bench (a large MTU with virtio-net offloads): 64 KiB per packet.
-    mtu: Number(env.KUBETUN_TUN_MTU ?? 65_000),
-    dnsAddress: env.KUBETUN_DNS_ADDRESS ?? '198.18.255.53',
-    resolvConfPath: env.KUBETUN_RESOLV_CONF ?? '/etc/resolv.conf',
+    mtu: Number(own.KUBETUN_TUN_MTU ?? 65_000),
+    dnsAddress: own.KUBETUN_DNS_ADDRESS ?? '198.18.255.53',
+    resolvConfPath: own.KUBETUN_RESOLV_CONF ?? '/etc/resolv.conf',
     // A sandbox workstation is a network namespace: the host's systemd-resolved cannot see its links.
-    dnsMode: env.KUBETUN_SANDBOX !== undefined || env.KUBETUN_DNS_MODE === 'resolv.conf' ? 'resolv.conf' : 'auto',
-    clientUid: uid,
-    clientGid: gid,
+    dnsMode: sandbox !== undefined || own.KUBETUN_DNS_MODE === 'resolv.conf' ? 'resolv.conf' : 'auto',
+    clientUid,
+    clientGid: clientUid === undefined ? undefined : sudoId(env.SUDO_GID),
   };
 }
 
@@ -91,7 +102,7 @@ export class RootDaemonService {
 
   routes = (router: ConnectRouter): void => {
     router.service(RootDaemon, {
-      connect: (request) => this.serial(() => this.connect(request)),
+      connect: (request, context) => this.serial(() => this.connect(request, context.values.get(peerKey)?.uid)),
       disconnect: () => this.serial(async () => {
         await this.disconnect();
         return {};
@@ -120,9 +131,14 @@ export class RootDaemonService {
     return next;
   }
 
-  private async connect(request: NetworkRequest): Promise<NetworkStatus> {
+  private async connect(request: NetworkRequest, peerUid: number | undefined): Promise<NetworkStatus> {
     if (request.managerUrl === '' || request.sessionId === '') {
       throw new ConnectError('connect needs the traffic manager URL and a session id', Code.InvalidArgument);
+    }
+    // Root dials what it is told: a unix: URL must be the caller's own forwarder socket (root may name any).
+    if (request.managerUrl.startsWith('unix:') && peerUid !== 0) {
+      const problem = peerUid === undefined ? 'the caller is unknown' : checkManagerSocket(request.managerUrl.slice('unix:'.length), peerUid);
+      if (problem !== undefined) throw new ConnectError(`manager URL ${request.managerUrl}: ${problem}`, Code.InvalidArgument);
     }
     const policy = {
       alsoProxy: parseCidrs(request.policy?.alsoProxy ?? [], '--also-proxy'),
@@ -156,13 +172,13 @@ export class RootDaemonService {
 /** How long an unexpected error's cleanup may take before the daemon exits anyway. */
 const CRASH_CLEANUP_MS = 5_000;
 
-export async function runRootDaemon(options: RootDaemonOptions = defaultRootDaemonOptions()): Promise<void> {
+export async function runRootDaemon(options: RootDaemonOptions): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new Error('the root daemon must run as root (it creates a TUN device and changes routes and DNS); start it with sudo');
   }
-  await mkdir(options.runDir, { recursive: true, mode: 0o755 });
-  const logFile = createWriteStream(daemonLog('root-daemon', options.runDir), { flags: 'a' });
-  const log = createLogger((process.env.KUBETUN_LOG_LEVEL as 'info' | undefined) ?? 'info', (line) => logFile.write(line));
+  const dir = ensureRootRunDir(options.sandbox);
+  const logFile = openLogFile(daemonLog('root-daemon', dir));
+  const log = logFile.log;
   // A daemon killed with -9 may have left resolv.conf pointing at a DNS server that no longer exists.
   if ((await new ManagedResolvConf(options.resolvConfPath, options.stateDir, log).restore()) === 'restored') {
     log.warn('repaired resolv.conf left changed by a daemon that did not stop cleanly');
@@ -180,23 +196,25 @@ export async function runRootDaemon(options: RootDaemonOptions = defaultRootDaem
     const bound = new Promise((resolve) => setTimeout(resolve, CRASH_CLEANUP_MS));
     const cleanup = service.disconnect().catch((e: Error) => log.error(`cleanup failed: ${e.message}`));
     await Promise.race([cleanup, bound]);
-    logFile.end(() => process.exit(1));
+    logFile.close(() => process.exit(1));
   };
   process.on('uncaughtException', (error) => void crash(error));
   process.on('unhandledRejection', (reason) => void crash(reason));
-  const server = await listenUnixRpc(rootDaemonSocket(options.runDir), service.routes, {
+  const server = await listenUnixRpc(rootDaemonSocket(dir), service.routes, {
     mode: 0o600,
     uid: options.clientUid,
     gid: options.clientGid,
+    peerUid: options.clientUid,
+    log,
   });
-  log.info('root daemon started', { socket: rootDaemonSocket(options.runDir), pid: process.pid });
+  log.info('root daemon started', { socket: rootDaemonSocket(dir), pid: process.pid, clientUid: options.clientUid });
   async function shutdown(why: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('root daemon stopping', { why });
     await service.disconnect().catch((e: Error) => log.error(`cleanup failed: ${e.message}`));
     server.close();
-    logFile.end(() => process.exit(0));
+    logFile.close(() => process.exit(0));
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));

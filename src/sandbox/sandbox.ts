@@ -4,7 +4,7 @@
 import { createClient } from '@connectrpc/connect';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { RootDaemon, UserDaemon } from '../gen/kubetun/daemon/v1/daemon_pb.js';
-import { rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
+import { lstatOrUndefined, rootDaemonSocket, rootRunDir, sandboxUserRunDirs, userDaemonSocket, userRunDirPath } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { applyWorkloads, waitForWorkloads } from './cluster-api.js';
 import { readControlPlane, requireBinaries, startControlPlane, stopControlPlane, type ControlPlane } from './control-plane/index.js';
@@ -226,10 +226,13 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
   for (const ns of folders) if (removeNetnsFolder(ns)) result.removedFiles.push(`${ETC_NETNS}/${ns}`);
   if (existsSync(config.stateDir)) result.removedFiles.push(config.stateDir);
   removeStateDir(config);
-  const daemonsDir = runDir({ KUBETUN_SANDBOX: config.name });
-  if (existsSync(daemonsDir)) {
-    rmSync(daemonsDir, { recursive: true, force: true });
-    result.removedFiles.push(daemonsDir);
+  // The root daemon's folder and root's own user daemon folder go; another user's belongs to that user, who keeps
+  // it (its sockets are gone), and root does not delete inside a folder someone else controls.
+  const ownUserDir = userRunDirPath({ ...process.env, KUBETUN_RUN_DIR: undefined, KUBETUN_SANDBOX: config.name });
+  for (const dir of [rootRunDir(config.name), ownUserDir]) {
+    if (lstatOrUndefined(dir)?.uid !== 0) continue;
+    rmSync(dir, { recursive: true, force: true });
+    result.removedFiles.push(dir);
   }
   result.found = state !== null || result.deletedNamespaces.length > 0 || result.removedFiles.length > 0;
   return result;
@@ -240,15 +243,15 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
  * (restoring what they changed) before their namespace goes away.
  */
 async function quitKubetun(name: string, result: SandboxDownResult): Promise<void> {
-  const dir = runDir({ KUBETUN_SANDBOX: name });
-  for (const [service, socket] of [
-    [UserDaemon, userDaemonSocket(dir)],
-    [RootDaemon, rootDaemonSocket(dir)],
-  ] as const) {
+  const daemons = [
+    ...sandboxUserRunDirs(name).map((dir) => [UserDaemon, userDaemonSocket(dir)] as const),
+    [RootDaemon, rootDaemonSocket(rootRunDir(name))] as const,
+  ];
+  for (const [service, socket] of daemons) {
     if (!(await socketAnswers(socket))) continue;
     try {
       await createClient(service, unixRpcTransport(socket)).quit({});
-      result.stoppedProcesses.push(`kubetun ${service.typeName} (asked to quit)`);
+      result.stoppedProcesses.push(`kubetun ${service.typeName} at ${socket} (asked to quit)`);
     } catch (error) {
       result.warnings.push(`kubetun's daemon at ${socket} did not quit: ${(error as Error).message}`);
     }

@@ -4,8 +4,6 @@
 // local socket backed by port-forwards (ManagerForwarder). Serves the CLI on a Unix socket only its user can open.
 import { ConnectError, Code, createClient, type Client, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import {
   DaemonVersionSchema,
@@ -21,8 +19,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import { awaitManager, DEFAULT_MANAGER_NAMESPACE, locateManager } from '../k8s/manager-locator.js';
 import { openPortForward } from '../k8s/port-forward.js';
-import { daemonLog, managerForwardSocket, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { daemonLog, managerForwardSocket, rootDaemonSocket, rootRunDir, sandboxName, userDaemonSocket, userRunDir } from '../local-paths.js';
+import { openLogFile } from '../log/log-file.js';
+import type { Logger } from '../log/logger.js';
 import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
@@ -64,8 +63,9 @@ export class UserDaemonService {
     private readonly dir: string,
     private readonly log: Logger,
     private readonly exit: () => void,
+    rootSocket = rootDaemonSocket(dir),
   ) {
-    this.root = withTunnelEndpoints(createClient(RootDaemon, unixRpcTransport(rootDaemonSocket(dir))), () => this.active?.request);
+    this.root = withTunnelEndpoints(createClient(RootDaemon, unixRpcTransport(rootSocket)), () => this.active?.request);
   }
 
   routes = (router: ConnectRouter): void => {
@@ -147,7 +147,7 @@ export class UserDaemonService {
       await this.disconnect();
       throw error instanceof ConnectError ? error : new ConnectError(`the root daemon: ${(error as Error).message}`, Code.Unavailable);
     }
-    this.log.info('connected', { manager: kube === null ? managerUrl : `${kube.managerNamespace}/${kube.pod}`, session, namespace });
+    this.log.info('connected', { manager: kube === null ? managerUrl : `${kube.managerNamespace}/${kube.pod}`, namespace });
     return this.status();
   }
 
@@ -263,7 +263,7 @@ export class UserDaemonService {
             await this.rearrive(active);
             active.state = 'connected';
             this.watchTunnel(active);
-            this.log.info('reconnected to the traffic manager', { session: active.sessionId });
+            this.log.info('reconnected to the traffic manager');
             return;
           } catch (e) {
             this.log.warn(`reconnect failed: ${(e as Error).message}`);
@@ -295,13 +295,14 @@ async function firstClusterInfo(tunnel: TunnelClient, session: string) {
   throw new ConnectError('the traffic manager sent no cluster info', Code.Unavailable);
 }
 
-export async function runUserDaemon(dir: string = runDir()): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const logFile = createWriteStream(daemonLog('user-daemon', dir), { flags: 'a' });
-  const log = createLogger((process.env.KUBETUN_LOG_LEVEL as 'info' | undefined) ?? 'info', (line) => logFile.write(line));
+/** Runs in the user's own directory (userRunDir, 0700); the root daemon's socket is in rootRunDir. */
+export async function runUserDaemon(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const dir = userRunDir(env);
+  const logFile = openLogFile(daemonLog('user-daemon', dir));
+  const log = logFile.log;
   let stopping = false;
-  const service = new UserDaemonService(dir, log, () => void shutdown('quit'));
-  const server = await listenUnixRpc(userDaemonSocket(dir), service.routes, { mode: 0o600 });
+  const service = new UserDaemonService(dir, log, () => void shutdown('quit'), rootDaemonSocket(rootRunDir(sandboxName(env))));
+  const server = await listenUnixRpc(userDaemonSocket(dir), service.routes, { mode: 0o600, log });
   log.info('user daemon started', { socket: userDaemonSocket(dir), pid: process.pid });
   async function shutdown(why: string): Promise<void> {
     if (stopping) return;
@@ -309,7 +310,7 @@ export async function runUserDaemon(dir: string = runDir()): Promise<void> {
     log.info('user daemon stopping', { why });
     await service.disconnect().catch(() => undefined);
     server.close();
-    logFile.end(() => process.exit(0));
+    logFile.close(() => process.exit(0));
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));

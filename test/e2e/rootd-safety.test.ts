@@ -20,7 +20,7 @@ import { createClient, type Client } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { RootDaemon, type NetworkStatus } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
 import { ClusterInfoSchema, Manager, type ClusterInfo } from '../../src/gen/kubetun/manager/v1/manager_pb.js';
-import { daemonLog, managerForwardSocket, rootDaemonSocket, rootStateDir, runDir } from '../../src/local-paths.js';
+import { daemonLog, managerForwardSocket, rootDaemonSocket, rootRunDir, rootStateDir } from '../../src/local-paths.js';
 import { parseIp, parsePrefix, prefixContains } from '../../src/netstack/wire/ip-address.js';
 import { unixRpcTransport } from '../../src/rpc/unix-socket-rpc.js';
 import { TestNetns, requireRoot } from '../helpers/netns.js';
@@ -93,7 +93,8 @@ class ManagerDouble extends EventEmitter<{ change: [] }> {
 interface Bed {
   ns: TestNetns;
   resolvConf: string;
-  env: { KUBETUN_SANDBOX: string };
+  /** The sandbox name the daemon is started for (the netns's): it picks the daemon's run and state dirs. */
+  sandbox: string;
   runDir: string;
   stateDir: string;
 }
@@ -101,9 +102,8 @@ interface Bed {
 /** A netns with its own resolv.conf (a bind mount, as in the sandbox); everything is removed after the test. */
 async function testBed(t: TestContext): Promise<Bed> {
   const ns = await TestNetns.create('rootd');
-  const env = { KUBETUN_SANDBOX: ns.name };
   const etc = join('/etc/netns', ns.name);
-  const bed: Bed = { ns, resolvConf: join(etc, 'resolv.conf'), env, runDir: runDir(env), stateDir: rootStateDir(ns.name) };
+  const bed: Bed = { ns, resolvConf: join(etc, 'resolv.conf'), sandbox: ns.name, runDir: rootRunDir(ns.name), stateDir: rootStateDir(ns.name) };
   // The shared parents (/etc/netns, /run/kubetun, /var/lib/kubetun) go too if this test made them.
   const madeParents = [etc, bed.runDir, bed.stateDir].map((d) => dirname(d)).filter((d) => !existsSync(d));
   t.after(async () => {
@@ -128,7 +128,7 @@ async function startRootDaemon(bed: Bed, nodeOptions: string[] = []): Promise<Da
   await rm(socket, { force: true });
   const child = bed.ns.spawn('env', [
     '-u', 'KUBETUN_RUN_DIR', '-u', 'KUBETUN_RESOLV_CONF', '-u', 'KUBETUN_DNS_MODE', '-u', 'KUBETUN_TUN_NAME', '-u', 'SUDO_UID', '-u', 'SUDO_GID',
-    `KUBETUN_SANDBOX=${bed.env.KUBETUN_SANDBOX}`, process.execPath, ...nodeOptions, KUBETUN, 'root-daemon',
+    process.execPath, ...nodeOptions, KUBETUN, 'root-daemon', '--sandbox', bed.sandbox,
   ]);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
