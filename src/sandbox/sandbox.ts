@@ -4,7 +4,7 @@
 import { createClient } from '@connectrpc/connect';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { RootDaemon, UserDaemon } from '../gen/kubetun/daemon/v1/daemon_pb.js';
-import { lstatOrUndefined, rootDaemonSocket, rootRunDir, sandboxUserRunDirs, userDaemonSocket, userRunDirPath } from '../local-paths.js';
+import { lstatOrUndefined, rootDaemonSocket, rootRunDir, rootStateDir, sandboxUserRunDirs, userDaemonSocket, userRunDirPath } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { applyWorkloads, waitForWorkloads } from './cluster-api.js';
 import { readControlPlane, requireBinaries, startControlPlane, stopControlPlane, type ControlPlane } from './control-plane/index.js';
@@ -226,10 +226,11 @@ async function tearDown(config: SandboxConfig): Promise<SandboxDownResult> {
   for (const ns of folders) if (removeNetnsFolder(ns)) result.removedFiles.push(`${ETC_NETNS}/${ns}`);
   if (existsSync(config.stateDir)) result.removedFiles.push(config.stateDir);
   removeStateDir(config);
-  // The root daemon's folder and root's own user daemon folder go; another user's belongs to that user, who keeps
-  // it (its sockets are gone), and root does not delete inside a folder someone else controls.
+  // The root daemon's folders (its state too: the workstation's resolv.conf goes with its namespace) and root's own
+  // user daemon folder go; another user's belongs to that user, who keeps it (its sockets are gone), and root does
+  // not delete inside a folder someone else controls.
   const ownUserDir = userRunDirPath({ ...process.env, KUBETUN_RUN_DIR: undefined, KUBETUN_SANDBOX: config.name });
-  for (const dir of [rootRunDir(config.name), ownUserDir]) {
+  for (const dir of [rootRunDir(config.name), rootStateDir(config.name), ownUserDir]) {
     if (lstatOrUndefined(dir)?.uid !== 0) continue;
     rmSync(dir, { recursive: true, force: true });
     result.removedFiles.push(dir);
