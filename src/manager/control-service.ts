@@ -142,7 +142,8 @@ export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter)
           session = deps.sessions.arrive(client, context.values.get(CONNECTION));
         } catch (error) {
           if (!(error instanceof LimitError)) throw error;
-          deps.log.warn('session refused', { reason: error.message, name: client.name });
+          // Debug: a client hammering ArriveAsClient must not flood the log.
+          deps.log.debug('session refused', { reason: error.message, name: client.name });
           throw new ConnectError(error.message, Code.ResourceExhausted);
         }
         deps.log.info('client arrived', { session: session.tag, ...session.client });

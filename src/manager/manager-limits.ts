@@ -27,14 +27,14 @@ export interface ManagerLimits {
 
 /**
  * Numbers a developer does not reach (a browser keeps at most 256 sockets, a build a few dozen; the benchmark
- * holds 1,000 idle flows) and the manager's memory affords: an idle TCP flow costs ~12 KiB and a stalled one up
- * to ~80 KiB (one socket read plus the stream's buffer), so 6,000 flows fit in the Deployment's 256 MiB.
+ * holds 1,000 idle flows) and the manager's memory affords: an idle TCP flow costs ~30 KiB of RSS (2,000 took a
+ * manager to ~117 MiB, test/e2e/manager-limits.test.ts), so 4,000 fit in the Deployment's 256 MiB with room.
  */
 export const DEFAULT_LIMITS: Readonly<ManagerLimits> = {
   connections: 512,
   sessions: 512,
   sessionsPerConnection: 8,
-  tcpFlows: 6_000,
+  tcpFlows: 4_000,
   tcpFlowsPerSession: 2_000,
   udpFlows: 1_024,
   udpFlowsPerSession: 256,

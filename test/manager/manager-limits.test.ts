@@ -12,6 +12,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { DnsFlag, DnsType, buildDnsMessage, textToName } from '../../src/dns/dns-message.js';
 import { SessionSchema } from '../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { createLogger } from '../../src/log/logger.js';
+import { admit, Allowance } from '../../src/manager/manager-limits.js';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { DNS_MESSAGE_TYPE, DNS_QUERY_PATH, SESSION_HEADER } from '../../src/tunnel/protocol.js';
 import { TunnelClient, TunnelError } from '../../src/tunnel/tunnel-client.js';
@@ -43,6 +44,22 @@ function isConnectError(code: Code, what: RegExp): (error: unknown) => boolean {
 function liveSession(tunnel: TunnelFixture) {
   return tunnel.manager.sessions.get(tunnel.client.sessionId!)!;
 }
+
+test('admit takes from every allowance or from none, and gives back once', () => {
+  const session = new Allowance('things per session', 2);
+  const all = new Allowance('things in all', 1);
+  const first = admit(session, all);
+  assert.equal(first.admitted, true);
+  const second = admit(session, all);
+  assert.deepEqual(second, { admitted: false, message: "The traffic manager's limit of 1 things in all is reached; close some and try again." });
+  assert.equal(session.inUse, 1, 'nothing taken from the session when the global allowance is full');
+  if (first.admitted) {
+    first.release();
+    first.release();
+  }
+  assert.equal(session.inUse, 0);
+  assert.equal(all.inUse, 0);
+});
 
 test('TCP flows beyond the per-session cap get LIMIT naming the cap; closing one frees its place', async () => {
   const tunnel = await startTunnel({ limits: { tcpFlowsPerSession: 3 } });
