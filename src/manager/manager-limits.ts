@@ -27,8 +27,8 @@ export interface ManagerLimits {
 
 /**
  * Numbers a developer does not reach (a browser keeps at most 256 sockets, a build a few dozen; the benchmark
- * holds 1,000 idle flows) and the manager's memory affords: an idle TCP flow costs ~30 KiB of RSS (2,000 took a
- * manager to ~117 MiB, test/e2e/manager-limits.test.ts), so 4,000 fit in the Deployment's 256 MiB with room.
+ * holds 1,000 idle flows) and the manager's memory affords: an idle TCP flow costs ~21 KiB of RSS (2,000 took a
+ * manager from 75 to 116 MiB, test/e2e/manager-limits.test.ts), so 4,000 fit in the Deployment's 256 MiB with room.
  */
 export const DEFAULT_LIMITS: Readonly<ManagerLimits> = {
   connections: 512,
