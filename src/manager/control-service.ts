@@ -1,12 +1,23 @@
 // The Manager service (proto/kubetun/manager/v1/manager.proto): sessions and the cluster info watch.
 
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type ConnectRouter,
+  type ContextValues,
+  type HandlerContext,
+} from '@connectrpc/connect';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Manager, type ClusterInfoSchema } from '../gen/kubetun/manager/v1/manager_pb.js';
+import { Manager, type ClientInfo, type ClusterInfoSchema } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { formatPrefix } from '../netstack/wire/ip-address.js';
 import type { ClusterInfoSource, ClusterSnapshot } from './cluster-info-source.js';
 import type { Logger } from '../log/logger.js';
-import type { ClientSession, SessionEndReason, SessionRegistry } from './session-registry.js';
+import { admit, LimitError } from './manager-limits.js';
+import type { ClientIdentity, ClientSession, SessionEndReason, SessionRegistry } from './session-registry.js';
 
 export interface ControlServiceDeps {
   sessions: SessionRegistry;
@@ -15,8 +26,44 @@ export interface ControlServiceDeps {
   log: Logger;
 }
 
-function notFound(id: string): ConnectError {
-  return new ConnectError(`Session "${id}" is unknown or expired: arrive again.`, Code.NotFound);
+/** The HTTP/2 connection an RPC came on: sessions per connection are capped. */
+const CONNECTION = createContextKey<object | undefined>(undefined);
+
+/** The context values the control API's handlers read; give it to connectNodeAdapter's `contextValues`. */
+export function controlContextValues(req: IncomingMessage | Http2ServerRequest): ContextValues {
+  return createContextValues().set(CONNECTION, 'stream' in req ? req.stream.session : undefined);
+}
+
+function notFound(): ConnectError {
+  // The id is not repeated: it is the tunnel's credential and error messages end up in logs.
+  return new ConnectError('The session is unknown or expired: arrive again.', Code.NotFound);
+}
+
+/** A DNS-1123 label: the namespace becomes a DNS search entry on the client. */
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Printable ASCII and nothing else: these go into the manager's logs. */
+const PRINTABLE = /^[\x20-\x7e]*$/;
+/** Longest accepted: user@host is at most 32 + 1 + 253; a version is short. */
+const MAX_LENGTH: Readonly<Record<'name' | 'hostname' | 'version', number>> = { name: 320, hostname: 253, version: 64 };
+
+/** The client's identity, checked: a bad field is refused with InvalidArgument naming it. */
+export function clientIdentity(info: ClientInfo): ClientIdentity {
+  for (const field of ['name', 'hostname', 'version'] as const) {
+    const value = info[field];
+    if (value.length > MAX_LENGTH[field] || !PRINTABLE.test(value)) {
+      throw new ConnectError(
+        `ClientInfo.${field} must be printable ASCII of at most ${MAX_LENGTH[field]} characters.`,
+        Code.InvalidArgument,
+      );
+    }
+  }
+  if (info.namespace !== '' && !NAMESPACE.test(info.namespace)) {
+    throw new ConnectError(
+      'ClientInfo.namespace must be a Kubernetes namespace name (a DNS-1123 label: a-z, 0-9 and "-", at most 63).',
+      Code.InvalidArgument,
+    );
+  }
+  return { name: info.name, namespace: info.namespace, hostname: info.hostname, version: info.version };
 }
 
 /** What a session sees: the cluster facts with the search path of its namespace. */
@@ -73,7 +120,7 @@ async function* watchClusterInfo(
       }
       await new Promise<void>((resolve) => (wake = resolve));
     }
-    if (ended === 'expired') throw notFound(session.id);
+    if (ended === 'expired') throw notFound();
   } finally {
     deps.cluster.off('change', onChange);
     context.signal.removeEventListener('abort', onAbort);
@@ -84,31 +131,45 @@ async function* watchClusterInfo(
 export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter) => void {
   const live = (id: string): ClientSession => {
     const session = deps.sessions.get(id);
-    if (session === undefined) throw notFound(id);
+    if (session === undefined) throw notFound();
     return session;
   };
   return (router) =>
     router.service(Manager, {
-      arriveAsClient(info) {
-        const session = deps.sessions.arrive({
-          name: info.name,
-          namespace: info.namespace,
-          hostname: info.hostname,
-          version: info.version,
-        });
-        deps.log.info('client arrived', { session: session.id, ...session.client });
+      arriveAsClient(info, context) {
+        const client = clientIdentity(info);
+        let session: ClientSession;
+        try {
+          session = deps.sessions.arrive(client, context.values.get(CONNECTION));
+        } catch (error) {
+          if (!(error instanceof LimitError)) throw error;
+          // Debug: a client hammering ArriveAsClient must not flood the log.
+          deps.log.debug('session refused', { reason: error.message, name: client.name });
+          throw new ConnectError(error.message, Code.ResourceExhausted);
+        }
+        deps.log.info('client arrived', { session: session.tag, ...session.client });
         return { id: session.id };
       },
       remain(request) {
-        if (!deps.sessions.remain(request.id)) throw notFound(request.id);
+        if (!deps.sessions.remain(request.id)) throw notFound();
         return {};
       },
       depart(request) {
-        if (deps.sessions.depart(request.id)) deps.log.info('client departed', { session: request.id });
+        const session = deps.sessions.get(request.id);
+        if (session !== undefined && deps.sessions.depart(request.id)) {
+          deps.log.info('client departed', { session: session.tag });
+        }
         return {};
       },
       async *watchClusterInfo(request, context) {
-        yield* watchClusterInfo(live(request.id), deps, context);
+        const session = live(request.id);
+        const admission = admit(session.allowances.watches);
+        if (!admission.admitted) throw new ConnectError(admission.message, Code.ResourceExhausted);
+        try {
+          yield* watchClusterInfo(session, deps, context);
+        } finally {
+          admission.release();
+        }
       },
       version() {
         return { version: deps.version };

@@ -1,8 +1,10 @@
 // Client sessions: created on arrival, kept alive by Remain within the TTL, ended by Depart or expiry. Ending a
-// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks.
+// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks. How many live at
+// once, in all and per connection, is capped, and each session carries the allowances its flows draw from.
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { Allowance, DEFAULT_LIMITS, LimitError, type ManagerLimits } from './manager-limits.js';
 
 export interface ClientIdentity {
   name: string;
@@ -13,14 +15,42 @@ export interface ClientIdentity {
 
 export type SessionEndReason = 'departed' | 'expired' | 'shutdown';
 
+export type SessionLimits = Pick<
+  ManagerLimits,
+  'sessions' | 'sessionsPerConnection' | 'tcpFlowsPerSession' | 'udpFlowsPerSession' | 'dnsQueriesPerSession' | 'watchesPerSession'
+>;
+
+/** What one session may hold at once. */
+export interface SessionAllowances {
+  tcpFlows: Allowance;
+  udpFlows: Allowance;
+  dnsQueries: Allowance;
+  watches: Allowance;
+}
+
+function sessionAllowances(limits: SessionLimits): SessionAllowances {
+  return {
+    tcpFlows: new Allowance('TCP flows per session', limits.tcpFlowsPerSession),
+    udpFlows: new Allowance('UDP flows per session', limits.udpFlowsPerSession),
+    dnsQueries: new Allowance('DNS queries in flight per session', limits.dnsQueriesPerSession),
+    watches: new Allowance('cluster info watches per session', limits.watchesPerSession),
+  };
+}
+
 export class ClientSession {
   private readonly endHooks = new Set<(reason: SessionEndReason) => void>();
   private endReason: SessionEndReason | undefined;
 
   constructor(
+    /** The tunnel's credential: never logged. */
     readonly id: string,
+    /** Names the session in logs, e.g. `#12`. */
+    readonly tag: string,
     readonly client: ClientIdentity,
     public expiresAt: number,
+    readonly allowances: SessionAllowances,
+    /** The HTTP/2 connection it arrived on, counted against `sessionsPerConnection`. */
+    readonly connection: object | undefined,
   ) {}
 
   /**
@@ -47,11 +77,15 @@ export class ClientSession {
 
 export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSession, reason: SessionEndReason] }> {
   private readonly sessions = new Map<string, ClientSession>();
+  /** Live sessions per connection they arrived on. */
+  private readonly perConnection = new Map<object, number>();
+  private serial = 0;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    private readonly limits: SessionLimits = DEFAULT_LIMITS,
   ) {
     super();
   }
@@ -66,9 +100,23 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
     this.sweeper.unref();
   }
 
-  arrive(client: ClientIdentity): ClientSession {
-    const session = new ClientSession(randomUUID(), client, this.now() + this.ttlMs);
+  /** A new session; throws LimitError when the manager or this connection holds as many as it may. */
+  arrive(client: ClientIdentity, connection?: object): ClientSession {
+    // Expired sessions no longer count against the caps.
+    this.sweep();
+    if (this.sessions.size >= this.limits.sessions) {
+      throw new LimitError(`The traffic manager holds its limit of ${this.limits.sessions} sessions; try again later.`);
+    }
+    const onConnection = connection === undefined ? 0 : (this.perConnection.get(connection) ?? 0);
+    if (onConnection >= this.limits.sessionsPerConnection) {
+      throw new LimitError(
+        `This connection holds its limit of ${this.limits.sessionsPerConnection} sessions: depart from one before arriving again.`,
+      );
+    }
+    const tag = `#${++this.serial}`;
+    const session = new ClientSession(randomUUID(), tag, client, this.now() + this.ttlMs, sessionAllowances(this.limits), connection);
     this.sessions.set(session.id, session);
+    if (connection !== undefined) this.perConnection.set(connection, onConnection + 1);
     return session;
   }
 
@@ -112,6 +160,12 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
 
   private finish(session: ClientSession, reason: SessionEndReason): void {
     this.sessions.delete(session.id);
+    const connection = session.connection;
+    if (connection !== undefined) {
+      const left = (this.perConnection.get(connection) ?? 1) - 1;
+      if (left > 0) this.perConnection.set(connection, left);
+      else this.perConnection.delete(connection);
+    }
     session.end(reason);
     this.emit('ended', session, reason);
   }

@@ -4,8 +4,10 @@
 
 import { constants as http2constants, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import { formatIp } from '../netstack/wire/ip-address.js';
 import type { Target } from '../tunnel/protocol.js';
 import type { Logger } from '../log/logger.js';
+import { admit, type Allowance } from './manager-limits.js';
 import type { ClientSession } from './session-registry.js';
 import { answerFailure } from './stream-answer.js';
 import { DialError, type TcpDialer } from './tcp-dialer.js';
@@ -15,6 +17,8 @@ export interface TcpFlowDeps {
   policy: TargetPolicy;
   dial: TcpDialer;
   log: Logger;
+  /** TCP flows of all sessions together. */
+  flows: Allowance;
 }
 
 export async function serveTcpFlow(
@@ -28,12 +32,19 @@ export async function serveTcpFlow(
     answerFailure(stream, 'forbidden', verdict.message);
     return;
   }
+  // Held from the dial on (a pending connect holds a socket too) until the stream closes.
+  const admission = admit(session.allowances.tcpFlows, deps.flows);
+  if (!admission.admitted) {
+    answerFailure(stream, 'limit', admission.message);
+    return;
+  }
+  stream.once('close', admission.release);
   let socket: Socket;
   try {
-    socket = await deps.dial(target.host, target.port);
+    socket = await deps.dial(formatIp(verdict.address), target.port);
   } catch (error) {
     if (!(error instanceof DialError)) throw error;
-    deps.log.debug('tcp dial failed', { session: session.id, target: `${target.host}:${target.port}`, reason: error.reason });
+    deps.log.debug('tcp dial failed', { session: session.tag, target: `${target.host}:${target.port}`, reason: error.reason });
     answerFailure(stream, error.reason, error.message);
     return;
   }

@@ -10,14 +10,12 @@ import {
   CONNECTION_WINDOW_BYTES,
   DNS_QUERY_PATH,
   SESSION_HEADER,
-  SESSION_MEMORY_MIB,
-  STREAM_WINDOW_BYTES,
   parseAuthority,
   parseConnectUdpPath,
 } from '../tunnel/protocol.js';
 import { ClusterInfoSource } from './cluster-info-source.js';
 import { createClusterDnsClient, type DnsExchange } from './cluster-dns-client.js';
-import { controlRoutes } from './control-service.js';
+import { controlContextValues, controlRoutes } from './control-service.js';
 import { serveDnsQuery } from './dns-endpoint.js';
 import type { Logger } from '../log/logger.js';
 import { SessionRegistry } from './session-registry.js';
@@ -25,7 +23,8 @@ import { answerBadRequest, answerFailure } from './stream-answer.js';
 import { createTcpDialer, type TcpDialer } from './tcp-dialer.js';
 import { serveTcpFlow } from './tcp-flow.js';
 import type { ManagerSettings } from './manager-config.js';
-import { TargetPolicy } from './target-policy.js';
+import { DEFAULT_LIMITS, globalAllowances, http2ServerLimits, RPC_READ_MAX_BYTES, type ManagerLimits } from './manager-limits.js';
+import { ownAddresses, TargetPolicy } from './target-policy.js';
 import { serveUdpFlow } from './udp-flow.js';
 
 /** The settings from the command line (manager-config.ts; discovery runs beside it), and what only code can give. */
@@ -36,6 +35,10 @@ export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' |
   dialTcp?: TcpDialer;
   /** Replaces the cluster DNS client (tests). */
   dnsExchange?: DnsExchange;
+  /** Caps other than DEFAULT_LIMITS (tests). */
+  limits?: Partial<ManagerLimits>;
+  /** Lets in-process tests dial target servers on this host's loopback (TargetPolicyOptions). */
+  loopbackTargetsForTests?: boolean;
 }
 
 export interface TrafficManager {
@@ -51,10 +54,7 @@ export interface TrafficManager {
 }
 
 function serverOptions(config: TrafficManagerConfig): http2.SecureServerOptions {
-  const options: http2.SecureServerOptions = {
-    settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW_BYTES },
-    maxSessionMemory: SESSION_MEMORY_MIB,
-  };
+  const options: http2.SecureServerOptions = http2ServerLimits();
   if (config.tls) {
     options.cert = readFileSync(config.tls.certFile);
     options.key = readFileSync(config.tls.keyFile);
@@ -69,14 +69,25 @@ function headerText(value: string | string[] | undefined): string | undefined {
 export async function startTrafficManager(config: TrafficManagerConfig): Promise<TrafficManager> {
   const log = config.log;
   const cluster = new ClusterInfoSource(config.cluster);
-  const sessions = new SessionRegistry(config.sessionTtlMs);
-  const policy = new TargetPolicy(cluster, config.allow);
+  const limits: ManagerLimits = { ...DEFAULT_LIMITS, ...config.limits };
+  const sessions = new SessionRegistry(config.sessionTtlMs, Date.now, limits);
+  const flows = globalAllowances(limits);
+  const policy = new TargetPolicy(cluster, config.allow, {
+    own: ownAddresses(),
+    ...(config.loopbackTargetsForTests === true ? { loopbackForTests: true } : {}),
+  });
   const dial = config.dialTcp ?? createTcpDialer({ timeoutMs: config.dialTimeoutMs });
   const exchange = config.dnsExchange ?? createClusterDnsClient({ server: () => cluster.current().facts.dns });
-  const control = connectNodeAdapter({ routes: controlRoutes({ sessions, cluster, version: config.version, log }) });
+  const control = connectNodeAdapter({
+    routes: controlRoutes({ sessions, cluster, version: config.version, log }),
+    contextValues: controlContextValues,
+    // Bounded messages, and no compression: ~1 MB of gzip would otherwise inflate to ~1 GB in the manager.
+    readMaxBytes: RPC_READ_MAX_BYTES,
+    acceptCompression: [],
+  });
 
   sessions.on('ended', (session, reason) => {
-    if (reason === 'expired') log.info('session expired', { session: session.id, name: session.client.name });
+    if (reason === 'expired') log.info('session expired', { session: session.tag, name: session.client.name });
   });
   cluster.on('change', (snapshot) => log.info('cluster info changed', { revision: snapshot.revision }));
 
@@ -84,6 +95,9 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     ? http2.createSecureServer(serverOptions(config))
     : http2.createServer(serverOptions(config));
   const connections = new Set<http2.ServerHttp2Session>();
+  // Sockets beyond the cap are closed as they are accepted ('drop'), before any TLS or HTTP/2 work.
+  server.maxConnections = limits.connections;
+  server.on('drop', () => log.debug('client connection dropped: at the connection limit', { limit: limits.connections }));
   server.on('session', (session: http2.ServerHttp2Session) => {
     connections.add(session);
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
@@ -99,6 +113,12 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
       });
       return;
     }
+    // An RPC refused before its body was read (over readMaxBytes) leaves the rest of the body in a stream
+    // that nobody reads any more (the request object is destroyed), and an unread stream is never destroyed:
+    // it would hold the connection open for good. Once answered, the rest is discarded.
+    req.stream.once('finish', () => {
+      if (req.destroyed && !req.stream.readableEnded) req.stream.removeAllListeners('data').resume();
+    });
     control(req, res);
   });
 
@@ -119,7 +139,7 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
         answerBadRequest(stream, 'CONNECT needs :authority host:port with a port from 1 to 65535.');
         return;
       }
-      serveTcpFlow(stream, session, target, { policy, dial, log }).catch((error: Error) => {
+      serveTcpFlow(stream, session, target, { policy, dial, log, flows: flows.tcpFlows }).catch((error: Error) => {
         log.error('tcp flow failed', { error: error.message });
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       });
@@ -134,7 +154,7 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
       answerBadRequest(stream, 'connect-udp needs :path /.well-known/masque/udp/{host}/{port}/.');
       return;
     }
-    serveUdpFlow(stream, session, target, { policy, idleMs: config.udpIdleMs, log });
+    serveUdpFlow(stream, session, target, { policy, idleMs: config.udpIdleMs, log, flows: flows.udpFlows });
   });
 
   await new Promise<void>((resolve, reject) => {

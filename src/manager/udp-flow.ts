@@ -5,9 +5,11 @@
 import * as dgram from 'node:dgram';
 import { constants as http2constants, type ServerHttp2Stream } from 'node:http2';
 import { isIPv6 } from 'node:net';
+import { formatIp } from '../netstack/wire/ip-address.js';
 import { CapsuleDecoder, encodeDatagramCapsule } from '../tunnel/capsule.js';
 import type { Target } from '../tunnel/protocol.js';
 import type { Logger } from '../log/logger.js';
+import { admit, type Allowance } from './manager-limits.js';
 import type { ClientSession } from './session-registry.js';
 import { answerFailure } from './stream-answer.js';
 import type { TargetPolicy } from './target-policy.js';
@@ -16,6 +18,8 @@ export interface UdpFlowDeps {
   policy: TargetPolicy;
   idleMs: number;
   log: Logger;
+  /** UDP flows of all sessions together. */
+  flows: Allowance;
 }
 
 /** Queued capsule bytes beyond which datagrams from the target are dropped. */
@@ -29,8 +33,15 @@ export function serveUdpFlow(stream: ServerHttp2Stream, session: ClientSession, 
     answerFailure(stream, 'forbidden', verdict.message);
     return;
   }
+  const admission = admit(session.allowances.udpFlows, deps.flows);
+  if (!admission.admitted) {
+    answerFailure(stream, 'limit', admission.message);
+    return;
+  }
+  stream.once('close', admission.release);
+  const host = formatIp(verdict.address);
   const socket = dgram.createSocket({
-    type: isIPv6(target.host) ? 'udp6' : 'udp4',
+    type: isIPv6(host) ? 'udp6' : 'udp4',
     recvBufferSize: SOCKET_BUFFER_BYTES,
     sendBufferSize: SOCKET_BUFFER_BYTES,
   });
@@ -49,7 +60,7 @@ export function serveUdpFlow(stream: ServerHttp2Stream, session: ClientSession, 
     }
     // Once connected, errors are ICMP reports for single datagrams (port unreachable): UDP carries on.
   });
-  socket.connect(target.port, target.host, () => {
+  socket.connect(target.port, host, () => {
     connected = true;
     if (stream.closed || stream.destroyed) {
       closeSocket();
@@ -81,7 +92,7 @@ function joinStreamAndSocket(
     try {
       decoder.push(chunk);
     } catch (error) {
-      deps.log.debug('bad capsule on a udp flow', { session: session.id, error: (error as Error).message });
+      deps.log.debug('bad capsule on a udp flow', { session: session.tag, error: (error as Error).message });
       stream.close(http2constants.NGHTTP2_PROTOCOL_ERROR);
     }
   });

@@ -18,10 +18,13 @@ const CONNECT_UDP_PREFIX = '/.well-known/masque/udp/';
 /** HTTP/2 settings both ends use: big windows carry ~1.5 GiB/s per connection (measured) instead of ~1.0. */
 export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;
-/** nghttp2's per-session memory cap in MiB; the default (10) is below one full connection window. */
+/**
+ * The tunnel client's nghttp2 memory cap in MiB; the default (10) is below one full connection window. The
+ * manager has its own, per client connection (manager-limits.ts).
+ */
 export const SESSION_MEMORY_MIB = 256;
 
-export type WireErrorReason = 'refused' | 'unreachable' | 'timeout' | 'forbidden' | 'session';
+export type WireErrorReason = 'refused' | 'unreachable' | 'timeout' | 'forbidden' | 'session' | 'limit';
 
 /** The HTTP status a failed CONNECT answers with, per reason (RFC 9209 style: 502 for the next hop, 504 for time). */
 export const STATUS_FOR_REASON: Readonly<Record<WireErrorReason, number>> = {
@@ -30,6 +33,7 @@ export const STATUS_FOR_REASON: Readonly<Record<WireErrorReason, number>> = {
   timeout: 504,
   forbidden: 403,
   session: 403,
+  limit: 429,
 };
 
 const CODE_FOR_REASON: Readonly<Record<WireErrorReason, TunnelErrorCode>> = {
@@ -38,6 +42,7 @@ const CODE_FOR_REASON: Readonly<Record<WireErrorReason, TunnelErrorCode>> = {
   timeout: 'TIMEOUT',
   forbidden: 'FORBIDDEN',
   session: 'SESSION',
+  limit: 'LIMIT',
 };
 
 /** The client's error code for a failed response; an unknown or absent reason is read from the status. */
@@ -45,6 +50,7 @@ export function errorCodeFor(status: number, reason: string | undefined): Tunnel
   if (reason !== undefined && reason in CODE_FOR_REASON) return CODE_FOR_REASON[reason as WireErrorReason];
   if (status === 504) return 'TIMEOUT';
   if (status === 403) return 'FORBIDDEN';
+  if (status === 429) return 'LIMIT';
   if (status === 502) return 'UNREACHABLE';
   return 'CONNECTION';
 }

@@ -1,8 +1,8 @@
 // The errors a tunnel client reports. The root daemon maps them to what a local application would see:
-// REFUSED → TCP RST, UNREACHABLE/TIMEOUT/FORBIDDEN → ICMP unreachable (or RST), SESSION → arrive again,
-// CONNECTION → reconnect to the traffic manager.
+// REFUSED → TCP RST, UNREACHABLE/TIMEOUT/FORBIDDEN/LIMIT → ICMP unreachable (or RST), SESSION → arrive again,
+// CONNECTION → reconnect to the traffic manager. LIMIT: the session holds as many flows as the manager allows.
 
-export type TunnelErrorCode = 'REFUSED' | 'UNREACHABLE' | 'TIMEOUT' | 'FORBIDDEN' | 'SESSION' | 'CONNECTION';
+export type TunnelErrorCode = 'REFUSED' | 'UNREACHABLE' | 'TIMEOUT' | 'FORBIDDEN' | 'SESSION' | 'LIMIT' | 'CONNECTION';
 
 export class TunnelError extends Error {
   constructor(

@@ -37,3 +37,40 @@ test('end hooks run once on depart and can be removed', () => {
   session.onEnd((reason) => late.push(reason));
   assert.deepEqual(late, ['departed'], 'a hook added after the end runs at once');
 });
+
+const few = {
+  sessions: 3,
+  sessionsPerConnection: 2,
+  tcpFlowsPerSession: 1,
+  udpFlowsPerSession: 1,
+  dnsQueriesPerSession: 1,
+  watchesPerSession: 1,
+};
+
+test('sessions are capped in all and per connection; an ended or expired one frees its place', () => {
+  let now = 0;
+  const sessions = new SessionRegistry(100, () => now, few);
+  const a = {};
+  const b = {};
+  const first = sessions.arrive(client, a);
+  sessions.arrive(client, a);
+  assert.throws(() => sessions.arrive(client, a), { name: 'LimitError', message: /limit of 2 sessions: depart/ });
+  sessions.arrive(client, b);
+  assert.throws(() => sessions.arrive(client, b), { name: 'LimitError', message: /holds its limit of 3 sessions/ });
+  assert.ok(sessions.depart(first.id));
+  sessions.arrive(client, a);
+  now += 200;
+  assert.equal(sessions.arrive(client, a).connection, a, 'expired sessions no longer count');
+  assert.equal(sessions.size, 1);
+});
+
+test('each session has its own allowances, and a tag for logs that is not its id', () => {
+  const sessions = new SessionRegistry(1000, Date.now, few);
+  const one = sessions.arrive(client);
+  const two = sessions.arrive(client);
+  one.allowances.tcpFlows.take();
+  assert.equal(one.allowances.tcpFlows.full, true);
+  assert.equal(two.allowances.tcpFlows.full, false);
+  assert.match(one.tag, /^#[0-9]+$/);
+  assert.notEqual(one.tag, two.tag);
+});

@@ -38,6 +38,8 @@ test('failure statuses map to the client error codes', () => {
   assert.equal(errorCodeFor(504, 'timeout'), 'TIMEOUT');
   assert.equal(errorCodeFor(403, 'forbidden'), 'FORBIDDEN');
   assert.equal(errorCodeFor(403, 'session'), 'SESSION');
+  assert.equal(errorCodeFor(429, 'limit'), 'LIMIT');
+  assert.equal(errorCodeFor(429, undefined), 'LIMIT');
   assert.equal(errorCodeFor(504, undefined), 'TIMEOUT');
   assert.equal(errorCodeFor(502, 'something-new'), 'UNREACHABLE');
   assert.equal(errorCodeFor(500, undefined), 'CONNECTION');

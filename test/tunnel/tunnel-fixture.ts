@@ -24,6 +24,8 @@ export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {},
       clusterDomain: 'cluster.local',
     },
     allow: [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')],
+    // The echo servers below listen on loopback, which a real manager never dials.
+    loopbackTargetsForTests: true,
     sessionTtlMs: 60_000,
     dialTimeoutMs: 2_000,
     udpIdleMs: 60_000,

@@ -24,6 +24,7 @@ test('the tunnel works over TLS with --tls-cert/--tls-key and a client trusting 
     port: 0,
     cluster: { podCidrs: [], serviceCidrs: [], dns: undefined, clusterDomain: 'cluster.local' },
     allow: [parsePrefix('127.0.0.0/8')],
+    loopbackTargetsForTests: true,
     sessionTtlMs: 60_000,
     dialTimeoutMs: 1000,
     udpIdleMs: 1000,
