@@ -9,6 +9,7 @@
 //     DIR's socket: {"status": SessionStatus JSON, "rootUrl": the URL the root daemon was given, "rootVersion":
 //     the manager's version through that URL}, after which it disconnects.
 
+import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create, toJson } from '@bufbuild/protobuf';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -69,6 +70,8 @@ async function session(config: KubeConfig, namespace: string, socket: string): P
 
 async function userDaemon(kubeconfig: string, namespace: string, dir: string): Promise<void> {
   let rootUrl = '';
+  // The daemons' folder, as the user daemon's start makes it: private to its user.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const root = await listenUnixRpc(
     rootDaemonSocket(dir),
     (router) =>
