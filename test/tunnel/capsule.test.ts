@@ -65,3 +65,21 @@ test('a capsule longer than any datagram is a CapsuleError', () => {
   writeVarint(header, 1, 1 << 20);
   assert.throws(() => decoder.push(header), CapsuleError);
 });
+
+test('a largest datagram pushed one byte at a time decodes in linear time (found by the capsule fuzzer)', () => {
+  // A peer picks the HTTP/2 DATA frame sizes: 1-byte frames used to make every push copy the whole pending capsule
+  // twice (~4·10^9 bytes, seconds of CPU, for one 64 KiB datagram). The bound is the fuzzers' 50 ms per input.
+  const stream = encodeDatagramCapsule(Buffer.alloc(0xffe7, 1));
+  let cpuMs = Infinity;
+  for (let run = 0; run < 3; run++) {
+    const got: Buffer[] = [];
+    const decoder = new CapsuleDecoder((payload) => got.push(payload));
+    const start = process.cpuUsage();
+    for (let at = 0; at < stream.length; at++) decoder.push(stream.subarray(at, at + 1));
+    const used = process.cpuUsage(start);
+    cpuMs = Math.min(cpuMs, (used.user + used.system) / 1000);
+    assert.equal(got.length, 1);
+    assert.equal(got[0]!.length, 0xffe7);
+  }
+  assert.ok(cpuMs < 50, `one 64 KiB datagram in 1-byte chunks took ${cpuMs.toFixed(1)} ms of CPU`);
+});
