@@ -84,14 +84,22 @@ export function encodeDatagramCapsule(payload: Uint8Array): Buffer {
  * datagrams with a context id other than 0 are skipped, as RFC 9297 §3.2 and RFC 9298 §4 require.
  */
 export class CapsuleDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Chunks of the capsule not yet complete; joined only once it is, so tiny chunks cost no copying each. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes the first pending capsule needs in all, once its header was read; 0 until then. */
+  private needed = 0;
 
   constructor(private readonly onDatagram: (payload: Buffer) => void) {}
 
   /** Throws CapsuleError when a capsule is longer than MAX_CAPSULE_LENGTH. */
   push(chunk: Buffer): void {
-    let data = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes < this.needed) return;
+    const data = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
     let at = 0;
+    this.needed = 0;
     for (;;) {
       const type = readVarint(data, at);
       if (type === undefined) break;
@@ -101,7 +109,10 @@ export class CapsuleDecoder {
         throw new CapsuleError(`a capsule of ${length[0]} bytes is longer than any UDP datagram`);
       }
       const end = length[1] + length[0];
-      if (end > data.length) break;
+      if (end > data.length) {
+        this.needed = end - at;
+        break;
+      }
       if (type[0] === DATAGRAM_CAPSULE_TYPE) {
         const context = readVarint(data, length[1]);
         if (context !== undefined && context[0] === 0 && context[1] <= end) {
@@ -111,7 +122,8 @@ export class CapsuleDecoder {
       at = end;
     }
     // Keep only the unfinished capsule; a copy so the chunk it came from can be freed.
-    data = data.subarray(at);
-    this.pending = data.length === 0 ? Buffer.alloc(0) : Buffer.from(data);
+    const rest = data.subarray(at);
+    this.pending = rest.length === 0 ? [] : [Buffer.from(rest)];
+    this.pendingBytes = rest.length;
   }
 }

@@ -65,3 +65,33 @@ test('a capsule longer than any datagram is a CapsuleError', () => {
   writeVarint(header, 1, 1 << 20);
   assert.throws(() => decoder.push(header), CapsuleError);
 });
+
+test('a largest datagram pushed one byte at a time is copied a bounded number of times (found by the capsule fuzzer)', () => {
+  // A peer picks the HTTP/2 DATA frame sizes: in 1-byte frames every push used to copy the whole pending capsule
+  // twice (~4·10^9 bytes, 0.4 s of CPU, for one 64 KiB datagram). Counting the bytes copied is exact where a
+  // timing would depend on the machine; the spies call the real functions.
+  const stream = encodeDatagramCapsule(Buffer.alloc(0xffe7, 1));
+  let copied = 0;
+  const { concat, from } = Buffer;
+  Buffer.concat = ((list: readonly Uint8Array[], totalLength?: number) => {
+    const joined = concat(list, totalLength);
+    copied += joined.length;
+    return joined;
+  }) as typeof Buffer.concat;
+  Buffer.from = ((...args: Parameters<typeof Buffer.from>): Buffer => {
+    const copy = (from as (...a: unknown[]) => Buffer)(...args);
+    copied += copy.length;
+    return copy;
+  }) as typeof Buffer.from;
+  const got: Buffer[] = [];
+  try {
+    const decoder = new CapsuleDecoder((payload) => got.push(payload));
+    for (let at = 0; at < stream.length; at++) decoder.push(stream.subarray(at, at + 1));
+  } finally {
+    Buffer.concat = concat;
+    Buffer.from = from;
+  }
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.length, 0xffe7);
+  assert.ok(copied <= 4 * stream.length, `${copied} bytes copied to decode a ${stream.length}-byte stream`);
+});
