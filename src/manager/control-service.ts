@@ -4,6 +4,7 @@ import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@co
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Manager, type ClusterInfoSchema } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { formatPrefix } from '../netstack/wire/ip-address.js';
+import { CLIENT_IDENTITY } from './client-auth.js';
 import type { ClusterInfoSource, ClusterSnapshot } from './cluster-info-source.js';
 import type { Logger } from '../log/logger.js';
 import type { ClientSession, SessionEndReason, SessionRegistry } from './session-registry.js';
@@ -15,8 +16,15 @@ export interface ControlServiceDeps {
   log: Logger;
 }
 
-function notFound(id: string): ConnectError {
-  return new ConnectError(`Session "${id}" is unknown or expired: arrive again.`, Code.NotFound);
+function notFound(): ConnectError {
+  return new ConnectError('The session is unknown, expired, or not yours: arrive again.', Code.NotFound);
+}
+
+/** The identity the traffic manager authenticated the call with (every call it serves has one). */
+function callerOf(context: HandlerContext): string {
+  const identity = context.values.get(CLIENT_IDENTITY);
+  if (identity === undefined) throw new ConnectError('The call was not authenticated.', Code.Unauthenticated);
+  return identity;
 }
 
 /** What a session sees: the cluster facts with the search path of its namespace. */
@@ -72,7 +80,7 @@ async function* watchClusterInfo(
       }
       await new Promise<void>((resolve) => (wake = resolve));
     }
-    if (ended === 'expired') throw notFound(session.id);
+    if (ended === 'expired') throw notFound();
   } finally {
     deps.cluster.off('change', onChange);
     context.signal.removeEventListener('abort', onAbort);
@@ -81,33 +89,33 @@ async function* watchClusterInfo(
 }
 
 export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter) => void {
-  const live = (id: string): ClientSession => {
-    const session = deps.sessions.get(id);
-    if (session === undefined) throw notFound(id);
+  const live = (id: string, context: HandlerContext): ClientSession => {
+    const session = deps.sessions.owned(id, callerOf(context));
+    if (session === undefined) throw notFound();
     return session;
   };
   return (router) =>
     router.service(Manager, {
-      arriveAsClient(info) {
-        const session = deps.sessions.arrive({
-          name: info.name,
-          namespace: info.namespace,
-          hostname: info.hostname,
-          version: info.version,
-        });
-        deps.log.info('client arrived', { session: session.id, ...session.client });
+      arriveAsClient(info, context) {
+        const identity = callerOf(context);
+        const session = deps.sessions.arrive(
+          { name: info.name, namespace: info.namespace, hostname: info.hostname, version: info.version },
+          identity,
+        );
+        deps.log.info('client arrived', { identity, ...session.client });
         return { id: session.id };
       },
-      remain(request) {
-        if (!deps.sessions.remain(request.id)) throw notFound(request.id);
+      remain(request, context) {
+        if (!deps.sessions.remain(request.id, callerOf(context))) throw notFound();
         return {};
       },
-      depart(request) {
-        if (deps.sessions.depart(request.id)) deps.log.info('client departed', { session: request.id });
+      depart(request, context) {
+        const identity = callerOf(context);
+        if (deps.sessions.depart(request.id, identity)) deps.log.info('client departed', { identity });
         return {};
       },
       async *watchClusterInfo(request, context) {
-        yield* watchClusterInfo(live(request.id), deps, context);
+        yield* watchClusterInfo(live(request.id, context), deps, context);
       },
       version() {
         return { version: deps.version };

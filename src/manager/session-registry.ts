@@ -1,5 +1,6 @@
 // Client sessions: created on arrival, kept alive by Remain within the TTL, ended by Depart or expiry. Ending a
-// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks.
+// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks. A session belongs
+// to the authenticated identity that created it: its id alone is no credential.
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -21,6 +22,8 @@ export class ClientSession {
     readonly id: string,
     readonly client: ClientIdentity,
     public expiresAt: number,
+    /** Who created it (client-auth.ts): only requests authenticated as the same identity may use it. */
+    readonly owner: string,
   ) {}
 
   /**
@@ -66,8 +69,8 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
     this.sweeper.unref();
   }
 
-  arrive(client: ClientIdentity): ClientSession {
-    const session = new ClientSession(randomUUID(), client, this.now() + this.ttlMs);
+  arrive(client: ClientIdentity, owner: string): ClientSession {
+    const session = new ClientSession(randomUUID(), client, this.now() + this.ttlMs, owner);
     this.sessions.set(session.id, session);
     return session;
   }
@@ -83,17 +86,23 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
     return session;
   }
 
-  /** Extends the session by one TTL; false when it is unknown or already expired. */
-  remain(id: string): boolean {
+  /** The live session with this id if `owner` created it; another identity's session looks unknown. */
+  owned(id: string, owner: string): ClientSession | undefined {
     const session = this.get(id);
+    return session?.owner === owner ? session : undefined;
+  }
+
+  /** Extends the owner's session by one TTL; false when it is unknown, already expired, or another's. */
+  remain(id: string, owner: string): boolean {
+    const session = this.owned(id, owner);
     if (session === undefined) return false;
     session.expiresAt = this.now() + this.ttlMs;
     return true;
   }
 
-  depart(id: string): boolean {
+  depart(id: string, owner: string): boolean {
     const session = this.sessions.get(id);
-    if (session === undefined) return false;
+    if (session?.owner !== owner) return false;
     this.finish(session, 'departed');
     return true;
   }

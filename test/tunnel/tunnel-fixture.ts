@@ -1,6 +1,8 @@
 // A traffic manager in this process on 127.0.0.1:0 and a tunnel client with a live session, for loopback tests.
 
+import { execFileSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
+import { join } from 'node:path';
 import * as net from 'node:net';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -72,4 +74,16 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** A self-signed certificate for 127.0.0.1 (openssl), written into `dir`. */
+export function selfSignedCertificate(dir: string): { certFile: string; keyFile: string } {
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=traffic-manager', '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-keyout', keyFile, '-out', certFile,
+  ], { stdio: 'ignore' });
+  return { certFile, keyFile };
 }

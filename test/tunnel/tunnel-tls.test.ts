@@ -1,24 +1,20 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { tokenAuthenticator } from '../../src/manager/client-auth.js';
 import { startTrafficManager } from '../../src/manager/traffic-manager.js';
 import { TunnelClient } from '../../src/tunnel/tunnel-client.js';
-import { startTcpEcho } from './tunnel-fixture.js';
+import { selfSignedCertificate, startTcpEcho } from './tunnel-fixture.js';
 
-test('the tunnel works over TLS with --tls-cert/--tls-key and a client trusting that certificate', async () => {
+const TOKEN = 'a-shared-token-of-the-test-0123456789';
+
+test('the tunnel works over TLS with --tls-cert/--tls-key, a client trusting that certificate and holding the token', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kubetun-tls-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=traffic-manager', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
+  const { certFile, keyFile } = selfSignedCertificate(dir);
   const manager = await startTrafficManager({
     host: '127.0.0.1',
     port: 0,
@@ -28,11 +24,12 @@ test('the tunnel works over TLS with --tls-cert/--tls-key and a client trusting 
     dialTimeoutMs: 1000,
     udpIdleMs: 1000,
     tls: { certFile, keyFile },
+    authenticator: tokenAuthenticator(TOKEN),
     version: 'tls-test',
     log: silentLogger,
   });
   const echo = await startTcpEcho();
-  const client = await TunnelClient.connect(manager.url, { tls: { ca: readFileSync(certFile) } });
+  const client = await TunnelClient.connect(manager.url, { tls: { ca: readFileSync(certFile) }, bearerToken: TOKEN });
   try {
     assert.match(manager.url, /^https:/);
     assert.equal((await client.manager.version({})).version, 'tls-test');
