@@ -25,6 +25,7 @@ import { openPortForward } from '../k8s/port-forward.js';
 import { daemonLog, managerForwardSocket, rootDaemonSocket, runDir, userDaemonSocket } from '../local-paths.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
+import { ERROR_MESSAGE_HEADER } from '../tunnel/protocol.js';
 import { TunnelClient, type TunnelClientOptions } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
 import { managerCredentials, type ManagerCredentials } from './manager-credentials.js';
@@ -256,12 +257,16 @@ export class UserDaemonService {
   }
 
   private async arrive(tunnel: TunnelClient, namespace: string): Promise<string> {
-    const session = await tunnel.manager.arriveAsClient({
-      name: `${userInfo().username}@${hostname()}`,
-      namespace,
-      hostname: hostname(),
-      version: kubetunVersion(),
-    });
+    const session = await tunnel.manager
+      .arriveAsClient({
+        name: `${userInfo().username}@${hostname()}`,
+        namespace,
+        hostname: hostname(),
+        version: kubetunVersion(),
+      })
+      .catch((error: unknown) => {
+        throw refusalWithReason(error);
+      });
     tunnel.sessionId = session.id;
     return session.id;
   }
@@ -310,6 +315,14 @@ export class UserDaemonService {
       })();
     });
   }
+}
+
+/** A refusal of the manager's authentication says why (its kubetun-error-message), not only "HTTP 401". */
+function refusalWithReason(error: unknown): unknown {
+  if (!(error instanceof ConnectError)) return error;
+  const why = error.metadata.get(ERROR_MESSAGE_HEADER);
+  if (why === null || ![Code.Unauthenticated, Code.PermissionDenied, Code.Unavailable].includes(error.code)) return error;
+  return new ConnectError(`the traffic manager refused the session: ${why}`, error.code);
 }
 
 function tunnelOptions(credentials: ManagerCredentials): TunnelClientOptions {

@@ -15,7 +15,8 @@ export interface TunnelFixture {
   close(): Promise<void>;
 }
 
-export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {}, namespace = 'default'): Promise<TunnelFixture> {
+/** `bearerToken` and `ca`: for a manager whose overrides make it serve TLS with client authentication. */
+export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {}, namespace = 'default', bearerToken?: string, ca?: Buffer): Promise<TunnelFixture> {
   const manager = await startTrafficManager({
     host: '127.0.0.1',
     port: 0,
@@ -33,7 +34,7 @@ export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {},
     log: silentLogger,
     ...overrides,
   });
-  const client = await TunnelClient.connect(manager.url);
+  const client = await TunnelClient.connect(manager.url, { ...(bearerToken ? { bearerToken } : {}), ...(ca ? { tls: { ca } } : {}) });
   const session = await client.manager.arriveAsClient({ name: 'test', namespace, hostname: 'laptop', version: '0.0.0-test' });
   client.sessionId = session.id;
   return {
@@ -76,13 +77,13 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** A self-signed certificate for 127.0.0.1 (openssl), written into `dir`. */
-export function selfSignedCertificate(dir: string): { certFile: string; keyFile: string } {
+/** A self-signed certificate for `ip` (openssl), written into `dir`; clients trust it as its own CA. */
+export function selfSignedCertificate(dir: string, ip = '127.0.0.1'): { certFile: string; keyFile: string } {
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   execFileSync('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=traffic-manager', '-addext', 'subjectAltName=IP:127.0.0.1',
+    '-subj', '/CN=traffic-manager', '-addext', `subjectAltName=IP:${ip}`,
     '-keyout', keyFile, '-out', certFile,
   ], { stdio: 'ignore' });
   return { certFile, keyFile };

@@ -1,0 +1,91 @@
+// UserDaemonService.connect to a manager's TLS listener (in this process; the root daemon is a mock RPC server
+// that records what it is asked): the credential comes from --manager-token-file or from the kubeconfig user (here
+// an exec plugin, run by the user daemon), and the root daemon is handed the same token and the CA's PEM.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { ConnectRequestSchema, NetworkStatusSchema, RootDaemon, type NetworkRequest } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
+import { rootDaemonSocket } from '../../src/local-paths.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { tokenAuthenticator } from '../../src/manager/client-auth.js';
+import { listenUnixRpc } from '../../src/rpc/unix-socket-rpc.js';
+import { UserDaemonService } from '../../src/userd/user-daemon.js';
+import { selfSignedCertificate, startTunnel } from '../tunnel/tunnel-fixture.js';
+
+const TOKEN = 'the-shared-token-0123456789abcdef';
+
+/** A mock root daemon in a fresh run dir, and a TLS manager that wants TOKEN, with its certificate as CA. */
+async function setUp(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-userd-auth-'));
+  const requests: NetworkRequest[] = [];
+  const server = await listenUnixRpc(
+    rootDaemonSocket(dir),
+    (router) =>
+      router.service(RootDaemon, {
+        connect: (request) => {
+          requests.push(request);
+          return create(NetworkStatusSchema, { connected: true, tunnel: 'connected' });
+        },
+        disconnect: () => ({}),
+        status: () => create(NetworkStatusSchema, { connected: requests.length > 0, tunnel: 'connected' }),
+        quit: () => ({}),
+      }),
+    { mode: 0o600 },
+  );
+  const tls = selfSignedCertificate(dir);
+  const tunnel = await startTunnel({ tls, authenticator: tokenAuthenticator(TOKEN) }, 'default', TOKEN, readFileSync(tls.certFile));
+  const service = new UserDaemonService(dir, silentLogger, () => undefined);
+  t.after(async () => {
+    await service.disconnect();
+    await tunnel.close();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, requests, url: tunnel.manager.url, caFile: tls.certFile, service };
+}
+
+test('--manager-token-file and --manager-ca (mock root daemon): arrives over TLS, hands root the token and the PEM', async (t) => {
+  const { dir, requests, url, caFile, service } = await setUp(t);
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+  const status = await service.connect(create(ConnectRequestSchema, { managerUrl: url, managerCaFile: caFile, managerTokenFile: tokenFile }));
+  assert.equal(status.state, 'connected');
+  assert.equal(requests.length, 1);
+  assert.equal(requests[0]!.managerBearerToken, TOKEN);
+  assert.equal(requests[0]!.managerCaPem, readFileSync(caFile, 'utf8'));
+});
+
+test("the kubeconfig user's token, from an exec plugin run by the user daemon (mock root daemon)", async (t) => {
+  const { dir, requests, url, caFile, service } = await setUp(t);
+  const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential', status: { token: TOKEN } });
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: sh, args: ["-c", ${JSON.stringify(`echo '${credential}'`)}]}}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: shop}}]
+current-context: x
+`,
+  );
+  const status = await service.connect(create(ConnectRequestSchema, { managerUrl: url, managerCaFile: caFile, kubeconfig }));
+  assert.equal(status.namespace, 'shop', "the context's namespace");
+  assert.equal(requests[0]!.managerBearerToken, TOKEN);
+});
+
+test('a wrong token is a clear Unauthenticated error, and root is not asked to connect (mock root daemon)', async (t) => {
+  const { dir, requests, url, caFile, service } = await setUp(t);
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'not-the-token-0123456789abcdef\n');
+  await assert.rejects(
+    service.connect(create(ConnectRequestSchema, { managerUrl: url, managerCaFile: caFile, managerTokenFile: tokenFile })),
+    (error: unknown) => error instanceof ConnectError && error.code === Code.Unauthenticated && /not the one the traffic manager was started with/.test(error.rawMessage),
+  );
+  assert.equal(requests.length, 0);
+});
