@@ -25,6 +25,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
   let settings;
   let kubeConfig: KubeAccess | undefined;
   let authenticator;
+  let discover = false;
   try {
     settings = managerSettings(flags, process.env);
     if (flags.cidrsFile !== undefined) {
@@ -32,7 +33,8 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
       settings = { ...settings, cluster: { ...settings.cluster, ...readCidrsFile(flags.cidrsFile) }, discovery: { ...settings.discovery, fixed } };
     }
     const kubeAuth = settings.clientAuth?.mode === 'kubernetes';
-    if (settings.discovery.kube !== undefined && (discoveryNeeded(settings.discovery.fixed) || kubeAuth)) {
+    discover = settings.discovery.kube !== undefined && discoveryNeeded(settings.discovery.fixed);
+    if (settings.discovery.kube !== undefined && (discover || kubeAuth)) {
       kubeConfig = await managerKubeAccess(settings.discovery.kube);
     }
     const inPod = settings.discovery.kube?.inCluster ?? false;
@@ -47,7 +49,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
   const log = createLogger(settings.logLevel);
   const inCluster = settings.discovery.kube?.inCluster ?? false;
   const discovery =
-    kubeConfig === undefined
+    kubeConfig === undefined || !discover
       ? undefined
       : new ClusterDiscovery({
           kubeConfig,

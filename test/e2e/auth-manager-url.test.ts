@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { sandboxApi, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand } from '../../src/sandbox/index.js';
 import { controlPlaneSkipReason } from '../helpers/control-plane.js';
 import { selfSignedCertificate } from '../tunnel/tunnel-fixture.js';
@@ -48,6 +49,12 @@ describe('a traffic manager reached by URL authenticates Kubernetes users', { sk
 
   before(async () => {
     await sandboxUp(NAME);
+    // The node namespace routes only its pods' subnets; a manager there dials Services too (kube-proxy's DNAT
+    // sends them on), as one in a pod does through its default route.
+    for (const cidr of config.serviceCidrs) {
+      const family = cidr.includes(':') ? '-6' : '-4';
+      await promisify(execFile)('ip', ['netns', 'exec', config.namespaces.node, 'ip', family, 'route', 'replace', cidr, 'dev', config.bridge.name]);
+    }
     const manager_ = await sandboxManagerUser(config, 'manager', false);
     // What a manager needs to review its clients: create tokenreviews and subjectaccessreviews.
     const [bound] = await sandboxApi(config, [

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { silentLogger } from '../../src/log/logger.js';
 import {
   kubernetesAccessReview,
   kubernetesAuthenticator,
@@ -21,24 +20,14 @@ import {
   type ClientAuthenticator,
 } from '../../src/manager/client-auth.js';
 import { isLoopbackHost } from '../../src/net/loopback.js';
-import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { ListenerTrustError, startTrafficManager, type TrafficManager } from '../../src/manager/traffic-manager.js';
 import type { KubeAccess } from '../../src/k8s/resilient-informer.js';
 import { TunnelClient, TunnelError } from '../../src/tunnel/tunnel-client.js';
-import { selfSignedCertificate, startTcpEcho } from '../tunnel/tunnel-fixture.js';
+import { roundTrip, selfSignedCertificate, startTcpEcho, testManagerConfig } from '../tunnel/tunnel-fixture.js';
 
 const TOKEN = 'the-shared-token-0123456789abcdef';
 
-const base = {
-  port: 0,
-  cluster: { podCidrs: [], serviceCidrs: [], dns: undefined, clusterDomain: 'cluster.local' },
-  allow: [parsePrefix('127.0.0.0/8')],
-  sessionTtlMs: 60_000,
-  dialTimeoutMs: 1000,
-  udpIdleMs: 1000,
-  version: 'auth-test',
-  log: silentLogger,
-};
+const base = testManagerConfig({ version: 'auth-test' });
 
 let dir: string;
 let tls: { certFile: string; keyFile: string };
@@ -121,12 +110,8 @@ describe('token mode (a manager outside any cluster)', () => {
     const client = await TunnelClient.connect(manager.url, { tls: { ca }, bearerToken: TOKEN });
     try {
       client.sessionId = (await client.manager.arriveAsClient({ name: 'ok' })).id;
-      const stream = await client.openTcp('127.0.0.1', echo.port);
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.end('authenticated');
-      await new Promise((resolve) => stream.on('end', resolve));
-      assert.equal(Buffer.concat(chunks).toString(), 'authenticated');
+      const answer = await roundTrip(await client.openTcp('127.0.0.1', echo.port), Buffer.from('authenticated'));
+      assert.equal(answer.toString(), 'authenticated');
     } finally {
       client.close();
       await echo.close();

@@ -3,48 +3,29 @@
 // an exec plugin, run by the user daemon), and the root daemon is handed the same token and the CA's PEM.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ConnectRequestSchema, NetworkStatusSchema, RootDaemon, type NetworkRequest } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
-import { rootDaemonSocket } from '../../src/local-paths.js';
+import { ConnectRequestSchema } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { tokenAuthenticator } from '../../src/manager/client-auth.js';
-import { listenUnixRpc } from '../../src/rpc/unix-socket-rpc.js';
 import { UserDaemonService } from '../../src/userd/user-daemon.js';
 import { selfSignedCertificate, startTunnel } from '../tunnel/tunnel-fixture.js';
+import { mockRoot } from './mock-root-daemon.js';
 
 const TOKEN = 'the-shared-token-0123456789abcdef';
 
 /** A mock root daemon in a fresh run dir, and a TLS manager that wants TOKEN, with its certificate as CA. */
 async function setUp(t: TestContext) {
-  const dir = mkdtempSync(join(tmpdir(), 'kt-userd-auth-'));
-  const requests: NetworkRequest[] = [];
-  const server = await listenUnixRpc(
-    rootDaemonSocket(dir),
-    (router) =>
-      router.service(RootDaemon, {
-        connect: (request) => {
-          requests.push(request);
-          return create(NetworkStatusSchema, { connected: true, tunnel: 'connected' });
-        },
-        disconnect: () => ({}),
-        status: () => create(NetworkStatusSchema, { connected: requests.length > 0, tunnel: 'connected' }),
-        quit: () => ({}),
-      }),
-    { mode: 0o600 },
-  );
+  const { dir, requests } = await mockRoot(t);
   const tls = selfSignedCertificate(dir);
   const tunnel = await startTunnel({ tls, authenticator: tokenAuthenticator(TOKEN) }, 'default', TOKEN, readFileSync(tls.certFile));
   const service = new UserDaemonService(dir, silentLogger, () => undefined);
   t.after(async () => {
     await service.disconnect();
     await tunnel.close();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
   });
   return { dir, requests, url: tunnel.manager.url, caFile: tls.certFile, service };
 }
