@@ -281,6 +281,14 @@ export class UserDaemonService {
         // The manager forgot us (it restarted, or we were away longer than its TTL): arrive again.
         this.log.warn('session expired at the manager; arriving again');
         await this.rearrive(active).catch((e: Error) => this.log.warn(`re-arrive failed: ${e.message}`));
+      } else if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+        // The token expired (an exec plugin's or a ServiceAccount's): fetch a fresh one; the root daemon, whose own
+        // connection sends the same token, is connected again with it.
+        this.log.warn('the traffic manager no longer accepts our credentials; refreshing them');
+        const before = active.credentials.bearerToken;
+        await this.refreshCredentials(active)
+          .then(() => (active.credentials.bearerToken === before ? undefined : this.connectRoot(active)))
+          .catch((e: Error) => this.log.warn(`refreshing the credentials failed: ${e.message}`));
       }
     }
   }

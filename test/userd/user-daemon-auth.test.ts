@@ -10,7 +10,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { ConnectRequestSchema } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { tokenAuthenticator } from '../../src/manager/client-auth.js';
+import { kubernetesAuthenticator, tokenAuthenticator, type AuthOutcome } from '../../src/manager/client-auth.js';
 import { UserDaemonService } from '../../src/userd/user-daemon.js';
 import { selfSignedCertificate, startTunnel } from '../tunnel/tunnel-fixture.js';
 import { mockRoot } from './mock-root-daemon.js';
@@ -69,4 +69,29 @@ test('a wrong token is a clear Unauthenticated error, and root is not asked to c
     (error: unknown) => error instanceof ConnectError && error.code === Code.Unauthenticated && /not the one the traffic manager was started with/.test(error.rawMessage),
   );
   assert.equal(requests.length, 0);
+});
+
+test('an expired token is refreshed from its file and the root daemon gets the new one (mock root daemon)', { timeout: 30_000 }, async (t) => {
+  const { dir, requests } = await mockRoot(t);
+  const tls = selfSignedCertificate(dir);
+  // The API's verdict: first only the old token is valid, then only the new one (a rotation).
+  let valid = 'old-token-0123456789abcdef';
+  const review = async (token: string): Promise<AuthOutcome> =>
+    token === valid ? { ok: true, identity: 'user:rotating' } : { ok: false, status: 401, message: 'expired' };
+  const tunnel = await startTunnel({ tls, authenticator: kubernetesAuthenticator(review, 0) }, 'default', valid, readFileSync(tls.certFile));
+  const service = new UserDaemonService(dir, silentLogger, () => undefined);
+  t.after(async () => {
+    await service.disconnect();
+    await tunnel.close();
+  });
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, valid);
+  await service.connect(create(ConnectRequestSchema, { managerUrl: tunnel.manager.url, managerCaFile: tls.certFile, managerTokenFile: tokenFile }));
+  valid = 'new-token-0123456789abcdef';
+  writeFileSync(tokenFile, valid);
+  // The next keepalive is refused; the daemon reads the file again and reconnects the root daemon with it.
+  while (requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(requests[1]!.managerBearerToken, valid);
+  assert.equal(requests[1]!.sessionId, requests[0]!.sessionId, 'the session is kept');
+  assert.equal((await service.status()).state, 'connected');
 });
