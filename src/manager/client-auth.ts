@@ -132,6 +132,9 @@ interface Remembered {
   expiresAt: number;
 }
 
+/** Reviews waiting for the API server at once; more are refused (503), so bad tokens cannot flood the API server. */
+export const MAX_REVIEWS_IN_FLIGHT = 32;
+
 /**
  * The Kubernetes mode. A positive review is remembered for `ttlMs` per connection and per token (one entry per
  * connection, gone with it: the cache is bounded by the connections), so that a connection's many streams cost
@@ -139,6 +142,7 @@ interface Remembered {
  */
 export function kubernetesAuthenticator(review: AccessReview, ttlMs = 10_000, now: () => number = Date.now): ClientAuthenticator {
   const remembered = new WeakMap<object, Remembered>();
+  let inFlight = 0;
   return {
     authenticate: async (connection, authorization) => {
       const token = bearerToken(authorization);
@@ -146,13 +150,19 @@ export function kubernetesAuthenticator(review: AccessReview, ttlMs = 10_000, no
       const key = digest(token);
       const known = remembered.get(connection);
       if (known !== undefined && known.expiresAt > now() && timingSafeEqual(known.token, key)) return known.outcome;
+      if (inFlight >= MAX_REVIEWS_IN_FLIGHT) {
+        return { ok: false, status: 503, message: 'The traffic manager is verifying too many credentials at once: retry in a moment.' };
+      }
+      inFlight++;
       const entry: Remembered = {
         token: key,
-        outcome: review(token).catch((error: Error) => ({
-          ok: false as const,
-          status: 503 as const,
-          message: `The traffic manager cannot reach the Kubernetes API to verify credentials: ${error.message}.`,
-        })),
+        outcome: review(token)
+          .catch((error: Error) => ({
+            ok: false as const,
+            status: 503 as const,
+            message: `The traffic manager cannot reach the Kubernetes API to verify credentials: ${error.message}.`,
+          }))
+          .finally(() => inFlight--),
         expiresAt: now() + ttlMs,
       };
       remembered.set(connection, entry);

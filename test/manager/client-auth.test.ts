@@ -15,6 +15,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import {
   kubernetesAccessReview,
   kubernetesAuthenticator,
+  MAX_REVIEWS_IN_FLIGHT,
   tokenAuthenticator,
   type AccessReview,
   type ClientAuthenticator,
@@ -246,6 +247,22 @@ test('Kubernetes mode: a remembered review expires after its TTL (fake clock)', 
   assert.equal((await authenticator.authenticate(connection, undefined)).ok, false);
   assert.equal((await authenticator.authenticate(connection, `Bearer ${'x'.repeat(20_000)}`)).ok, false, 'an oversized token is refused unreviewed');
   assert.equal(calls.length, 2);
+});
+
+test('Kubernetes mode: at most MAX_REVIEWS_IN_FLIGHT reviews wait at once; more are refused with 503 until one ends', async () => {
+  const waiting: (() => void)[] = [];
+  const review: AccessReview = () => new Promise((resolve) => waiting.push(() => resolve({ ok: false, status: 401, message: 'bad' })));
+  const authenticator = kubernetesAuthenticator(review);
+  const pending = Array.from({ length: MAX_REVIEWS_IN_FLIGHT }, (_, i) => authenticator.authenticate({}, `Bearer flood-token-${i}-0123456789`));
+  const refused = await authenticator.authenticate({}, 'Bearer one-more-token-0123456789');
+  assert.equal(!refused.ok && refused.status, 503);
+  assert.equal(waiting.length, MAX_REVIEWS_IN_FLIGHT, 'the refused one was not sent to the API');
+  waiting.shift()!();
+  await pending[0];
+  const next = authenticator.authenticate({}, 'Bearer after-one-ended-0123456789');
+  assert.equal(waiting.length, MAX_REVIEWS_IN_FLIGHT, 'a review ended, so the next one is sent');
+  for (const release of waiting.splice(0)) release();
+  await Promise.all([...pending, next]);
 });
 
 /**
