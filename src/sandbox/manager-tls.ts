@@ -37,14 +37,16 @@ export async function ensureManagerTls(config: SandboxConfig, admin: ApiCredenti
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY };
   const base64 = (file: string): string => readFileSync(file).toString('base64');
   const objects = [
-    { path: '/api/v1/namespaces', what: `namespace ${namespace}`, body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } } },
+    { path: '/api/v1/namespaces', name: namespace, what: `namespace ${namespace}`, body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } } },
     {
       path: `/api/v1/namespaces/${namespace}/secrets`,
+      name: tlsSecret,
       what: `secret ${namespace}/${tlsSecret}`,
       body: { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: tlsSecret, namespace }, data: { 'tls.crt': base64(certFile), 'tls.key': base64(keyFile) } },
     },
     {
       path: `/api/v1/namespaces/${namespace}/services`,
+      name: `${MANAGER_NAME}-direct`,
       what: `service ${namespace}/${MANAGER_NAME}-direct (NodePort ${nodePort})`,
       body: {
         apiVersion: 'v1',
@@ -55,11 +57,16 @@ export async function ensureManagerTls(config: SandboxConfig, admin: ApiCredenti
     },
   ];
   const created: string[] = [];
-  // One at a time: the namespace must exist before what goes in it.
+  const request = async (method: 'GET' | 'POST', path: string, expected: number[], body?: unknown): Promise<number> => {
+    const [answer] = await requestApiInNetns(config.namespaces.node, { credentials: admin, requests: [{ method, path, body }], timeoutMs: REQUEST_TIMEOUT_MS });
+    if (answer !== undefined && expected.includes(answer.status)) return answer.status;
+    throw new SandboxError('COMMAND_FAILED', `the API server did not take ${method} ${path} (HTTP ${answer?.status ?? 0}): ${answer?.body ?? ''}`);
+  };
+  // Looked up first (creating a Service that exists answers 422, not 409); one at a time, the namespace first.
   for (const object of objects) {
-    const [answer] = await requestApiInNetns(config.namespaces.node, { credentials: admin, requests: [{ method: 'POST', path: object.path, body: object.body }], timeoutMs: REQUEST_TIMEOUT_MS });
-    if (answer?.status === 201) created.push(object.what);
-    else if (answer?.status !== 409) throw new SandboxError('COMMAND_FAILED', `the API server refused ${object.what} (HTTP ${answer?.status ?? 0}): ${answer?.body ?? ''}`);
+    if ((await request('GET', `${object.path}/${object.name}`, [200, 404])) === 200) continue;
+    await request('POST', object.path, [201], object.body);
+    created.push(object.what);
   }
   return created;
 }
