@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { podNetnsName } from '../src/sandbox/kubelet/pod-env.js';
-import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { podsOf, readCluster, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
@@ -106,16 +106,13 @@ async function allowTimeWaitReuse(): Promise<void> {
   }
 }
 
-/** A NodePort Service for the manager's pod, on the node's link address (config.manager.url). */
-async function exposeManager(): Promise<void> {
-  const service = {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'traffic-manager-nodeport', namespace: config.manager.namespace },
-    spec: { type: 'NodePort', selector: { 'app.kubernetes.io/name': 'traffic-manager' }, ports: [{ port: config.manager.port, nodePort: config.manager.nodePort }] },
-  };
-  const [created] = await sandboxApi(config, [{ method: 'POST', path: `/api/v1/namespaces/${config.manager.namespace}/services`, body: service }]);
-  if (created?.status !== 201) throw new Error(`cannot expose the manager: ${created?.body ?? 'no answer'}`);
+/**
+ * The manager's TLS listener (install --tls-secret; the sandbox made the Secret and the NodePort), and a kubeconfig
+ * of a user allowed to port-forward to it: what `connect --manager-url` authenticates with.
+ */
+async function exposeManager(): Promise<string> {
+  await ws(['node', KUBETUN, 'install', '--tls-secret', config.manager.tlsSecret]);
+  return (await sandboxManagerUser(config, 'bench', true)).kubeconfig;
 }
 
 async function measureAll(): Promise<Record<string, number>> {
@@ -148,8 +145,8 @@ async function main(): Promise<void> {
     const tunneledDns = await dnsTimes('198.18.255.53');
     await ws(['node', KUBETUN, 'quit']);
     // The same through a manager reached directly (--manager-url to a NodePort): what the port-forward costs.
-    await exposeManager();
-    await ws(['node', KUBETUN, 'connect', '--manager-url', config.manager.url]);
+    const user = await exposeManager();
+    await ws(['node', KUBETUN, 'connect', '--manager-url', config.manager.url, '--manager-ca', config.manager.caFile, '--kubeconfig', user]);
     const byUrl = await measureAll();
     // Memory from fresh daemons: the throughput runs above leave a heap high-water mark that is not the flows'.
     await ws(['node', KUBETUN, 'quit']);

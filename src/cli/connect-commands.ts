@@ -2,10 +2,12 @@
 import { toJson } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import type { Command } from 'commander';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, resolve } from 'node:path';
 import { SessionStatusSchema, UserDaemon, type SessionStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import { userDaemonSocket, userRunDir } from '../local-paths.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { kubetunVersion } from '../version.js';
 import { fail } from './daemon-commands.js';
@@ -72,6 +74,8 @@ export function formatStatus(status: SessionStatus): string {
 
 interface ConnectOptions {
   managerUrl?: string;
+  managerCa?: string;
+  managerTokenFile?: string;
   kubeconfig?: string;
   context?: string;
   managerNamespace: string;
@@ -88,39 +92,87 @@ export interface ManagerTarget {
   context: string;
   managerNamespace: string;
   managerWaitSeconds: number;
+  /** Absolute; only with managerUrl. */
+  managerCaFile: string;
+  managerTokenFile: string;
 }
 
 const MAX_MANAGER_WAIT_S = 600;
 
+/** A manager reached directly speaks TLS; plain h2c only on this machine's loopback (a test, a local forward). */
+function checkManagerUrl(url: string): void {
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  if (parsed?.protocol === 'https:') return;
+  if (parsed?.protocol === 'http:') {
+    if (isLoopbackHost(parsed.hostname)) return;
+    throw new Error(
+      `--manager-url ${url}: a traffic manager reached over the network must be https:// (it authenticates you, and your credentials must not cross the network in plain text); plain http:// only to a loopback address`,
+    );
+  }
+  throw new Error(`--manager-url "${url}" is not an https:// URL of a traffic manager`);
+}
+
+/** An absolute path to a file the user can read, or a clear error naming the flag. */
+function readableFile(file: string, flag: string): string {
+  const path = resolve(file);
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (error) {
+    throw new Error(`${flag} ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read'}`);
+  }
+  return path;
+}
+
+/** The kubeconfig file(s) made absolute for the daemon (which runs elsewhere), after checking they load. */
+function kubeconfigFiles(opts: ConnectOptions, env: NodeJS.ProcessEnv, hint: string): string {
+  try {
+    loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context, env });
+  } catch (error) {
+    if (error instanceof KubeConfigError) throw new Error(`${error.message} (${hint})`);
+    throw error;
+  }
+  const files = opts.kubeconfig !== undefined ? [opts.kubeconfig] : (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
+  return files.map((f) => resolve(f)).join(delimiter);
+}
+
 /**
  * The URL to reach the manager at, or the kubeconfig to find it with. --manager-url wins; kubeconfig flags win over
- * $KUBETUN_MANAGER_URL; the kubeconfig is checked here (and its paths made absolute for the daemon, which runs
- * elsewhere) so that a missing file or unknown context is reported before any daemon starts. Throws.
+ * $KUBETUN_MANAGER_URL; the kubeconfig is checked here so that a missing file or unknown context is reported before
+ * any daemon starts. A manager reached by URL authenticates the user with --manager-token-file, else with the
+ * kubeconfig user's credentials (--kubeconfig and --context choose them). Throws.
  */
 export function managerTarget(opts: ConnectOptions, given: ReadonlySet<'managerNamespace' | 'managerTimeout'>, env: NodeJS.ProcessEnv): ManagerTarget {
   const kubeFlags = opts.kubeconfig !== undefined || opts.context !== undefined || given.size > 0;
-  if (opts.managerUrl !== undefined && kubeFlags) {
-    throw new Error('--manager-url reaches the traffic manager directly: it cannot be combined with --kubeconfig, --context, --manager-namespace or --manager-timeout');
+  if (opts.managerUrl !== undefined && given.size > 0) {
+    throw new Error('--manager-url reaches the traffic manager directly: it cannot be combined with --manager-namespace or --manager-timeout');
   }
   const managerUrl = opts.managerUrl ?? (kubeFlags ? undefined : env.KUBETUN_MANAGER_URL) ?? '';
-  if (managerUrl !== '') return { managerUrl, kubeconfig: '', context: '', managerNamespace: '', managerWaitSeconds: 0 };
+  if (managerUrl === '' && (opts.managerCa !== undefined || opts.managerTokenFile !== undefined)) {
+    throw new Error('--manager-ca and --manager-token-file are for a traffic manager reached directly: give --manager-url too');
+  }
+  if (managerUrl !== '') {
+    checkManagerUrl(managerUrl);
+    const managerCaFile = opts.managerCa === undefined ? '' : readableFile(opts.managerCa, '--manager-ca');
+    const managerTokenFile = opts.managerTokenFile === undefined ? '' : readableFile(opts.managerTokenFile, '--manager-token-file');
+    if (managerTokenFile !== '' && (opts.kubeconfig !== undefined || opts.context !== undefined)) {
+      throw new Error('--manager-token-file is the credential: it cannot be combined with --kubeconfig or --context');
+    }
+    // Over https the kubeconfig user's credentials are sent unless a token file is; plain loopback h2c needs none.
+    const kubeconfig = managerTokenFile === '' && managerUrl.startsWith('https:') ? kubeconfigFiles(opts, env, 'its user authenticates you to the traffic manager; or pass --manager-token-file') : '';
+    return { managerUrl, kubeconfig, context: opts.context ?? '', managerNamespace: '', managerWaitSeconds: 0, managerCaFile, managerTokenFile };
+  }
   const managerWaitSeconds = Number(opts.managerTimeout);
   if (!/^[0-9]+$/.test(opts.managerTimeout) || managerWaitSeconds > MAX_MANAGER_WAIT_S) {
     throw new Error(`--manager-timeout takes whole seconds from 0 to ${MAX_MANAGER_WAIT_S}, not "${opts.managerTimeout}"`);
   }
-  try {
-    loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context, env });
-  } catch (error) {
-    if (error instanceof KubeConfigError) throw new Error(`${error.message} (or pass --manager-url to reach a traffic manager directly)`);
-    throw error;
-  }
-  const files = opts.kubeconfig !== undefined ? [opts.kubeconfig] : (env.KUBECONFIG ?? '').split(delimiter).filter((f) => f !== '');
   return {
     managerUrl: '',
-    kubeconfig: files.map((f) => resolve(f)).join(delimiter),
+    kubeconfig: kubeconfigFiles(opts, env, 'or pass --manager-url to reach a traffic manager directly'),
     context: opts.context ?? '',
     managerNamespace: opts.managerNamespace,
     managerWaitSeconds,
+    managerCaFile: '',
+    managerTokenFile: '',
   };
 }
 
@@ -147,7 +199,9 @@ export function registerConnectCommands(program: Command): void {
   program
     .command('connect')
     .description('connect this machine to the cluster: its pods and services by IP and by DNS name')
-    .option('--manager-url <url>', 'a traffic manager reachable directly (default: $KUBETUN_MANAGER_URL; without either, it is found through the kubeconfig)')
+    .option('--manager-url <url>', "a traffic manager reachable directly, https:// (default: $KUBETUN_MANAGER_URL; without either, it is found through the kubeconfig); you are authenticated with the kubeconfig user's credentials")
+    .option('--manager-ca <file>', "with --manager-url: trust the manager's certificate when this CA (PEM) signed it")
+    .option('--manager-token-file <file>', 'with --manager-url: authenticate with the shared token in this file (a manager run with --client-token-file)')
     .option('--kubeconfig <file>', 'the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)')
     .option('--context <name>', 'the kubeconfig context (default: its current context)')
     .option('--manager-namespace <namespace>', 'where the traffic manager is installed', 'kubetun')

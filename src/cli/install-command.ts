@@ -29,6 +29,7 @@ interface ClusterFlags {
 
 interface InstallFlags extends ClusterFlags {
   image?: string;
+  tlsSecret?: string;
   dryRun?: boolean;
   output?: 'yaml' | 'json';
 }
@@ -63,11 +64,11 @@ interface Prepared {
 }
 
 /** The usage checks shared by both commands; a bad value exits with 2. */
-function prepare(command: Command, flags: ClusterFlags, image?: string): Prepared {
+function prepare(command: Command, flags: ClusterFlags, image?: string, tlsSecret?: string): Prepared {
   const timeoutMs = milliseconds(command, '--timeout', flags.timeout);
   const requestTimeoutMs = milliseconds(command, '--request-timeout', flags.requestTimeout);
   try {
-    return { manifests: managerManifests({ namespace: flags.namespace, version: kubetunVersion(), image }), timeoutMs, requestTimeoutMs };
+    return { manifests: managerManifests({ namespace: flags.namespace, version: kubetunVersion(), image, ...(tlsSecret === undefined ? {} : { tlsSecret }) }), timeoutMs, requestTimeoutMs };
   } catch (error) {
     if (!(error instanceof ManifestError)) throw error;
     return command.error(`kubetun ${command.name()}: ${error.message}`, { exitCode: USAGE_EXIT_CODE });
@@ -89,7 +90,7 @@ async function install(flags: InstallFlags, command: Command): Promise<void> {
   if (flags.output !== undefined && flags.dryRun !== true) {
     command.error(`kubetun install: -o/--output only goes with --dry-run (which prints the objects instead of applying them)`, { exitCode: USAGE_EXIT_CODE });
   }
-  const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags, flags.image);
+  const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags, flags.image, flags.tlsSecret);
   const objects = manifestList(manifests);
   if (flags.dryRun === true) {
     process.stdout.write(flags.output === 'json' ? manifestsJson(objects) : manifestsYaml(objects));
@@ -141,6 +142,7 @@ export function registerInstallCommands(program: Command): void {
   clusterOptions(program.command('install'))
     .description('deploy the traffic manager into the cluster (or update it), and wait until it is available')
     .option('--image <ref>', `the traffic manager's image (default ghcr.io/kubetun/traffic-manager:${kubetunVersion()})`)
+    .option('--tls-secret <name>', "a kubernetes.io/tls Secret in the namespace: the manager also serves TLS on port 8443 for kubetun connect --manager-url, admitting users allowed to port-forward to it")
     .option('--dry-run', 'print the objects instead of applying them; contacts no cluster')
     .addOption(new Option('-o, --output <format>', 'the format of --dry-run (default yaml)').choices(['yaml', 'json']))
     .action(install);

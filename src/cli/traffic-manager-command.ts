@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { KubeConfigError } from '../k8s/kube-config-error.js';
 import type { KubeAccess } from '../k8s/resilient-informer.js';
 import { createLogger } from '../log/logger.js';
+import { clientAuthenticator } from '../manager/client-auth-setup.js';
 import { ClusterDiscovery, discoveryNeeded } from '../manager/discovery/cluster-discovery.js';
 import { managerKubeAccess, managerNamespace } from '../manager/discovery/manager-kube.js';
 import { POD_CIDR_STRATEGIES } from '../manager/discovery/pod-cidrs.js';
@@ -24,15 +25,21 @@ function collect(value: string, previous: string[] | undefined): string[] {
 async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, command: Command): Promise<void> {
   let settings;
   let kubeConfig: KubeAccess | undefined;
+  let authenticator;
+  let discover = false;
   try {
     settings = managerSettings(flags, process.env);
     if (flags.cidrsFile !== undefined) {
       const fixed = { ...settings.discovery.fixed, podCidrs: true, serviceCidrs: true };
       settings = { ...settings, cluster: { ...settings.cluster, ...readCidrsFile(flags.cidrsFile) }, discovery: { ...settings.discovery, fixed } };
     }
-    if (settings.discovery.kube !== undefined && discoveryNeeded(settings.discovery.fixed)) {
+    const kubeAuth = settings.clientAuth?.mode === 'kubernetes';
+    discover = settings.discovery.kube !== undefined && discoveryNeeded(settings.discovery.fixed);
+    if (settings.discovery.kube !== undefined && (discover || kubeAuth)) {
       kubeConfig = await managerKubeAccess(settings.discovery.kube);
     }
+    const inPod = settings.discovery.kube?.inCluster ?? false;
+    authenticator = clientAuthenticator(settings.clientAuth, kubeConfig, { name: process.env.POD_NAME, namespace: managerNamespace(process.env, inPod) });
   } catch (error) {
     if (error instanceof KubeConfigError) {
       command.error(`kubetun traffic-manager: ${error.message}`, { exitCode: USAGE_EXIT_CODE, code: 'BAD_CONFIG' });
@@ -43,7 +50,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
   const log = createLogger(settings.logLevel);
   const inCluster = settings.discovery.kube?.inCluster ?? false;
   const discovery =
-    kubeConfig === undefined
+    kubeConfig === undefined || !discover
       ? undefined
       : new ClusterDiscovery({
           kubeConfig,
@@ -88,7 +95,7 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
       process.exit(1);
     }
   }
-  const started = startTrafficManager({ ...settings, cluster, version: kubetunVersion(), log });
+  const started = startTrafficManager({ ...settings, cluster, version: kubetunVersion(), log, ...(authenticator ? { authenticator } : {}) });
   starting = started;
   try {
     const manager = await started;
@@ -106,8 +113,10 @@ export function registerTrafficManagerCommand(program: Command): void {
   program
     .command('traffic-manager')
     .description('run the traffic manager: sessions, cluster info, and the HTTP/2 tunnel (TCP, UDP, DNS)')
-    .option('--listen <host:port>', `address to serve HTTP/2 on, default [::]:8081 ${env('listen')}`)
+    .option('--listen <host:port>', `address to serve HTTP/2 on, default 127.0.0.1:8081; not loopback: TLS and client authentication are required ${env('listen')}`)
     .option('--health-listen <host:port>', `address to serve /healthz and /readyz on (nothing else), default none ${env('healthListen')}`)
+    .option('--listen-tls <host:port>', `also serve TLS here (with --tls-cert/--tls-key), authenticating clients, for a manager exposed directly ${env('listenTls')}`)
+    .option('--client-token-file <file>', `TLS clients must send this file's token (outside a cluster; in one, their Kubernetes credentials are checked) ${env('clientTokenFile')}`)
     .option('--pod-cidr <cidr>', `a pod CIDR, repeatable ${env('podCidr')}`, collect)
     .option('--service-cidr <cidr>', `a service CIDR, repeatable ${env('serviceCidr')}`, collect)
     .option('--dns-server <ip[:port]>', `the cluster DNS server ${env('dnsServer')}`)

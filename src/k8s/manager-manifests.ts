@@ -35,6 +35,8 @@ export interface ManifestOptions {
   version: string;
   /** The manager's image; `ghcr.io/kubetun/traffic-manager:<version>` by default. */
   image?: string;
+  /** A kubernetes.io/tls Secret in the namespace: the manager also serves TLS for direct clients (directTlsListener). */
+  tlsSecret?: string;
 }
 
 export interface ManagerManifests {
@@ -73,6 +75,41 @@ export function checkNamespaceName(namespace: string): void {
 }
 
 export function managerManifests(options: ManifestOptions): ManagerManifests {
+  const manifests = baseManifests(options);
+  if (options.tlsSecret !== undefined) addDirectTlsListener(manifests, options.tlsSecret);
+  return manifests;
+}
+
+export const MANAGER_TLS_PORT = 8443;
+const TLS_MOUNT = '/etc/kubetun/tls';
+
+/**
+ * `install --tls-secret`: a TLS listener for clients reaching the manager directly (`connect --manager-url`), its
+ * certificate from the Secret mounted read-only, on the Service and in the NetworkPolicy too. Its clients are authenticated with TokenReview
+ * and SubjectAccessReview, which the ClusterRole then grants (creating reviews reads or changes nothing).
+ */
+function addDirectTlsListener(manifests: ManagerManifests, secretName: string): void {
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(secretName) || secretName.length > 253) {
+    throw new ManifestError(`--tls-secret "${secretName}" is not a valid Secret name: lower-case letters, digits, '-' and '.'`);
+  }
+  const pod = manifests.deployment.spec!.template.spec!;
+  const container = pod.containers[0]!;
+  container.args = [...(container.args ?? []), '--listen-tls', `[::]:${MANAGER_TLS_PORT}`, '--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`];
+  container.ports = [...(container.ports ?? []), { name: 'api-tls', containerPort: MANAGER_TLS_PORT, protocol: 'TCP' }];
+  container.volumeMounts = [...(container.volumeMounts ?? []), { name: 'tls', mountPath: TLS_MOUNT, readOnly: true }];
+  pod.volumes = [...(pod.volumes ?? []), { name: 'tls', secret: { secretName } }];
+  manifests.service.spec!.ports = [...(manifests.service.spec!.ports ?? []), { name: 'api-tls', port: MANAGER_TLS_PORT, targetPort: 'api-tls', protocol: 'TCP' }];
+  manifests.clusterRole.rules = [
+    ...(manifests.clusterRole.rules ?? []),
+    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  ];
+  // Direct clients cross the pod network: the policy admits the TLS port too (every request on it is authenticated).
+  const ingress = manifests.networkPolicy.spec!.ingress![0]!;
+  ingress.ports = [...(ingress.ports ?? []), { protocol: 'TCP', port: MANAGER_TLS_PORT }];
+}
+
+function baseManifests(options: ManifestOptions): ManagerManifests {
   const { namespace, version } = options;
   checkNamespaceName(namespace);
   const image = options.image ?? defaultImage(version);

@@ -14,6 +14,7 @@ import {
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Manager, type ClientInfo, type ClusterInfoSchema } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { formatPrefix } from '../netstack/wire/ip-address.js';
+import { CLIENT_IDENTITY } from './client-auth.js';
 import type { ClusterInfoSource, ClusterSnapshot } from './cluster-info-source.js';
 import type { Logger } from '../log/logger.js';
 import { admit, LimitError } from './manager-limits.js';
@@ -35,8 +36,15 @@ export function controlContextValues(req: IncomingMessage | Http2ServerRequest):
 }
 
 function notFound(): ConnectError {
-  // The id is not repeated: it is the tunnel's credential and error messages end up in logs.
-  return new ConnectError('The session is unknown or expired: arrive again.', Code.NotFound);
+  // The id is not repeated: error messages end up in logs.
+  return new ConnectError('The session is unknown, expired, or not yours: arrive again.', Code.NotFound);
+}
+
+/** The identity the traffic manager authenticated the call with (every call it serves has one). */
+function callerOf(context: HandlerContext): string {
+  const identity = context.values.get(CLIENT_IDENTITY);
+  if (identity === undefined) throw new ConnectError('The call was not authenticated.', Code.Unauthenticated);
+  return identity;
 }
 
 /** A DNS-1123 label: the namespace becomes a DNS search entry on the client. */
@@ -129,8 +137,8 @@ async function* watchClusterInfo(
 }
 
 export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter) => void {
-  const live = (id: string): ClientSession => {
-    const session = deps.sessions.get(id);
+  const live = (id: string, context: HandlerContext): ClientSession => {
+    const session = deps.sessions.owned(id, callerOf(context));
     if (session === undefined) throw notFound();
     return session;
   };
@@ -138,31 +146,33 @@ export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter)
     router.service(Manager, {
       arriveAsClient(info, context) {
         const client = clientIdentity(info);
+        const identity = callerOf(context);
         let session: ClientSession;
         try {
-          session = deps.sessions.arrive(client, context.values.get(CONNECTION));
+          session = deps.sessions.arrive(client, identity, context.values.get(CONNECTION));
         } catch (error) {
           if (!(error instanceof LimitError)) throw error;
           // Debug: a client hammering ArriveAsClient must not flood the log.
           deps.log.debug('session refused', { reason: error.message, name: client.name });
           throw new ConnectError(error.message, Code.ResourceExhausted);
         }
-        deps.log.info('client arrived', { session: session.tag, ...session.client });
+        deps.log.info('client arrived', { session: session.tag, identity, ...session.client });
         return { id: session.id };
       },
-      remain(request) {
-        if (!deps.sessions.remain(request.id)) throw notFound();
+      remain(request, context) {
+        if (!deps.sessions.remain(request.id, callerOf(context))) throw notFound();
         return {};
       },
-      depart(request) {
-        const session = deps.sessions.get(request.id);
-        if (session !== undefined && deps.sessions.depart(request.id)) {
-          deps.log.info('client departed', { session: session.tag });
+      depart(request, context) {
+        const identity = callerOf(context);
+        const session = deps.sessions.owned(request.id, identity);
+        if (session !== undefined && deps.sessions.depart(request.id, identity)) {
+          deps.log.info('client departed', { session: session.tag, identity });
         }
         return {};
       },
       async *watchClusterInfo(request, context) {
-        const session = live(request.id);
+        const session = live(request.id, context);
         const admission = admit(session.allowances.watches);
         if (!admission.admitted) throw new ConnectError(admission.message, Code.ResourceExhausted);
         try {

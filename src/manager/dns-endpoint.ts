@@ -58,15 +58,16 @@ async function queryOf(req: Http2ServerRequest): Promise<Buffer | 'too large' | 
   return query.length > DNS_MESSAGE_MAX_BYTES ? 'too large' : query;
 }
 
-export async function serveDnsQuery(req: Http2ServerRequest, res: Http2ServerResponse, deps: DnsEndpointDeps): Promise<void> {
+/** `identity`: who the request was authenticated as; only that identity's sessions serve it. */
+export async function serveDnsQuery(req: Http2ServerRequest, res: Http2ServerResponse, deps: DnsEndpointDeps, identity: string): Promise<void> {
   if (req.method !== 'POST' && req.method !== 'GET') {
     fail(res, 405, undefined, 'DNS queries are POST or GET (RFC 8484).');
     return;
   }
   const sessionId = req.headers[SESSION_HEADER];
-  const session = typeof sessionId === 'string' ? deps.sessions.get(sessionId) : undefined;
+  const session = typeof sessionId === 'string' ? deps.sessions.owned(sessionId, identity) : undefined;
   if (session === undefined) {
-    fail(res, 403, 'session', 'No live session: arrive at the traffic manager and send its id in kubetun-session.');
+    fail(res, 403, 'session', 'No live session of yours: arrive at the traffic manager and send its id in kubetun-session.');
     return;
   }
   const admission = admit(session.allowances.dnsQueries);

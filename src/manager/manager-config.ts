@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { parsePrefix, type IpPrefix } from '../netstack/wire/ip-address.js';
 import type { ClusterFacts, DnsServerAddress } from './cluster-info-source.js';
 import { isLogLevel, type LogLevel } from '../log/logger.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { isPodCidrStrategy, POD_CIDR_STRATEGIES, type PodCidrStrategy } from './discovery/pod-cidrs.js';
 
 export class ConfigError extends Error {
@@ -30,6 +31,8 @@ export interface ManagerFlags {
   udpIdleTimeout?: string;
   tlsCert?: string;
   tlsKey?: string;
+  listenTls?: string;
+  clientTokenFile?: string;
   logLevel?: string;
   podCidrStrategy?: string;
   kubeconfig?: string;
@@ -54,10 +57,18 @@ export interface ManagerSettings {
   sessionTtlMs: number;
   dialTimeoutMs: number;
   udpIdleMs: number;
+  /** The certificate of the TLS listener: `--listen-tls`'s when given, else `--listen` serves TLS. */
   tls?: { certFile: string; keyFile: string };
+  /** A second listener, serving TLS beside an h2c `--listen` on loopback (the in-cluster manager exposed directly). */
+  tlsListen?: { host: string; port: number };
+  /** How clients of a TLS listener authenticate; undefined when only loopback serves (port-forwards). */
+  clientAuth?: ClientAuthSettings;
   logLevel: LogLevel;
   discovery: DiscoverySettings;
 }
+
+/** A shared token (a manager outside any cluster), or the clients' Kubernetes credentials checked with the API. */
+export type ClientAuthSettings = { mode: 'token'; tokenFile: string } | { mode: 'kubernetes' };
 
 /** The environment variable behind each flag; lists are comma separated. */
 export const ENVIRONMENT = {
@@ -73,6 +84,8 @@ export const ENVIRONMENT = {
   udpIdleTimeout: 'KUBETUN_UDP_IDLE_TIMEOUT',
   tlsCert: 'KUBETUN_TLS_CERT',
   tlsKey: 'KUBETUN_TLS_KEY',
+  listenTls: 'KUBETUN_LISTEN_TLS',
+  clientTokenFile: 'KUBETUN_CLIENT_TOKEN_FILE',
   logLevel: 'KUBETUN_LOG_LEVEL',
   podCidrStrategy: 'KUBETUN_POD_CIDR_STRATEGY',
   kubeconfig: 'KUBECONFIG',
@@ -168,8 +181,35 @@ function discoverySettings(flags: ManagerFlags, env: Env, cluster: ClusterFacts)
   };
 }
 
+/**
+ * Only a loopback listener may serve h2c without client authentication (a port-forward reaches it, authorized by
+ * the API server); any other needs TLS, and every TLS listener authenticates its clients.
+ */
+function clientAuthSettings(settings: ManagerSettings, tokenFile: string | undefined): ClientAuthSettings | undefined {
+  const mainIsTls = settings.tls !== undefined && settings.tlsListen === undefined;
+  if (!mainIsTls && !isLoopbackHost(settings.host)) {
+    throw new ConfigError(
+      `--listen ${settings.host}:${settings.port} is not a loopback address, and a listener others can reach must use TLS ` +
+        'with client authentication: listen on 127.0.0.1 (clients come through a port-forward), or give --tls-cert/--tls-key ' +
+        '(with --client-token-file outside a cluster), or add --listen-tls for direct clients.',
+    );
+  }
+  if (settings.tls === undefined) {
+    if (tokenFile !== undefined) throw new ConfigError('--client-token-file authenticates TLS clients: give --tls-cert and --tls-key too.');
+    return undefined;
+  }
+  if (tokenFile !== undefined) return { mode: 'token', tokenFile };
+  if (settings.discovery.kube === undefined) {
+    throw new ConfigError(
+      'a TLS listener authenticates its clients, and without a Kubernetes API (in a pod, or --kubeconfig) there is no one to ask: ' +
+        'give --client-token-file with a shared token (clients pass it with kubetun connect --manager-token-file).',
+    );
+  }
+  return { mode: 'kubernetes' };
+}
+
 export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings {
-  const listen = parseHostPort(single(flags, env, 'listen') ?? '[::]:8081', 'listen');
+  const listen = parseHostPort(single(flags, env, 'listen') ?? '127.0.0.1:8081', 'listen');
   const clusterDomain = (single(flags, env, 'clusterDomain') ?? 'cluster.local').replace(/^\.+|\.+$/g, '');
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(clusterDomain)) {
     throw new ConfigError(`--cluster-domain "${clusterDomain}" is not a DNS domain such as cluster.local.`);
@@ -180,6 +220,11 @@ export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings 
   const keyFile = single(flags, env, 'tlsKey');
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new ConfigError('--tls-cert and --tls-key go together: give both for TLS, or neither for h2c.');
+  }
+  const listenTlsText = single(flags, env, 'listenTls');
+  const tlsListen = listenTlsText === undefined ? undefined : parseHostPort(listenTlsText, 'listen-tls');
+  if (tlsListen !== undefined && certFile === undefined) {
+    throw new ConfigError('--listen-tls serves TLS: give its certificate with --tls-cert and --tls-key.');
   }
   const cluster: ClusterFacts = {
     podCidrs: cidrs(list(flags, env, 'podCidr'), 'pod-cidr'),
@@ -206,5 +251,8 @@ export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings 
       throw new ConfigError(`--health-listen "${healthListen}" uses the tunnel's port ${settings.port}: give it a port of its own (the manifests use 8082).`);
     }
   }
+  if (tlsListen !== undefined) settings.tlsListen = tlsListen;
+  const clientAuth = clientAuthSettings(settings, single(flags, env, 'clientTokenFile'));
+  if (clientAuth !== undefined) settings.clientAuth = clientAuth;
   return settings;
 }

@@ -1,6 +1,7 @@
 // Client sessions: created on arrival, kept alive by Remain within the TTL, ended by Depart or expiry. Ending a
-// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks. How many live at
-// once, in all and per connection, is capped, and each session carries the allowances its flows draw from.
+// session closes what hangs off it (tunnel streams, cluster info watches) through its end hooks. A session belongs
+// to the authenticated identity that created it: its id alone is no credential. How many live at once, in all and
+// per connection, is capped, and each session carries the allowances its flows draw from.
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -42,7 +43,7 @@ export class ClientSession {
   private endReason: SessionEndReason | undefined;
 
   constructor(
-    /** The tunnel's credential: never logged. */
+    /** Never logged: with its owner's credentials it names the session on every tunnel stream. */
     readonly id: string,
     /** Names the session in logs, e.g. `#12`. */
     readonly tag: string,
@@ -51,6 +52,8 @@ export class ClientSession {
     readonly allowances: SessionAllowances,
     /** The HTTP/2 connection it arrived on, counted against `sessionsPerConnection`. */
     readonly connection: object | undefined,
+    /** Who created it (client-auth.ts): only requests authenticated as the same identity may use it. */
+    readonly owner: string,
   ) {}
 
   /**
@@ -100,8 +103,8 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
     this.sweeper.unref();
   }
 
-  /** A new session; throws LimitError when the manager or this connection holds as many as it may. */
-  arrive(client: ClientIdentity, connection?: object): ClientSession {
+  /** A new session of `owner` (client-auth.ts); throws LimitError when the manager or this connection holds as many as it may. */
+  arrive(client: ClientIdentity, owner: string, connection?: object): ClientSession {
     // Expired sessions no longer count against the caps.
     this.sweep();
     if (this.sessions.size >= this.limits.sessions) {
@@ -114,7 +117,7 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
       );
     }
     const tag = `#${++this.serial}`;
-    const session = new ClientSession(randomUUID(), tag, client, this.now() + this.ttlMs, sessionAllowances(this.limits), connection);
+    const session = new ClientSession(randomUUID(), tag, client, this.now() + this.ttlMs, sessionAllowances(this.limits), connection, owner);
     this.sessions.set(session.id, session);
     if (connection !== undefined) this.perConnection.set(connection, onConnection + 1);
     return session;
@@ -131,17 +134,23 @@ export class SessionRegistry extends EventEmitter<{ ended: [session: ClientSessi
     return session;
   }
 
-  /** Extends the session by one TTL; false when it is unknown or already expired. */
-  remain(id: string): boolean {
+  /** The live session with this id if `owner` created it; another identity's session looks unknown. */
+  owned(id: string, owner: string): ClientSession | undefined {
     const session = this.get(id);
+    return session?.owner === owner ? session : undefined;
+  }
+
+  /** Extends the owner's session by one TTL; false when it is unknown, already expired, or another's. */
+  remain(id: string, owner: string): boolean {
+    const session = this.owned(id, owner);
     if (session === undefined) return false;
     session.expiresAt = this.now() + this.ttlMs;
     return true;
   }
 
-  depart(id: string): boolean {
+  depart(id: string, owner: string): boolean {
     const session = this.sessions.get(id);
-    if (session === undefined) return false;
+    if (session?.owner !== owner) return false;
     this.finish(session, 'departed');
     return true;
   }

@@ -4,7 +4,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { ERROR_HEADER, ERROR_MESSAGE_HEADER, STATUS_FOR_REASON, type WireErrorReason } from '../tunnel/protocol.js';
 
 /** Header values are one line of visible ASCII (RFC 9110 §5.5); anything else becomes "?". */
-function headerSafe(text: string): string {
+export function headerSafe(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
 }
 

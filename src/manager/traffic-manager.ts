@@ -1,5 +1,7 @@
-// The traffic manager's one HTTP/2 server: the control API (ConnectRPC), CONNECT streams for TCP, connect-udp
-// streams for UDP, and DNS over HTTP, all on one port and usually one connection per client.
+// The traffic manager's HTTP/2 server: the control API (ConnectRPC), CONNECT streams for TCP, connect-udp
+// streams for UDP, and DNS over HTTP, all on one port and usually one connection per client; in a cluster exposed
+// directly, the same again on a TLS port. Every request is authenticated first (client-auth.ts), and a session is
+// used only by the identity that created it.
 
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
@@ -13,6 +15,9 @@ import {
   parseAuthority,
   parseConnectUdpPath,
 } from '../tunnel/protocol.js';
+import { answerAuthFailure, authenticateRequest } from './auth-answer.js';
+import { isLoopbackHost } from '../net/loopback.js';
+import { CLIENT_IDENTITY, portForwardAuthenticator, type ClientAuthenticator } from './client-auth.js';
 import { ClusterInfoSource } from './cluster-info-source.js';
 import { createClusterDnsClient, type DnsExchange } from './cluster-dns-client.js';
 import { controlContextValues, controlRoutes } from './control-service.js';
@@ -28,9 +33,11 @@ import { ownAddresses, TargetPolicy } from './target-policy.js';
 import { serveUdpFlow } from './udp-flow.js';
 
 /** The settings from the command line (manager-config.ts; discovery runs beside it), and what only code can give. */
-export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' | 'discovery'> {
+export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' | 'discovery' | 'clientAuth'> {
   version: string;
   log: Logger;
+  /** How clients of a TLS listener prove who they are; required when one is served. */
+  authenticator?: ClientAuthenticator;
   /** Replaces the TCP dialer (tests). */
   dialTcp?: TcpDialer;
   /** Replaces the cluster DNS client (tests). */
@@ -45,6 +52,8 @@ export interface TrafficManager {
   /** Where it listens, e.g. `http://127.0.0.1:8081`. */
   readonly url: string;
   readonly address: AddressInfo;
+  /** The `--listen-tls` listener's URL, when there is one. */
+  readonly tlsUrl: string | undefined;
   readonly cluster: ClusterInfoSource;
   readonly sessions: SessionRegistry;
   /** Open client HTTP/2 connections. */
@@ -53,13 +62,49 @@ export interface TrafficManager {
   close(): Promise<void>;
 }
 
-function serverOptions(config: TrafficManagerConfig): http2.SecureServerOptions {
+export class ListenerTrustError extends Error {
+  readonly code = 'LISTENER_TRUST';
+  override readonly name = 'ListenerTrustError';
+}
+
+interface Listener {
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** The main listener, and the TLS one beside it (`--listen-tls`: then the main one stays h2c). */
+function listenersOf(config: TrafficManagerConfig): Listener[] {
+  const main: Listener = { host: config.host, port: config.port };
+  if (config.tlsListen === undefined) return [{ ...main, ...(config.tls ? { tls: config.tls } : {}) }];
+  if (config.tls === undefined) throw new ListenerTrustError('--listen-tls needs --tls-cert and --tls-key.');
+  return [main, { ...config.tlsListen, tls: config.tls }];
+}
+
+/** Loopback h2c: port-forwards, already authorized by the API server. Anything else: TLS and credentials. */
+function authenticatorFor(listener: Listener, config: TrafficManagerConfig): ClientAuthenticator {
+  if (listener.tls === undefined) {
+    if (isLoopbackHost(listener.host)) return portForwardAuthenticator;
+    throw new ListenerTrustError(`Refusing to serve h2c without client authentication on ${listener.host}:${listener.port}, which is not a loopback address: use TLS with client authentication, or listen on 127.0.0.1.`);
+  }
+  if (config.authenticator === undefined) {
+    throw new ListenerTrustError(`The TLS listener ${listener.host}:${listener.port} needs client authentication (a client token file, or Kubernetes credentials).`);
+  }
+  return config.authenticator;
+}
+
+function serverOptions(listener: Listener): http2.SecureServerOptions {
   const options: http2.SecureServerOptions = http2ServerLimits();
-  if (config.tls) {
-    options.cert = readFileSync(config.tls.certFile);
-    options.key = readFileSync(config.tls.keyFile);
+  if (listener.tls) {
+    options.cert = readFileSync(listener.tls.certFile);
+    options.key = readFileSync(listener.tls.keyFile);
   }
   return options;
+}
+
+function urlOf(address: AddressInfo, tls: boolean): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${tls ? 'https' : 'http'}://${host}:${address.port}`;
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {
@@ -78,9 +123,11 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
   });
   const dial = config.dialTcp ?? createTcpDialer({ timeoutMs: config.dialTimeoutMs });
   const exchange = config.dnsExchange ?? createClusterDnsClient({ server: () => cluster.current().facts.dns });
+  // The identity each request was admitted with, for the control API's handlers.
+  const identities = new WeakMap<http2.Http2ServerRequest, string>();
   const control = connectNodeAdapter({
     routes: controlRoutes({ sessions, cluster, version: config.version, log }),
-    contextValues: controlContextValues,
+    contextValues: (req) => controlContextValues(req).set(CLIENT_IDENTITY, identities.get(req as http2.Http2ServerRequest)),
     // Bounded messages, and no compression: ~1 MB of gzip would otherwise inflate to ~1 GB in the manager.
     readMaxBytes: RPC_READ_MAX_BYTES,
     acceptCompression: [],
@@ -91,23 +138,13 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
   });
   cluster.on('change', (snapshot) => log.info('cluster info changed', { revision: snapshot.revision }));
 
-  const server = config.tls
-    ? http2.createSecureServer(serverOptions(config))
-    : http2.createServer(serverOptions(config));
+  const listeners = listenersOf(config).map((listener) => ({ listener, authenticator: authenticatorFor(listener, config) }));
   const connections = new Set<http2.ServerHttp2Session>();
-  // Sockets beyond the cap are closed as they are accepted ('drop'), before any TLS or HTTP/2 work.
-  server.maxConnections = limits.connections;
-  server.on('drop', () => log.debug('client connection dropped: at the connection limit', { limit: limits.connections }));
-  server.on('session', (session: http2.ServerHttp2Session) => {
-    connections.add(session);
-    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    session.on('error', (error) => log.debug('client connection error', { error: error.message }));
-    session.on('close', () => connections.delete(session));
-  });
+  const servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
 
-  server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const serveRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, identity: string): void => {
     if (req.url.split('?')[0] === DNS_QUERY_PATH) {
-      serveDnsQuery(req, res, { sessions, cluster, exchange, log }).catch((error: Error) => {
+      serveDnsQuery(req, res, { sessions, cluster, exchange, log }, identity).catch((error: Error) => {
         log.error('dns query failed', { error: error.message });
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -119,17 +156,17 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     req.stream.once('finish', () => {
       if (req.destroyed && !req.stream.readableEnded) req.stream.removeAllListeners('data').resume();
     });
+    identities.set(req, identity);
     control(req, res);
-  });
+  };
 
-  // CONNECT streams arrive here (not as 'request'); they are served on the raw stream.
-  server.on('connect', (req: http2.Http2ServerRequest) => {
+  const serveConnect = (req: http2.Http2ServerRequest, identity: string): void => {
     const stream = req.stream;
     const headers = req.headers;
     const sessionId = headerText(headers[SESSION_HEADER]);
-    const session = sessionId === undefined ? undefined : sessions.get(sessionId);
+    const session = sessionId === undefined ? undefined : sessions.owned(sessionId, identity);
     if (session === undefined) {
-      answerFailure(stream, 'session', 'No live session: arrive at the traffic manager and send its id in kubetun-session.');
+      answerFailure(stream, 'session', 'No live session of yours: arrive at the traffic manager and send its id in kubetun-session.');
       return;
     }
     const protocol = headerText(headers[':protocol']);
@@ -155,25 +192,61 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
       return;
     }
     serveUdpFlow(stream, session, target, { policy, idleMs: config.udpIdleMs, log, flows: flows.udpFlows });
-  });
+  };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  for (const { listener, authenticator } of listeners) {
+    const server = listener.tls ? http2.createSecureServer(serverOptions(listener)) : http2.createServer(serverOptions(listener));
+    servers.push(server);
+    // Sockets beyond the cap are closed as they are accepted ('drop'), before any TLS or HTTP/2 work.
+    server.maxConnections = limits.connections;
+    server.on('drop', () => log.debug('client connection dropped: at the connection limit', { limit: limits.connections }));
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      connections.add(session);
+      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      session.on('error', (error) => log.debug('client connection error', { error: error.message }));
+      session.on('close', () => connections.delete(session));
     });
-  });
-  server.on('error', (error) => log.error('server error', { error: error.message }));
+    // Nothing is served before the request is authenticated: RPCs, DNS, and (below) CONNECT streams.
+    const admit = (req: http2.Http2ServerRequest, serve: (identity: string) => void): void => {
+      authenticateRequest(authenticator, req).then(
+        (outcome) => (outcome.ok ? serve(outcome.identity) : answerAuthFailure(req.stream, outcome)),
+        (error: Error) => {
+          log.error('authentication failed', { error: error.message });
+          req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        },
+      );
+    };
+    server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => admit(req, (identity) => serveRequest(req, res, identity)));
+    // CONNECT streams arrive here (not as 'request'); they are served on the raw stream.
+    server.on('connect', (req: http2.Http2ServerRequest) => admit(req, (identity) => serveConnect(req, identity)));
+  }
+
+  try {
+    for (const [i, server] of servers.entries()) {
+      const { host, port } = listeners[i]!.listener;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (error) => log.error('server error', { error: error.message }));
+    }
+  } catch (error) {
+    for (const server of servers) server.close();
+    throw error;
+  }
   sessions.start();
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `${config.tls ? 'https' : 'http'}://${host}:${address.port}`;
-  log.info('traffic manager listening', { url, version: config.version });
+  const urls = servers.map((server, i) => urlOf(server.address() as AddressInfo, listeners[i]!.listener.tls !== undefined));
+  const url = urls[0]!;
+  const tlsUrl = config.tlsListen === undefined ? undefined : urls[1];
+  log.info('traffic manager listening', { url, ...(tlsUrl === undefined ? {} : { tlsUrl }), version: config.version });
 
   return {
     url,
-    address,
+    address: servers[0]!.address() as AddressInfo,
+    tlsUrl,
     cluster,
     sessions,
     get connectionCount() {
@@ -182,7 +255,8 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     close: () =>
       new Promise<void>((resolve) => {
         sessions.stop();
-        server.close(() => resolve());
+        let open = servers.length;
+        for (const server of servers) server.close(() => --open === 0 && resolve());
         for (const connection of connections) connection.close();
         // Clients that keep streams open after GOAWAY are cut off.
         setTimeout(() => {

@@ -23,6 +23,8 @@ import { TunStack } from './tun-stack.js';
 export interface NetworkSessionOptions {
   managerUrl: string;
   sessionId: string;
+  /** The user's credential and the CA for an https manager, from the user daemon; in memory only, never logged. */
+  manager: { bearerToken?: string; caPem?: string };
   tunName: string;
   mtu: number;
   /** The address the DNS server answers on, routed into the TUN device. */
@@ -203,7 +205,12 @@ export class NetworkSession {
   }
 
   private async connectTunnel(): Promise<void> {
-    const tunnel = await TunnelClient.connect(this.options.managerUrl, { sessionId: this.options.sessionId });
+    const { bearerToken, caPem } = this.options.manager;
+    const tunnel = await TunnelClient.connect(this.options.managerUrl, {
+      sessionId: this.options.sessionId,
+      ...(bearerToken === undefined ? {} : { bearerToken }),
+      ...(caPem === undefined ? {} : { tls: { ca: caPem } }),
+    });
     // A reconnect that finishes after stop() must not keep its tunnel (stop() closed the one it knew).
     const abandonIfStopped = (): void => {
       if (!this.stopped) return;

@@ -150,6 +150,10 @@ export class RootDaemonService {
       this.session = await NetworkSession.start({
         managerUrl: request.managerUrl,
         sessionId: request.sessionId,
+        manager: {
+          ...(request.managerBearerToken === '' ? {} : { bearerToken: request.managerBearerToken }),
+          ...(request.managerCaPem === '' ? {} : { caPem: request.managerCaPem }),
+        },
         tunName: this.options.tunName,
         mtu: this.options.mtu,
         dnsAddress: this.options.dnsAddress,

@@ -18,6 +18,7 @@ export {
 } from './sandbox-config.js';
 export { podsOf, readCluster, sandboxApi, type ClusterNode, type ClusterPod } from './cluster-api.js';
 export { SandboxError, type SandboxErrorCode } from './sandbox-errors.js';
+export { sandboxManagerUser } from './manager-users.js';
 export { sandboxDown, sandboxUp, type SandboxDownResult, type SandboxUpOptions, type SandboxUpResult } from './sandbox.js';
 export { sandboxExec, workstationCommand } from './sandbox-exec.js';
 export { sandboxStatus, type ProcessStatus, type SandboxStatus, type ServiceStatus } from './sandbox-status.js';

@@ -97,14 +97,20 @@ export interface SandboxConfig {
     domain: string;
     records: readonly { name: string; ipv4: string; ipv6: string }[];
   };
-  /** Where `kubetun install` puts the traffic manager, and its NodePort for `--manager-url` clients. */
+  /**
+   * Where `kubetun install` puts the traffic manager, and its TLS NodePort for `--manager-url` clients (manager-tls.ts):
+   * `kubetun install --tls-secret <tlsSecret>`, then `connect --manager-url <url> --manager-ca <caFile>` with a
+   * kubeconfig user's token that may port-forward to the manager.
+   */
   manager: {
     namespace: string;
     service: string;
     port: number;
+    tlsSecret: string;
     nodePort: number;
     url: string;
     ipv6Url: string;
+    caFile: string;
   };
   deployments: readonly SandboxDeployment[];
   services: readonly SandboxService[];
@@ -123,7 +129,7 @@ interface ServiceSpec {
 
 const CLUSTER_DOMAIN = 'cluster.local';
 const MANAGER_PORT = 8081;
-const MANAGER_NODE_PORT = 30081;
+const MANAGER_NODE_PORT = 30443;
 const API_PORT = 6443;
 
 /** Images of the sandbox's workloads: image-map.ts says what each runs. */
@@ -220,7 +226,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
     deployment: spec.deployment,
   }));
   const node = { ipv4: '198.18.0.1', ipv6: '2001:2::1' };
-  const managerUrl = `http://${node.ipv4}:${MANAGER_NODE_PORT}`;
+  const managerUrl = `https://${node.ipv4}:${MANAGER_NODE_PORT}`;
   const workstationKubeconfig = `${stateDir}/workstation.kubeconfig`;
   const serviceCidrs = ['10.96.0.0/16', 'fd10:96::/112'];
   return {
@@ -263,9 +269,11 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
       namespace: 'kubetun',
       service: 'traffic-manager',
       port: MANAGER_PORT,
+      tlsSecret: 'traffic-manager-tls',
       nodePort: MANAGER_NODE_PORT,
       url: managerUrl,
-      ipv6Url: `http://[${node.ipv6}]:${MANAGER_NODE_PORT}`,
+      ipv6Url: `https://[${node.ipv6}]:${MANAGER_NODE_PORT}`,
+      caFile: `${stateDir}/manager-ca.crt`,
     },
     deployments: DEPLOYMENTS,
     services,

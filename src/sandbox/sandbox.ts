@@ -7,6 +7,7 @@ import { RootDaemon, UserDaemon } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import { lstatOrUndefined, rootDaemonSocket, rootRunDir, rootStateDir, sandboxUserRunDirs, userDaemonSocket, userRunDirPath } from '../local-paths.js';
 import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { applyWorkloads, waitForWorkloads } from './cluster-api.js';
+import { ensureManagerTls } from './manager-tls.js';
 import { readControlPlane, requireBinaries, startControlPlane, stopControlPlane, type ControlPlane } from './control-plane/index.js';
 import { ETC_NETNS, removeNetnsFolder, writeNetnsEtcFile } from './etc-netns.js';
 import { upstreamDnsConfig, upstreamResolvConf } from './dns.js';
@@ -117,6 +118,7 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
     await ensureProcess(config, state, spec, act);
   }
   for (const created of await applyWorkloads(config, plane.admin)) act(`created ${created}`);
+  for (const created of await ensureManagerTls(config, plane.admin)) act(`created ${created}`);
   await waitForWorkloads(config, plane.admin, options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS);
   const alreadyUp = previous !== null && actions.length === 0;
   const repaired = previous !== null && !alreadyUp;

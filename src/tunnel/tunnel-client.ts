@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { createClient, type Client } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { isLoopbackHost } from '../net/loopback.js';
 import { Manager } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { ControlSession } from './control-session.js';
 import {
@@ -38,6 +39,11 @@ export interface TunnelClientOptions {
   connectTimeoutMs?: number;
   /** TLS options for an `https:` URL (a CA, a server name). */
   tls?: ConnectionOptions;
+  /**
+   * Sent as `authorization: Bearer …` on every stream and RPC (a manager's TLS listener requires it); it can be
+   * replaced later through `bearerToken`. Sent only over TLS or to a loopback address.
+   */
+  bearerToken?: string;
   /**
    * An HTTP/2 PING every intervalMs; no answer within timeoutMs closes the connection ('disconnected'), so a
    * path that died silently (a port-forward whose pod is gone) is noticed. Default 1 s / 3 s; false turns it off.
@@ -71,6 +77,8 @@ function headerText(value: string | string[] | undefined): string | undefined {
 export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /** Sent as `kubetun-session` on every stream. */
   sessionId: string | undefined;
+  /** Sent as `authorization: Bearer …` on every stream and RPC; never logged. */
+  bearerToken: string | undefined;
   /** The traffic manager's control API, on this same connection. */
   readonly manager: Client<typeof Manager>;
   private disconnected = false;
@@ -78,15 +86,21 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private constructor(
     private readonly session: http2.ClientHttp2Session,
     readonly url: URL,
-    sessionId: string | undefined,
-    heartbeat: TunnelClientOptions['heartbeat'],
+    options: TunnelClientOptions,
   ) {
     super();
-    this.sessionId = sessionId;
+    this.sessionId = options.sessionId;
+    this.bearerToken = options.bearerToken;
     const origin = httpOrigin(url);
     const transport = createGrpcTransport({
       baseUrl: origin,
       sessionManager: new ControlSession(origin, session),
+      interceptors: [
+        (next) => (request) => {
+          if (this.bearerToken !== undefined) request.header.set('authorization', `Bearer ${this.bearerToken}`);
+          return next(request);
+        },
+      ],
     });
     this.manager = createClient(Manager, transport);
     let lastError: Error | undefined;
@@ -98,7 +112,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     session.on('goaway', () => {
       this.markDisconnected(new TunnelError('CONNECTION', 'The traffic manager is going away; connect again.'));
     });
-    if (heartbeat !== false) this.startHeartbeat(heartbeat ?? DEFAULT_HEARTBEAT);
+    if (options.heartbeat !== false) this.startHeartbeat(options.heartbeat ?? DEFAULT_HEARTBEAT);
   }
 
   private startHeartbeat({ intervalMs, timeoutMs }: { intervalMs: number; timeoutMs: number }): void {
@@ -126,6 +140,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (target === null || (target.protocol !== 'http:' && target.protocol !== 'https:' && !unix)) {
       return Promise.reject(
         new TunnelError('CONNECTION', `The traffic manager URL must start with http://, https:// or unix:/, not "${url}".`),
+      );
+    }
+    if (options.bearerToken !== undefined && target.protocol === 'http:' && !isLoopbackHost(target.hostname)) {
+      return Promise.reject(
+        new TunnelError('CONNECTION', `Refusing to send credentials in plain text to ${target.origin}: use https:// (the manager's TLS listener).`),
       );
     }
     const where = unix ? target.href : target.origin;
@@ -158,7 +177,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         session.off('error', fail);
         session.off('close', closed);
         session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-        const client = new TunnelClient(session, target, options.sessionId, options.heartbeat);
+        const client = new TunnelClient(session, target, options);
         resolve(client);
         // On the next turn, so that listeners added right after `await connect()` hear it.
         setImmediate(() => client.emit('connected'));
@@ -263,6 +282,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   private request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
     if (this.sessionId !== undefined) headers[SESSION_HEADER] = this.sessionId;
+    if (this.bearerToken !== undefined) headers.authorization = `Bearer ${this.bearerToken}`;
     try {
       return this.session.request(headers, { endStream: false });
     } catch (error) {

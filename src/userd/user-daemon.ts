@@ -1,7 +1,8 @@
 // The user daemon: runs as the user, owns the session with the traffic manager (arrive, keep alive, depart,
 // re-arrive when the manager forgot it), and asks the root daemon to connect the network for that session.
 // Without a manager URL it finds the manager through the user's kubeconfig and serves it to both daemons as a
-// local socket backed by port-forwards (ManagerForwarder). Serves the CLI on a Unix socket only its user can open.
+// local socket backed by port-forwards (ManagerForwarder). With one, it authenticates (manager-credentials.ts) and
+// hands the root daemon the same credentials for its own connection. Serves the CLI on a Unix socket only its user can open.
 import { ConnectError, Code, createClient, type Client, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 import { hostname, userInfo } from 'node:os';
@@ -23,8 +24,10 @@ import { daemonLog, managerForwardSocket, rootDaemonSocket, rootRunDir, sandboxN
 import { openLogFile } from '../log/log-file.js';
 import type { Logger } from '../log/logger.js';
 import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
-import { TunnelClient } from '../tunnel/tunnel-client.js';
+import { ERROR_MESSAGE_HEADER } from '../tunnel/protocol.js';
+import { TunnelClient, type TunnelClientOptions } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
+import { managerCredentials, type ManagerCredentials } from './manager-credentials.js';
 import { ManagerForwarder } from './manager-forwarder.js';
 import { withTunnelEndpoints } from './tunnel-endpoints.js';
 
@@ -44,6 +47,10 @@ interface ActiveSession {
   /** What both daemons dial: the given URL, or the forwarder's socket. */
   managerUrl: string;
   kube: KubeLink | null;
+  /** The kubeconfig whose user authenticates to a manager reached by URL; null otherwise. */
+  credentialsKube: KubeConfig | null;
+  /** The latest credentials: fetched again before every (re)connection and re-arrival. */
+  credentials: ManagerCredentials;
   /** The namespace short names resolve in (the request's, else the context's, else default). */
   namespace: string;
   tunnel: TunnelClient;
@@ -90,7 +97,9 @@ export class UserDaemonService {
         was.namespace === request.namespace &&
         was.kubeconfig === request.kubeconfig &&
         was.context === request.context &&
-        was.managerNamespace === request.managerNamespace;
+        was.managerNamespace === request.managerNamespace &&
+        was.managerCaFile === request.managerCaFile &&
+        was.managerTokenFile === request.managerTokenFile;
       if (same) {
         await this.ensureNetwork(this.active);
         return this.status();
@@ -100,15 +109,24 @@ export class UserDaemonService {
     let kube: KubeLink | null = null;
     let namespace = request.namespace || 'default';
     let tunnel: TunnelClient;
-    if (request.managerUrl === '') {
-      const config = kubeConfigFor(request);
-      namespace = request.namespace || config.getContextObject(config.getCurrentContext())?.namespace || 'default';
+    // A manager reached over https authenticates the kubeconfig user, unless a shared token file is given.
+    const byKubeconfig = request.managerUrl === '' || (request.managerUrl.startsWith('https:') && request.managerTokenFile === '');
+    const config = byKubeconfig ? kubeConfigFor(request) : null;
+    if (config !== null) namespace = request.namespace || config.getContextObject(config.getCurrentContext())?.namespace || 'default';
+    if (config !== null && request.managerUrl === '') {
       kube = await this.openKubeLink(config, request.managerNamespace || DEFAULT_MANAGER_NAMESPACE, request.managerWaitSeconds * 1000);
     }
+    const credentialsKube = kube === null ? config : null;
     const managerUrl = kube?.forwarder.url ?? request.managerUrl;
+    let credentials: ManagerCredentials;
     try {
-      tunnel = await TunnelClient.connect(managerUrl);
+      credentials = await managerCredentials(request, credentialsKube);
+      tunnel = await TunnelClient.connect(managerUrl, tunnelOptions(credentials));
     } catch (error) {
+      if (error instanceof ConnectError) {
+        kube?.forwarder.close();
+        throw error;
+      }
       kube?.forwarder.close();
       const message =
         kube === null
@@ -131,6 +149,8 @@ export class UserDaemonService {
       namespace,
       managerUrl,
       kube,
+      credentialsKube,
+      credentials,
       tunnel,
       sessionId: session,
       podCidrs: info.podCidrs,
@@ -142,7 +162,7 @@ export class UserDaemonService {
     this.active = active;
     this.watchTunnel(active);
     try {
-      await this.root.connect({ managerUrl, sessionId: session, policy: request.policy as RoutePolicy });
+      await this.connectRoot(active);
     } catch (error) {
       await this.disconnect();
       throw error instanceof ConnectError ? error : new ConnectError(`the root daemon: ${(error as Error).message}`, Code.Unavailable);
@@ -180,7 +200,25 @@ export class UserDaemonService {
   private async ensureNetwork(active: ActiveSession): Promise<void> {
     const network = await this.root.status({}).catch(() => null);
     if (network?.connected === true) return;
-    await this.root.connect({ managerUrl: active.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
+    await this.refreshCredentials(active);
+    await this.connectRoot(active);
+  }
+
+  /** The root daemon opens its own connection to the manager, with the session and the user's credentials. */
+  private async connectRoot(active: ActiveSession): Promise<void> {
+    await this.root.connect({
+      managerUrl: active.managerUrl,
+      sessionId: active.sessionId,
+      policy: active.request.policy as RoutePolicy,
+      managerBearerToken: active.credentials.bearerToken ?? '',
+      managerCaPem: active.credentials.caPem ?? '',
+    });
+  }
+
+  /** Fresh credentials (a token may have been rotated or expired), used from the next request on. */
+  private async refreshCredentials(active: ActiveSession): Promise<void> {
+    active.credentials = await managerCredentials(active.request, active.credentialsKube);
+    active.tunnel.bearerToken = active.credentials.bearerToken;
   }
 
   async status(): Promise<SessionStatus> {
@@ -220,12 +258,16 @@ export class UserDaemonService {
   }
 
   private async arrive(tunnel: TunnelClient, namespace: string): Promise<string> {
-    const session = await tunnel.manager.arriveAsClient({
-      name: `${userInfo().username}@${hostname()}`,
-      namespace,
-      hostname: hostname(),
-      version: kubetunVersion(),
-    });
+    const session = await tunnel.manager
+      .arriveAsClient({
+        name: `${userInfo().username}@${hostname()}`,
+        namespace,
+        hostname: hostname(),
+        version: kubetunVersion(),
+      })
+      .catch((error: unknown) => {
+        throw refusalWithReason(error);
+      });
     tunnel.sessionId = session.id;
     return session.id;
   }
@@ -240,13 +282,22 @@ export class UserDaemonService {
         // The manager forgot us (it restarted, or we were away longer than its TTL): arrive again.
         this.log.warn('session expired at the manager; arriving again');
         await this.rearrive(active).catch((e: Error) => this.log.warn(`re-arrive failed: ${e.message}`));
+      } else if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+        // The token expired (an exec plugin's or a ServiceAccount's): fetch a fresh one; the root daemon, whose own
+        // connection sends the same token, is connected again with it.
+        this.log.warn('the traffic manager no longer accepts our credentials; refreshing them');
+        const before = active.credentials.bearerToken;
+        await this.refreshCredentials(active)
+          .then(() => (active.credentials.bearerToken === before ? undefined : this.connectRoot(active)))
+          .catch((e: Error) => this.log.warn(`refreshing the credentials failed: ${e.message}`));
       }
     }
   }
 
   private async rearrive(active: ActiveSession): Promise<void> {
+    await this.refreshCredentials(active);
     active.sessionId = await this.arrive(active.tunnel, active.namespace);
-    await this.root.connect({ managerUrl: active.managerUrl, sessionId: active.sessionId, policy: active.request.policy as RoutePolicy });
+    await this.connectRoot(active);
   }
 
   /** When the connection to the manager drops, reconnect with backoff and carry on with a new session. */
@@ -259,7 +310,8 @@ export class UserDaemonService {
         for (let delay = 250; this.active === active; delay = Math.min(delay * 2, 8000)) {
           await new Promise((r) => setTimeout(r, delay));
           try {
-            active.tunnel = await TunnelClient.connect(active.managerUrl);
+            active.credentials = await managerCredentials(active.request, active.credentialsKube);
+            active.tunnel = await TunnelClient.connect(active.managerUrl, tunnelOptions(active.credentials));
             await this.rearrive(active);
             active.state = 'connected';
             this.watchTunnel(active);
@@ -272,6 +324,21 @@ export class UserDaemonService {
       })();
     });
   }
+}
+
+/** A refusal of the manager's authentication says why (its kubetun-error-message), not only "HTTP 401". */
+function refusalWithReason(error: unknown): unknown {
+  if (!(error instanceof ConnectError)) return error;
+  const why = error.metadata.get(ERROR_MESSAGE_HEADER);
+  if (why === null || ![Code.Unauthenticated, Code.PermissionDenied, Code.Unavailable].includes(error.code)) return error;
+  return new ConnectError(`the traffic manager refused the session: ${why}`, error.code);
+}
+
+function tunnelOptions(credentials: ManagerCredentials): TunnelClientOptions {
+  return {
+    ...(credentials.bearerToken === undefined ? {} : { bearerToken: credentials.bearerToken }),
+    ...(credentials.caPem === undefined ? {} : { tls: { ca: credentials.caPem } }),
+  };
 }
 
 /** The request's kubeconfig (files joined like KUBECONFIG; empty: the default) with its context. */

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
-import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxUp, workstationCommand, type ClusterPod } from '../../src/sandbox/index.js';
+import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand, type ClusterPod } from '../../src/sandbox/index.js';
 import { prefixCovers } from '../../src/net/prefixes.js';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { readControlPlane } from '../../src/sandbox/control-plane/control-plane.js';
@@ -304,23 +304,17 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
     assert.equal(again.code, 0, again.stderr);
   });
 
-  test('--manager-url still reaches a manager exposed directly (a NodePort)', async () => {
-    const service = {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'traffic-manager-nodeport', namespace: config.manager.namespace },
-      spec: { type: 'NodePort', selector: { 'app.kubernetes.io/name': 'traffic-manager' }, ports: [{ port: config.manager.port, targetPort: config.manager.port, nodePort: config.manager.nodePort }] },
-    };
-    const [created] = await sandboxApi(config, [{ method: 'POST', path: `/api/v1/namespaces/${config.manager.namespace}/services`, body: service }]);
-    assert.equal(created?.status, 201, created?.body);
+  test('--manager-url reaches a manager exposed directly (its TLS NodePort) as a user allowed to port-forward to it', async () => {
+    await kubetun('quit');
+    const installed = await kubetun('install', '--tls-secret', config.manager.tlsSecret);
+    assert.equal(installed.code, 0, installed.stderr + installed.stdout);
+    const user = await sandboxManagerUser(config, 'connect-test', true);
     try {
-      await kubetun('quit');
-      const r = await kubetun('connect', '--manager-url', config.manager.url);
+      const r = await kubetun('connect', '--manager-url', config.manager.url, '--manager-ca', config.manager.caFile, '--kubeconfig', user.kubeconfig);
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await ws(['curl', '-sS', '-m', '5', 'http://orders.shop'])).code, 0);
     } finally {
       await kubetun('quit');
-      await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/${config.manager.namespace}/services/traffic-manager-nodeport` }]);
     }
     assert.equal((await kubetun('connect')).code, 0);
   });

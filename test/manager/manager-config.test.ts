@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import { formatPrefix } from '../../src/netstack/wire/ip-address.js';
 import { ConfigError, managerSettings, parseHostPort } from '../../src/manager/manager-config.js';
 
-test('defaults: [::]:8081, cluster.local, 60 s sessions, 5 s dial timeout', () => {
+test('defaults: 127.0.0.1:8081 (port-forwards only), cluster.local, 60 s sessions, 5 s dial timeout', () => {
   const s = managerSettings({}, {});
-  assert.equal(s.host, '::');
+  assert.equal(s.host, '127.0.0.1');
+  assert.equal(s.clientAuth, undefined);
   assert.equal(s.port, 8081);
   assert.equal(s.cluster.clusterDomain, 'cluster.local');
   assert.equal(s.sessionTtlMs, 60_000);
@@ -51,4 +52,23 @@ test('host:port forms', () => {
   assert.deepEqual(parseHostPort('0.0.0.0:0', 'listen'), { host: '0.0.0.0', port: 0 });
   assert.deepEqual(parseHostPort('fd00::53', 'dns-server', 53), { host: 'fd00::53', port: 53 });
   assert.deepEqual(parseHostPort('localhost:80', 'listen'), { host: 'localhost', port: 80 });
+});
+
+test('a listener that is not loopback needs TLS and client authentication: a token file, or the Kubernetes API', () => {
+  const refused = (flags: Parameters<typeof managerSettings>[0], env: Record<string, string>, message: RegExp): void => {
+    assert.throws(() => managerSettings(flags, env), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+  };
+  const tls = { tlsCert: 'cert.pem', tlsKey: 'key.pem' };
+  const inPod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+  refused({ listen: '[::]:8081' }, {}, /--listen :::8081 is not a loopback address, and a listener others can reach must use TLS/);
+  refused({ listen: '0.0.0.0:8081' }, inPod, /not a loopback address/);
+  refused({ listen: '198.18.0.1:8081', ...tls }, {}, /without a Kubernetes API .* give --client-token-file/);
+  refused({ listenTls: '[::]:8443' }, inPod, /--listen-tls serves TLS: give its certificate/);
+  refused({ clientTokenFile: 'token' }, {}, /--client-token-file authenticates TLS clients: give --tls-cert and --tls-key too/);
+  refused({ listen: '[::]:8081', listenTls: '[::]:8443', ...tls }, inPod, /--listen :::8081 is not a loopback address/);
+  assert.deepEqual(managerSettings({ listen: '0.0.0.0:8443', ...tls, clientTokenFile: '/t' }, {}).clientAuth, { mode: 'token', tokenFile: '/t' });
+  assert.deepEqual(managerSettings({ listen: '[::]:8443', ...tls }, inPod).clientAuth, { mode: 'kubernetes' });
+  const both = managerSettings({ listen: '127.0.0.1:8081', listenTls: '[::]:8443', ...tls }, inPod);
+  assert.deepEqual([both.host, both.tlsListen, both.clientAuth], ['127.0.0.1', { host: '::', port: 8443 }, { mode: 'kubernetes' }]);
+  assert.deepEqual(managerSettings({}, { KUBETUN_LISTEN_TLS: '[::]:8443', KUBETUN_TLS_CERT: 'c', KUBETUN_TLS_KEY: 'k', KUBETUN_CLIENT_TOKEN_FILE: '/t' }).clientAuth, { mode: 'token', tokenFile: '/t' });
 });

@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 
@@ -20,6 +23,22 @@ test('bad flags and bad environment values exit with 2 and say which flag', () =
   });
   assert.equal(badEnv.status, 2);
   assert.match(badEnv.stderr, /--session-ttl/);
+});
+
+test('h2c on an address that is not loopback, and a token file that is too short, exit with 2 before listening', () => {
+  const open = spawnSync(process.execPath, [main, 'traffic-manager', '--listen', '0.0.0.0:0'], { encoding: 'utf8', env: { ...process.env, KUBETUN_SERVICE_CIDRS: '10.96.0.0/12' } });
+  assert.equal(open.status, 2);
+  assert.match(open.stderr, /--listen 0\.0\.0\.0:0 is not a loopback address, and a listener others can reach must use TLS with client authentication/);
+  const dir = mkdtempSync(join(tmpdir(), 'kt-tm-'));
+  try {
+    writeFileSync(join(dir, 'token'), 'short\n');
+    const args = ['traffic-manager', '--listen', '127.0.0.1:0', '--tls-cert', join(dir, 'c'), '--tls-key', join(dir, 'k'), '--client-token-file', join(dir, 'token')];
+    const short = spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', env: { ...process.env, KUBETUN_SERVICE_CIDRS: '10.96.0.0/12' } });
+    assert.equal(short.status, 2);
+    assert.match(short.stderr, /--client-token-file .*token: the token must be one line of at least 16 visible ASCII characters/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('it logs JSON lines to stderr, serves, and stops on SIGTERM with 0', async () => {

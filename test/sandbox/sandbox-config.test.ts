@@ -27,7 +27,8 @@ test('the default sandbox has the fixed topology other parts of kubetun rely on'
   assert.deepEqual(c.serviceCidrs, ['10.96.0.0/16', 'fd10:96::/112']);
   assert.deepEqual(c.clusterDns, { ipv4: '10.96.0.10', ipv6: 'fd10:96::a' });
   assert.equal(c.stateDir, '/run/kubetun-sandbox/kt');
-  assert.equal(c.manager.url, 'http://198.18.0.1:30081');
+  assert.equal(c.manager.url, 'https://198.18.0.1:30443');
+  assert.equal(c.manager.caFile, '/run/kubetun-sandbox/kt/manager-ca.crt');
   assert.deepEqual(c.workstationEnv, { KUBECONFIG: '/run/kubetun-sandbox/kt/workstation.kubeconfig', KUBETUN_SANDBOX: 'kt' });
   assert.deepEqual(findService(c, 'kube-dns', 'kube-system')?.clusterIPs, c.clusterDns);
   assert.deepEqual(sandboxNamespaces(c), ['kt-workstation', 'kt-node']);

@@ -1,6 +1,10 @@
 // A traffic manager in this process on 127.0.0.1:0 and a tunnel client with a live session, for loopback tests.
 
+import { execFileSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import * as net from 'node:net';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -13,8 +17,9 @@ export interface TunnelFixture {
   close(): Promise<void>;
 }
 
-export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {}, namespace = 'default'): Promise<TunnelFixture> {
-  const manager = await startTrafficManager({
+/** A manager's configuration for tests: loopback, a random port, cluster CIDRs that loopback flows do not need. */
+export function testManagerConfig(overrides: Partial<TrafficManagerConfig> = {}): TrafficManagerConfig {
+  return {
     host: '127.0.0.1',
     port: 0,
     cluster: {
@@ -32,8 +37,13 @@ export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {},
     version: '0.0.0-test',
     log: silentLogger,
     ...overrides,
-  });
-  const client = await TunnelClient.connect(manager.url);
+  };
+}
+
+/** `bearerToken` and `ca`: for a manager whose overrides make it serve TLS with client authentication. */
+export async function startTunnel(overrides: Partial<TrafficManagerConfig> = {}, namespace = 'default', bearerToken?: string, ca?: Buffer): Promise<TunnelFixture> {
+  const manager = await startTrafficManager(testManagerConfig(overrides));
+  const client = await TunnelClient.connect(manager.url, { ...(bearerToken ? { bearerToken } : {}), ...(ca ? { tls: { ca } } : {}) });
   const session = await client.manager.arriveAsClient({ name: 'test', namespace, hostname: 'laptop', version: '0.0.0-test' });
   client.sessionId = session.id;
   return {
@@ -74,4 +84,26 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** A self-signed certificate for `ip` (openssl), written into `dir`; clients trust it as its own CA. */
+export function selfSignedCertificate(dir: string, ip = '127.0.0.1'): { certFile: string; keyFile: string } {
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=traffic-manager', '-addext', `subjectAltName=IP:${ip}`,
+    '-keyout', keyFile, '-out', certFile,
+  ], { stdio: 'ignore' });
+  return { certFile, keyFile };
+}
+
+/** Writes `data` (ending the write side when done) and collects everything read until the stream ends. */
+export async function roundTrip(stream: Duplex, data: Buffer): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = once(stream, 'end');
+  stream.end(data);
+  await ended;
+  return Buffer.concat(chunks);
 }

@@ -3,10 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { TunnelClient, TunnelError } from '../../src/tunnel/tunnel-client.js';
-import { closedPort, startTcpEcho, startTunnel, type TunnelFixture } from './tunnel-fixture.js';
+import { closedPort, roundTrip, startTcpEcho, startTunnel, type TunnelFixture } from './tunnel-fixture.js';
 
 let tunnel: TunnelFixture;
 let echo: Awaited<ReturnType<typeof startTcpEcho>>;
@@ -20,16 +19,6 @@ after(async () => {
   await tunnel.close();
   await echo.close();
 });
-
-/** Writes `data` (ending the write side when done) and collects everything read until the stream ends. */
-async function roundTrip(stream: Duplex, data: Buffer): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = once(stream, 'end');
-  stream.end(data);
-  await ended;
-  return Buffer.concat(chunks);
-}
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 

@@ -36,31 +36,48 @@ function tempKubeconfig(t: { after(fn: () => void): void }): string {
   return file;
 }
 
-test('--manager-url wins and needs no kubeconfig; $KUBETUN_MANAGER_URL is used when no kubeconfig flag is given', () => {
-  const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
-  assert.deepEqual(managerTarget({ ...base, managerUrl: 'http://10.0.0.1:8081' }, new Set(), env), {
-    managerUrl: 'http://10.0.0.1:8081',
-    kubeconfig: '',
-    context: '',
-    managerNamespace: '',
-    managerWaitSeconds: 0,
+const direct = { kubeconfig: '', context: '', managerNamespace: '', managerWaitSeconds: 0, managerCaFile: '', managerTokenFile: '' };
+
+test('--manager-url wins; $KUBETUN_MANAGER_URL is used when no kubeconfig flag is given; loopback h2c needs no kubeconfig', () => {
+  const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://127.0.0.1:30081' };
+  assert.deepEqual(managerTarget({ ...base, managerUrl: 'http://[::1]:8081' }, new Set(), env), { ...direct, managerUrl: 'http://[::1]:8081' });
+  assert.equal(managerTarget(base, new Set(), env).managerUrl, 'http://127.0.0.1:30081');
+});
+
+test('--manager-url over the network must be https, authenticated by the kubeconfig user or --manager-token-file', (t) => {
+  const file = tempKubeconfig(t);
+  const token = join(file, '..', 'token');
+  writeFileSync(token, 'a-shared-token-0123456789\n');
+  for (const url of ['http://198.18.0.1:30081', 'http://localhost:8081', 'ftp://x']) {
+    assert.throws(() => managerTarget({ ...base, managerUrl: url, managerTokenFile: token }, new Set(), {}), /must be https:\/\/|is not an https:\/\/ URL/, url);
+  }
+  const url = 'https://198.18.0.1:30443';
+  assert.deepEqual(managerTarget({ ...base, managerUrl: url, kubeconfig: relative(process.cwd(), file), context: 'two', managerCa: relative(process.cwd(), token) }, new Set(), {}), {
+    ...direct,
+    managerUrl: url,
+    kubeconfig: file,
+    context: 'two',
+    managerCaFile: token,
   });
-  assert.equal(managerTarget(base, new Set(), env).managerUrl, 'http://198.18.0.2:30081');
+  assert.deepEqual(managerTarget({ ...base, managerUrl: url, managerTokenFile: token }, new Set(), { HOME: '/nonexistent' }), { ...direct, managerUrl: url, managerTokenFile: token });
+  assert.throws(() => managerTarget({ ...base, managerUrl: url }, new Set(), { HOME: '/nonexistent' }), /no kubeconfig.*\(its user authenticates you to the traffic manager; or pass --manager-token-file\)/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: url, managerCa: '/nonexistent/ca.pem' }, new Set(), { KUBECONFIG: file }), /--manager-ca \/nonexistent\/ca\.pem: no such file/);
+  assert.throws(() => managerTarget({ ...base, managerTokenFile: token }, new Set(), { KUBECONFIG: file }), /give --manager-url too/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: url, managerTokenFile: token, context: 'one' }, new Set(), { KUBECONFIG: file }), /cannot be combined with --kubeconfig or --context/);
 });
 
 test('kubeconfig flags win over $KUBETUN_MANAGER_URL; paths are made absolute for the daemon', (t) => {
   const file = tempKubeconfig(t);
   const env = { HOME: '/nonexistent', KUBETUN_MANAGER_URL: 'http://198.18.0.2:30081' };
   const target = managerTarget({ ...base, kubeconfig: relative(process.cwd(), file), context: 'two' }, new Set(), env);
-  assert.deepEqual(target, { managerUrl: '', kubeconfig: file, context: 'two', managerNamespace: 'kubetun', managerWaitSeconds: 30 });
+  assert.deepEqual(target, { managerUrl: '', kubeconfig: file, context: 'two', managerNamespace: 'kubetun', managerWaitSeconds: 30, managerCaFile: '', managerTokenFile: '' });
   const fromEnv = managerTarget({ ...base, managerNamespace: 'tm' }, new Set(['managerNamespace']), { HOME: '/nonexistent', KUBECONFIG: relative(process.cwd(), file) });
-  assert.deepEqual(fromEnv, { managerUrl: '', kubeconfig: file, context: '', managerNamespace: 'tm', managerWaitSeconds: 30 });
+  assert.deepEqual(fromEnv, { managerUrl: '', kubeconfig: file, context: '', managerNamespace: 'tm', managerWaitSeconds: 30, managerCaFile: '', managerTokenFile: '' });
 });
 
-test('--manager-url with a kubeconfig flag is refused', () => {
-  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1', context: 'one' }, new Set(), {}), /cannot be combined with --kubeconfig, --context, --manager-namespace or --manager-timeout/);
-  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, new Set(['managerNamespace']), {}), /cannot be combined/);
-  assert.throws(() => managerTarget({ ...base, managerUrl: 'http://x:1' }, new Set(['managerTimeout']), {}), /cannot be combined/);
+test('--manager-url with --manager-namespace or --manager-timeout is refused', () => {
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'https://x:1' }, new Set(['managerNamespace']), {}), /cannot be combined with --manager-namespace or --manager-timeout/);
+  assert.throws(() => managerTarget({ ...base, managerUrl: 'https://x:1' }, new Set(['managerTimeout']), {}), /cannot be combined/);
 });
 
 test('--manager-timeout takes whole seconds up to 600; anything else is refused naming the value', (t) => {

@@ -2,43 +2,16 @@
 // direct-URL mode against an in-process manager, and the kubeconfig mode's errors before any port-forward.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { ConnectRequestSchema, NetworkStatusSchema, RootDaemon, type NetworkRequest } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
-import { rootDaemonSocket } from '../../src/local-paths.js';
+import { ConnectRequestSchema } from '../../src/gen/kubetun/daemon/v1/daemon_pb.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { listenUnixRpc } from '../../src/rpc/unix-socket-rpc.js';
 import { UserDaemonService } from '../../src/userd/user-daemon.js';
 import { closedPort, startTunnel } from '../tunnel/tunnel-fixture.js';
-
-/** A mock root daemon in a fresh run dir; `requests` are the Connect calls it got. */
-async function mockRoot(t: TestContext): Promise<{ dir: string; requests: NetworkRequest[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'kt-userd-'));
-  const requests: NetworkRequest[] = [];
-  const server = await listenUnixRpc(
-    rootDaemonSocket(dir),
-    (router) =>
-      router.service(RootDaemon, {
-        connect: (request) => {
-          requests.push(request);
-          return create(NetworkStatusSchema, { connected: true, tunnel: 'connected' });
-        },
-        disconnect: () => ({}),
-        status: () => create(NetworkStatusSchema, { connected: requests.length > 0, tunnel: 'connected' }),
-        quit: () => ({}),
-      }),
-    { mode: 0o600 },
-  );
-  t.after(() => {
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { dir, requests };
-}
+import { mockRoot } from './mock-root-daemon.js';
 
 test('direct URL (mock root daemon): arrives, defaults the namespace, hands the root daemon the same URL', async (t) => {
   const { dir, requests } = await mockRoot(t);

@@ -92,7 +92,8 @@ async function makeCa(dir: string, files: KeyPairFiles): Promise<void> {
   await openssl(['req', '-x509', ...EC_KEY, '-config', config, '-days', VALID_DAYS, '-keyout', files.keyFile, '-out', files.certFile], 'the CA');
 }
 
-async function makeSigned(
+/** A key and a certificate signed by `ca`, as `<dir>/<name>.crt` and `.key`. */
+export async function makeSigned(
   dir: string,
   name: string,
   ca: KeyPairFiles,
