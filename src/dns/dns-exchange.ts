@@ -42,7 +42,11 @@ export function exchangeOverUdp(server: DnsServerEndpoint, query: Buffer, timeou
     socket.on('message', (answer) => {
       if (answer.length >= 12 && answer.readUInt16BE(0) === id) finish(undefined, answer);
     });
-    socket.connect(server.port, server.ip, () => socket.send(query));
+    // A failed connect goes to this callback, not to 'error'; sending on the unconnected socket would throw.
+    socket.connect(server.port, server.ip, (error?: Error) => {
+      if (error) finish(new DnsExchangeError(`asking the DNS server ${named(server)} failed: ${error.message}`));
+      else socket.send(query);
+    });
   });
 }
 
