@@ -23,7 +23,10 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
-USER node
-EXPOSE 8081
+# The uid the manifests run it as (runAsNonRoot, a read-only root filesystem): it writes nothing.
+USER 65532:65532
+# 8081, the tunnel, listens on the pod's loopback only (port-forwards reach it); 8082 serves the health probes and
+# 8443 the TLS listener of `kubetun install --tls-secret`.
+EXPOSE 8082 8443
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["traffic-manager"]
