@@ -1,7 +1,7 @@
-// One pod's life on the node: network, service-account token, secret volumes, containers (restarted per restartPolicy with
-// back-off), probes, status reports, and termination (on deletion, or when the kubelet stops).
+// One pod's life on the node: network, service-account token, secret volumes, containers (restarted per
+// restartPolicy with back-off), probes, status reports, and termination (on deletion, or when the kubelet stops).
 
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log/logger.js';
@@ -336,14 +336,22 @@ export class PodWorker {
 
   // --- secret volumes ---
 
+  private get volumesDir(): string {
+    return join(this.dir, 'volumes');
+  }
+
   private volumeDir(name: string): string {
-    return join(this.dir, 'volumes', name);
+    return join(this.volumesDir, name);
   }
 
   private async writeSecretVolumes(): Promise<void> {
     const namespace = this.pod.metadata.namespace ?? 'default';
-    for (const volume of this.pod.spec.volumes ?? []) {
-      if (volume.secret === undefined) continue;
+    const secretVolumes = (this.pod.spec.volumes ?? []).flatMap((v) => (v.secret === undefined ? [] : [{ name: v.name, secret: v.secret }]));
+    if (secretVolumes.length === 0) return;
+    // Root's only: a container reaches its volumes through its mounts, another user on the node not at all.
+    mkdirSync(this.volumesDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.volumesDir, 0o700);
+    for (const volume of secretVolumes) {
       // Names become path parts here: the API server's rules (DNS label, DNS subdomain), checked again.
       if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(volume.name)) throw new VolumeSetupError(volume.name, 'the volume name is not a DNS label');
       const secretName = volume.secret.secretName ?? '';

@@ -4,7 +4,7 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -468,6 +468,9 @@ test('sandbox kubelet runs pods of a real control plane', { timeout: 300_000 }, 
       );
       await create(cp, '/api/v1/namespaces/default/pods', secretPod('late', { secretName: 'late-pair' }));
       assert.deepEqual(await lines('mounted'), ['tls/tls.crt 644 CERT of tls-pair', 'tls/tls.key 644 KEY of tls-pair']);
+      // On the node, the files are root's only: another user there cannot read the Secret.
+      const mounted = (await podsWithLabel(cp, 'mounted'))[0]!;
+      assert.equal(statSync(join(stateDir, 'kubelet', 'pods', mounted.metadata.uid, 'volumes')).mode & 0o777, 0o700);
       assert.deepEqual(await lines('picked'), ['tls/keys/server.key 440 KEY of tls-pair']);
       const waiting = await until('late waiting for its Secret', 30_000, async () => (await podsWithLabel(cp, 'late'))[0]?.status?.containerStatuses?.[0]?.state.waiting);
       assert.equal(waiting.reason, 'ContainerCreating');
