@@ -1,18 +1,18 @@
 // Running one container as a process in the pod's network namespace, and probing it. `ip netns exec` gives the
 // process a mount namespace of its own (a slave of the node's, so nothing mounted there leaks out) with
-// /etc/netns/<netns>/{resolv.conf,hosts} over /etc; a small sh prologue bind-mounts the service-account folder
-// where in-cluster clients look for it (on a run folder of the pod's own, so the host gets no mount point), then
-// execs the command, so the pid is the container's own.
+// /etc/netns/<netns>/{resolv.conf,hosts} over /etc; a small sh prologue bind-mounts the pod's folders (the
+// service-account token, secret volumes) read-only where the container looks for them (creating a missing mount
+// point in a tmpfs of the pod's own, so the host gets none), then execs the command, so the pid is the container's.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { SERVICE_ACCOUNT_DIR } from '../../k8s/in-cluster-access.js';
 import { runCommand } from '../host-commands.js';
 import { podEnvironment, processStartTime, type ProcessRecord } from '../processes.js';
+import type { ContainerMount } from './secret-volumes.js';
 import type { Container, Probe } from './types.js';
 
 
@@ -23,8 +23,8 @@ export interface ContainerLaunch {
   env: Record<string, string>;
   cwd: string;
   logFile: string;
-  /** Folder with token, ca.crt and namespace to mount at SERVICE_ACCOUNT_DIR, or null for none. */
-  serviceAccountDir: string | null;
+  /** The pod's folders to show read-only inside the container (the service-account token, secret volumes). */
+  mounts: ContainerMount[];
 }
 
 export interface RunningContainer {
@@ -35,40 +35,46 @@ export interface RunningContainer {
 
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGSEGV: 11, SIGABRT: 6, SIGPIPE: 13 };
 
-// The folder the service-account path is in, links resolved (/var/run is a link to /run on Debian).
-const RUN_DIR = ((dir: string): string => {
-  try {
-    return realpathSync(dir);
-  } catch {
-    return dir;
-  }
-})(dirname(dirname(dirname(SERVICE_ACCOUNT_DIR))));
-const SECRETS_ENTRY = SERVICE_ACCOUNT_DIR.split('/').at(-3)!;
-
 /**
- * Mounts the token folder "$1" where in-cluster clients look, then execs the rest of the command line, without
- * creating that path on the host: the pod gets a tmpfs over the run folder, and every entry of the host's
- * (reached through the working directory, which still names the covered folder) is bound back with its
- * submounts, except secrets. mount -n keeps utab untouched; --no-canonicalize keeps a relative source relative
- * to the covered folder.
+ * Bind-mounts each folder "$1" read-only at "$2" (pairs up to "--"), then execs the rest of the command line. A
+ * mount point missing on the node is not created there: its nearest existing folder gets a tmpfs over it in the
+ * pod's mount namespace, with every entry of the host's (reached through the working directory, which still names
+ * the covered folder) bound back with its submounts, except the one leading to the mount point, which is then made
+ * on the tmpfs. mount -n keeps utab untouched; --no-canonicalize keeps a relative source relative to the covered
+ * folder. The folders holding the shell and mount tools themselves cannot be covered so.
  */
 const MOUNT_PROLOGUE = [
   'set -e',
   'wd=$(pwd)',
-  `cd ${RUN_DIR}`,
-  `mount -n -t tmpfs -o mode=0755,size=4m kubetun-pod-run ${RUN_DIR}`,
-  'for e in * .[!.]*; do',
-  '  { [ -e "$e" ] || [ -L "$e" ]; } || continue',
-  `  [ "$e" = ${SECRETS_ENTRY} ] && continue`,
-  `  if [ -L "$e" ]; then cp -P "$e" "${RUN_DIR}/$e"; continue; fi`,
-  `  if [ -d "$e" ]; then mkdir "${RUN_DIR}/$e"; else : > "${RUN_DIR}/$e"; fi`,
-  `  mount -n --no-canonicalize --rbind "$e" "${RUN_DIR}/$e"`,
+  'shadow() {',
+  '  cd "$1"',
+  '  mount -n -t tmpfs -o mode=0755,size=4m kubetun-pod-mounts "$1"',
+  '  for e in * .[!.]*; do',
+  '    { [ -e "$e" ] || [ -L "$e" ]; } || continue',
+  '    [ "$e" = "$2" ] && continue',
+  '    if [ -L "$e" ]; then cp -P "$e" "$1/$e"; continue; fi',
+  '    if [ -d "$e" ]; then mkdir "$1/$e"; else : > "$1/$e"; fi',
+  '    mount -n --no-canonicalize --rbind "$e" "$1/$e"',
+  '  done',
+  '  cd /',
+  '}',
+  'while [ "$1" != -- ]; do',
+  '  src=$1; dst=$(realpath -m "$2"); shift 2',
+  '  if [ ! -d "$dst" ]; then',
+  '    up=$dst',
+  '    while [ ! -e "$up" ]; do entry=${up##*/}; up=${up%/*}; up=${up:-/}; done',
+  '    case $up in',
+  '      / | /usr | /usr/bin* | /usr/sbin* | /usr/lib* ) echo "kubetun kubelet: cannot mount at $dst: $up does not have ${entry} and cannot be covered" >&2; exit 1 ;;',
+  '    esac',
+  '    [ -d "$up" ] || { echo "kubetun kubelet: cannot mount at $dst: $up is not a folder" >&2; exit 1; }',
+  '    shadow "$up" "$entry"',
+  '    mkdir -p "$dst"',
+  '  fi',
+  '  mount -n --bind "$src" "$dst"',
+  '  mount -n -o remount,bind,ro "$dst"',
   'done',
-  `mkdir -p ${SERVICE_ACCOUNT_DIR}`,
-  `mount -n --bind "$1" ${SERVICE_ACCOUNT_DIR}`,
-  `mount -n -o remount,bind,ro ${SERVICE_ACCOUNT_DIR}`,
-  'cd "$wd"',
   'shift',
+  'cd "$wd"',
   'exec "$@"',
 ].join('\n');
 
@@ -76,7 +82,8 @@ export async function launchContainer(launch: ContainerLaunch): Promise<RunningC
   mkdirSync(dirname(launch.logFile), { recursive: true });
   const log = openSync(launch.logFile, 'a');
   const startedAt = new Date().toISOString();
-  const inner = launch.serviceAccountDir === null ? launch.argv : ['sh', '-c', MOUNT_PROLOGUE, 'sh', launch.serviceAccountDir, ...launch.argv];
+  const pairs = launch.mounts.flatMap((m) => [m.source, m.target]);
+  const inner = pairs.length === 0 ? launch.argv : ['sh', '-c', MOUNT_PROLOGUE, 'sh', ...pairs, '--', ...launch.argv];
   try {
     writeSync(log, `--- ${startedAt} kubetun kubelet starts ${launch.id}: ${launch.argv.join(' ')}\n`);
     const child = spawn('ip', ['netns', 'exec', launch.netns, ...inner], {

@@ -1,10 +1,11 @@
-// One pod's life on the node: network, service-account token, containers (restarted per restartPolicy with
-// back-off), probes, status reports, and termination (on deletion, or when the kubelet stops).
+// One pod's life on the node: network, service-account token, secret volumes, containers (restarted per
+// restartPolicy with back-off), probes, status reports, and termination (on deletion, or when the kubelet stops).
 
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log/logger.js';
+import { SERVICE_ACCOUNT_DIR } from '../../k8s/in-cluster-access.js';
 import { KubeApiError } from '../../k8s/resilient-informer.js';
 import { stopProcess } from '../processes.js';
 import { launchContainer, runProbe, type RunningContainer } from './containers.js';
@@ -16,6 +17,7 @@ import { createPodNetwork, removePodNetwork } from './pod-network.js';
 import { podDir, writePodRecord, type PodRecord } from './records.js';
 import { PodDialer } from './pod-dialer.js';
 import { runAsPrefix } from './run-as.js';
+import { secretVolumeFiles, secretVolumeMounts, VolumeSetupError, writeVolume, type ContainerMount } from './secret-volumes.js';
 import type { Container, Pod, Probe } from './types.js';
 
 export interface WorkerContext {
@@ -163,10 +165,13 @@ export class PodWorker {
       });
       this.saveRecord();
       await this.writeServiceAccount();
+      await this.writeSecretVolumes();
     } catch (error) {
       this.setupFailure = (error as Error).message;
       this.ctx.log.error('pod setup failed', { pod: this.name, error: this.setupFailure });
-      for (const run of this.runs) run.state = { waiting: { reason: 'CreateContainerError', message: this.setupFailure } };
+      // A volume not there yet (its Secret missing) keeps the containers being created, as the kubelet says it.
+      const reason = error instanceof VolumeSetupError ? 'ContainerCreating' : 'CreateContainerError';
+      for (const run of this.runs) run.state = { waiting: { reason, message: this.setupFailure } };
       this.reportStatus();
       // Tried again later (the API server may have been away): the set-up starts by removing what it made.
       setTimeout(() => {
@@ -329,24 +334,61 @@ export class PodWorker {
     throw new Error(`service account ${namespace}/${sa} has no token: the TokenRequest API failed and no token Secret appeared`);
   }
 
+  // --- secret volumes ---
+
+  private get volumesDir(): string {
+    return join(this.dir, 'volumes');
+  }
+
+  private volumeDir(name: string): string {
+    return join(this.volumesDir, name);
+  }
+
+  private async writeSecretVolumes(): Promise<void> {
+    const namespace = this.pod.metadata.namespace ?? 'default';
+    const secretVolumes = (this.pod.spec.volumes ?? []).flatMap((v) => (v.secret === undefined ? [] : [{ name: v.name, secret: v.secret }]));
+    if (secretVolumes.length === 0) return;
+    // Root's only: a container reaches its volumes through its mounts, another user on the node not at all.
+    mkdirSync(this.volumesDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.volumesDir, 0o700);
+    for (const volume of secretVolumes) {
+      // Names become path parts here: the API server's rules (DNS label, DNS subdomain), checked again.
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(volume.name)) throw new VolumeSetupError(volume.name, 'the volume name is not a DNS label');
+      const secretName = volume.secret.secretName ?? '';
+      if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secretName)) throw new VolumeSetupError(volume.name, `secretName "${secretName}" is not a Secret name`);
+      let data: Record<string, string> | null;
+      try {
+        const secret = await this.ctx.api.request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${namespace}/secrets/${secretName}`);
+        data = secret.data ?? {};
+      } catch (error) {
+        if (!(error instanceof KubeApiError && error.statusCode === 404)) throw error;
+        data = null;
+      }
+      writeVolume(this.volumeDir(volume.name), secretVolumeFiles(volume.name, volume.secret, data), this.pod.spec.securityContext?.fsGroup);
+    }
+  }
+
   // --- containers ---
 
   private async startContainer(run: ContainerRun): Promise<void> {
     if (run.done || this.terminating !== null) return;
     const resolved = resolveCommand(run.spec, this.ctx.images, this.ctx.imageMapFile);
     if (!resolved.ok) {
-      run.state = { waiting: { reason: resolved.reason, message: resolved.message } };
-      this.ctx.log.warn('container cannot start', { pod: this.name, container: run.spec.name, error: resolved.message });
-      this.reportStatus();
+      this.cannotStart(run, resolved);
       return;
     }
     const runAs = runAsPrefix(this.pod.spec, run.spec);
     if (!runAs.ok) {
-      run.state = { waiting: { reason: runAs.reason, message: runAs.message } };
-      this.ctx.log.warn('container cannot start', { pod: this.name, container: run.spec.name, error: runAs.message });
-      this.reportStatus();
+      this.cannotStart(run, runAs);
       return;
     }
+    const volumeMounts = secretVolumeMounts(this.pod.spec, run.spec, (name) => this.volumeDir(name));
+    if (!volumeMounts.ok) {
+      this.cannotStart(run, volumeMounts);
+      return;
+    }
+    const mounts: ContainerMount[] = this.mountsServiceAccount ? [{ source: join(this.dir, 'serviceaccount'), target: SERVICE_ACCOUNT_DIR }] : [];
+    mounts.push(...volumeMounts.mounts);
     const cwd = run.spec.workingDir ?? join(this.dir, 'rootfs', run.spec.name);
     if (run.spec.workingDir === undefined) mkdirSync(cwd, { recursive: true });
     else if (!existsSync(cwd)) {
@@ -375,7 +417,7 @@ export class PodWorker {
         env,
         cwd,
         logFile: this.logFile(run.spec.name),
-        serviceAccountDir: this.mountsServiceAccount ? join(this.dir, 'serviceaccount') : null,
+        mounts,
       });
     } catch (error) {
       run.state = { waiting: { reason: 'RunContainerError', message: (error as Error).message } };
@@ -393,6 +435,13 @@ export class PodWorker {
     this.startProbes(run, running);
     this.reportStatus();
     void running.exited.then((exitCode) => this.containerExited(run, running, exitCode, startedAt));
+  }
+
+  /** The container waits, for a reason it cannot start with (its command, user or mounts). */
+  private cannotStart(run: ContainerRun, why: { reason: string; message: string }): void {
+    run.state = { waiting: { reason: why.reason, message: why.message } };
+    this.ctx.log.warn('container cannot start', { pod: this.name, container: run.spec.name, error: why.message });
+    this.reportStatus();
   }
 
   private containerExited(run: ContainerRun, running: RunningContainer, exitCode: number, startedAt: string): void {

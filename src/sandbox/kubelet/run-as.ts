@@ -2,7 +2,8 @@
 // as the kubelet and runtime decide it: runAsUser/runAsGroup become the process's uid and gid (through setpriv,
 // after the root-only mount prologue), runAsNonRoot refuses to start what would run as root (sandbox images have
 // no USER: without runAsUser they run as root), allowPrivilegeEscalation false is no_new_privs, and dropping ALL
-// capabilities empties the bounding set.
+// capabilities empties the bounding set. The pod's fsGroup is the process's one supplementary group, so that it
+// reads the volumes shared with that group.
 
 import type { Container, PodSpec } from './types.js';
 
@@ -15,7 +16,8 @@ export function runAsPrefix(pod: Pick<PodSpec, 'securityContext'>, container: Pi
   const uid = own.runAsUser ?? podContext.runAsUser;
   const gid = own.runAsGroup ?? podContext.runAsGroup;
   const nonRoot = own.runAsNonRoot ?? podContext.runAsNonRoot ?? false;
-  for (const [field, id] of [['runAsUser', uid], ['runAsGroup', gid]] as const) {
+  const fsGroup = podContext.fsGroup;
+  for (const [field, id] of [['runAsUser', uid], ['runAsGroup', gid], ['fsGroup', fsGroup]] as const) {
     if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id <= 0xfffffffe)) {
       return { ok: false, reason: 'CreateContainerConfigError', message: `container ${container.name}: securityContext.${field} ${id} is not a uid/gid` };
     }
@@ -25,8 +27,10 @@ export function runAsPrefix(pod: Pick<PodSpec, 'securityContext'>, container: Pi
     return { ok: false, reason: 'CreateContainerConfigError', message: `container ${container.name} has runAsNonRoot and ${why}: set a non-zero runAsUser` };
   }
   const options: string[] = [];
-  if (uid !== undefined && uid !== 0) options.push(`--reuid=${uid}`, `--regid=${gid ?? uid}`, '--clear-groups');
-  else if (gid !== undefined) options.push(`--regid=${gid}`, '--clear-groups');
+  const groups = fsGroup === undefined ? '--clear-groups' : `--groups=${fsGroup}`;
+  if (uid !== undefined && uid !== 0) options.push(`--reuid=${uid}`, `--regid=${gid ?? uid}`, groups);
+  else if (gid !== undefined) options.push(`--regid=${gid}`, groups);
+  else if (fsGroup !== undefined) options.push(groups);
   if (own.allowPrivilegeEscalation === false) options.push('--no-new-privs');
   if (own.capabilities?.drop?.includes('ALL')) options.push('--bounding-set=-all');
   return { ok: true, prefix: options.length === 0 ? [] : ['setpriv', ...options, '--'] };

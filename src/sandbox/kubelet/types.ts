@@ -47,6 +47,27 @@ export interface Container {
   readinessProbe?: Probe;
   livenessProbe?: Probe;
   securityContext?: SecurityContext;
+  volumeMounts?: VolumeMount[];
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  subPath?: string;
+}
+
+export interface SecretVolumeSource {
+  secretName?: string;
+  items?: { key: string; path: string; mode?: number }[];
+  defaultMode?: number;
+  optional?: boolean;
+}
+
+/** A pod's volume: the sandbox mounts secret volumes only. */
+export interface Volume {
+  name: string;
+  secret?: SecretVolumeSource;
 }
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
@@ -63,7 +84,8 @@ export interface PodSpec {
   hostname?: string;
   subdomain?: string;
   hostNetwork?: boolean;
-  securityContext?: Pick<SecurityContext, 'runAsUser' | 'runAsGroup' | 'runAsNonRoot'>;
+  securityContext?: Pick<SecurityContext, 'runAsUser' | 'runAsGroup' | 'runAsNonRoot'> & { fsGroup?: number };
+  volumes?: Volume[];
 }
 
 export interface Pod {

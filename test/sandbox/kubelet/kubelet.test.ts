@@ -1,10 +1,10 @@
 // The sandbox kubelet against a real control plane (kube-apiserver, controller-manager, scheduler v1.20.2) in a
 // test namespace: node registration, a Deployment scheduled onto it and served, the pod's env and token,
-// deletion and replacement, restarts, a missing image, port-forward through the API server, and SIGTERM.
+// deletion and replacement, restarts, a missing image, secret volumes, port-forward through the API server, and SIGTERM.
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -422,6 +422,64 @@ test('sandbox kubelet runs pods of a real control plane', { timeout: 300_000 }, 
       assert.deepEqual(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== ''), ['sleep', '300']);
       const r = await cp.ns.exec('nsenter', ['-t', String(pid), '-m', 'ls', '/var/run/secrets/kubernetes.io/serviceaccount']);
       assert.equal(r.stdout.trim(), '');
+    });
+
+    await t.test('secret volumes: the keys as read-only files at mountPath with their modes, read by runAsUser; a missing Secret keeps the pod ContainerCreating until it exists', async () => {
+      const secret = (name: string): unknown => ({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name },
+        data: { 'tls.crt': Buffer.from(`CERT of ${name}`).toString('base64'), 'tls.key': Buffer.from(`KEY of ${name}`).toString('base64') },
+      });
+      // The container lists what it sees, as uid 65532 (sandbox images have the node's file system), then ends.
+      const lister = {
+        image: 'x',
+        command: ['sh', '-c', 'cd /etc/kubetun && for f in tls/* tls/*/* extra/*; do [ -f "$f" ] && echo "$f $(stat -c %a "$f") $(cat "$f")"; done; touch tls/new 2>/dev/null && echo writable; true'],
+        securityContext: { runAsUser: 65532, runAsGroup: 65532 },
+        volumeMounts: [{ name: 'tls', mountPath: '/etc/kubetun/tls', readOnly: true }],
+      };
+      const secretPod = (name: string, tls: Record<string, unknown>, extra: Record<string, unknown> = {}): unknown =>
+        pod(name, lister, { restartPolicy: 'Never', volumes: [{ name: 'tls', secret: tls }], ...extra });
+      const lines = async (name: string): Promise<string[]> => {
+        await until(`${name} Succeeded`, 30_000, async () => (await podsWithLabel(cp, name))[0]?.status?.phase === 'Succeeded');
+        const [res] = await cp.api([{ method: 'GET', path: `/api/v1/namespaces/default/pods/${name}/log` }]);
+        assert.equal(res!.status, 200, res!.body);
+        return res!.body.split('\n').filter((line) => line !== '' && !line.startsWith('--- '));
+      };
+      await create(cp, '/api/v1/namespaces/default/secrets', secret('tls-pair'));
+      await create(cp, '/api/v1/namespaces/default/pods', secretPod('mounted', { secretName: 'tls-pair' }));
+      // Listed items at their paths, a 0400 mode shared with the fsGroup (which the process is in), and an optional
+      // volume of a missing Secret, mounted empty.
+      await create(
+        cp,
+        '/api/v1/namespaces/default/pods',
+        pod(
+          'picked',
+          { ...lister, volumeMounts: [...lister.volumeMounts, { name: 'extra', mountPath: '/etc/kubetun/extra', readOnly: true }] },
+          {
+            restartPolicy: 'Never',
+            securityContext: { fsGroup: 2000 },
+            volumes: [
+              { name: 'tls', secret: { secretName: 'tls-pair', defaultMode: 0o400, items: [{ key: 'tls.key', path: 'keys/server.key' }] } },
+              { name: 'extra', secret: { secretName: 'absent', optional: true } },
+            ],
+          },
+        ),
+      );
+      await create(cp, '/api/v1/namespaces/default/pods', secretPod('late', { secretName: 'late-pair' }));
+      assert.deepEqual(await lines('mounted'), ['tls/tls.crt 644 CERT of tls-pair', 'tls/tls.key 644 KEY of tls-pair']);
+      // On the node, the files are root's only: another user there cannot read the Secret.
+      const mounted = (await podsWithLabel(cp, 'mounted'))[0]!;
+      assert.equal(statSync(join(stateDir, 'kubelet', 'pods', mounted.metadata.uid, 'volumes')).mode & 0o777, 0o700);
+      assert.deepEqual(await lines('picked'), ['tls/keys/server.key 440 KEY of tls-pair']);
+      const waiting = await until('late waiting for its Secret', 30_000, async () => (await podsWithLabel(cp, 'late'))[0]?.status?.containerStatuses?.[0]?.state.waiting);
+      assert.equal(waiting.reason, 'ContainerCreating');
+      assert.match(waiting.message ?? '', /MountVolume\.SetUp failed for volume "tls" : secret "late-pair" not found/);
+      assert.equal((await podsWithLabel(cp, 'late'))[0]?.status?.phase, 'Pending');
+      await create(cp, '/api/v1/namespaces/default/secrets', secret('late-pair'));
+      assert.deepEqual(await lines('late'), ['tls/tls.crt 644 CERT of late-pair', 'tls/tls.key 644 KEY of late-pair']);
+      // The mount points were made in the pods' own mount namespaces, not on the host.
+      assert.equal(existsSync('/etc/kubetun'), false, 'the kubelet created /etc/kubetun on the host');
     });
 
     await t.test('SIGTERM: the kubelet stops its pods, removes their namespaces, marks the node NotReady, exits 0', async () => {

@@ -97,3 +97,13 @@ test('runAsUser/runAsGroup become setpriv options, the container over the pod; r
   const bad = runAsPrefix({}, { name: 'c', securityContext: { runAsUser: -1 } });
   assert.ok(!bad.ok && /runAsUser -1 is not a uid/.test(bad.message));
 });
+
+test("the pod's fsGroup is the process's supplementary group, so it reads the volumes shared with that group", () => {
+  assert.deepEqual(runAsPrefix({ securityContext: { runAsUser: 1000, fsGroup: 3000 } }, { name: 'c' }), {
+    ok: true,
+    prefix: ['setpriv', '--reuid=1000', '--regid=1000', '--groups=3000', '--'],
+  });
+  assert.deepEqual(runAsPrefix({ securityContext: { fsGroup: 3000 } }, { name: 'c' }), { ok: true, prefix: ['setpriv', '--groups=3000', '--'] });
+  const bad = runAsPrefix({ securityContext: { fsGroup: 1.5 } }, { name: 'c' });
+  assert.ok(!bad.ok && /fsGroup 1\.5 is not a uid\/gid/.test(bad.message));
+});

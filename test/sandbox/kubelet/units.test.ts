@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -13,6 +13,7 @@ import { containerEnvironment, expandReferences, nodeVethName, podNetnsName, pod
 import { parseKubeletArgs, UsageError } from '../../../src/sandbox/kubelet/options.js';
 import { parsePorts } from '../../../src/sandbox/kubelet/server.js';
 import { parsePrefix } from '../../../src/netstack/wire/ip-address.js';
+import { secretVolumeFiles, secretVolumeMounts, VolumeSetupError, writeVolume } from '../../../src/sandbox/kubelet/secret-volumes.js';
 import type { Pod } from '../../../src/sandbox/kubelet/types.js';
 
 function withDir(fn: (dir: string) => void): void {
@@ -199,4 +200,56 @@ test('port-forward query: port (from the API server) or ports, repeated or comma
   assert.equal(parsePorts(new URLSearchParams('')), null);
   assert.equal(parsePorts(new URLSearchParams('port=0')), null);
   assert.equal(parsePorts(new URLSearchParams('port=http')), null);
+});
+
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+test('secret volume: every key as a file (mode 0644 by default), or the listed items at their paths with their modes', () => {
+  const data = { 'tls.key': b64('KEY'), 'tls.crt': b64('CERT') };
+  const all = secretVolumeFiles('tls', { secretName: 's' }, data);
+  assert.deepEqual(all.map((f) => [f.path, f.content.toString(), f.mode]), [['tls.crt', 'CERT', 0o644], ['tls.key', 'KEY', 0o644]]);
+  const items = secretVolumeFiles('tls', { secretName: 's', defaultMode: 0o400, items: [{ key: 'tls.key', path: 'keys/server.key' }, { key: 'tls.crt', path: 'c', mode: 0o444 }] }, data);
+  assert.deepEqual(items.map((f) => [f.path, f.content.toString(), f.mode]), [['keys/server.key', 'KEY', 0o400], ['c', 'CERT', 0o444]]);
+});
+
+test('secret volume: a missing Secret or key fails as the kubelet says it, unless optional; bad paths and modes are refused', () => {
+  const fails = (fn: () => unknown, message: RegExp): void => assert.throws(fn, (e: Error) => e instanceof VolumeSetupError && message.test(e.message));
+  fails(() => secretVolumeFiles('tls', { secretName: 'gone' }, null), /^MountVolume\.SetUp failed for volume "tls" : secret "gone" not found$/);
+  assert.deepEqual(secretVolumeFiles('tls', { secretName: 'gone', optional: true }, null), []);
+  fails(() => secretVolumeFiles('tls', { secretName: 's', items: [{ key: 'nope', path: 'x' }] }, {}), /secret "s" references non-existent secret key: nope/);
+  assert.deepEqual(secretVolumeFiles('tls', { secretName: 's', optional: true, items: [{ key: 'nope', path: 'x' }] }, {}), []);
+  for (const path of ['../escape', '/abs', 'a//b', 'a/./b', '']) {
+    fails(() => secretVolumeFiles('tls', { secretName: 's', items: [{ key: 'k', path }] }, { k: b64('v') }), /item path .* must be relative/);
+  }
+  fails(() => secretVolumeFiles('tls', { secretName: 's', defaultMode: 0o1777 }, {}), /defaultMode 1023 is not a file mode/);
+});
+
+test('secret volume: written with its modes (umask or not); with an fsGroup, the group owns it and may read it', () => {
+  withDir((dir) => {
+    const volume = join(dir, 'tls');
+    writeVolume(volume, [{ path: 'keys/server.key', content: Buffer.from('KEY'), mode: 0o400 }, { path: 'tls.crt', content: Buffer.from('CERT'), mode: 0o666 }], undefined);
+    assert.equal(readFileSync(join(volume, 'keys/server.key'), 'utf8'), 'KEY');
+    assert.equal(statSync(join(volume, 'keys/server.key')).mode & 0o7777, 0o400);
+    assert.equal(statSync(join(volume, 'tls.crt')).mode & 0o7777, 0o666);
+    // Written afresh: a file of an earlier set-up is gone.
+    writeVolume(volume, [{ path: 'tls.key', content: Buffer.from('K2'), mode: 0o400 }], 4321);
+    assert.deepEqual(readdirSync(volume), ['tls.key']);
+    const key = statSync(join(volume, 'tls.key'));
+    assert.equal(key.gid, 4321);
+    assert.equal(key.mode & 0o7777, 0o440);
+    assert.equal(statSync(volume).gid, 4321);
+    assert.equal(statSync(volume).mode & 0o7777, 0o2755);
+  });
+});
+
+test("secret volume mounts: a container's mounts of secret volumes only; subPath and relative mount paths are refused", () => {
+  const volumes = [{ name: 'tls', secret: { secretName: 's' } }, { name: 'scratch' }];
+  const dir = (name: string): string => `/pods/u/volumes/${name}`;
+  const mounts = (volumeMounts: { name: string; mountPath: string; subPath?: string }[]): ReturnType<typeof secretVolumeMounts> =>
+    secretVolumeMounts({ volumes }, { name: 'c', volumeMounts }, dir);
+  assert.deepEqual(mounts([{ name: 'tls', mountPath: '/etc/tls' }, { name: 'scratch', mountPath: '/tmp' }]), { ok: true, mounts: [{ source: '/pods/u/volumes/tls', target: '/etc/tls' }] });
+  const sub = mounts([{ name: 'tls', mountPath: '/etc/tls', subPath: 'tls.crt' }]);
+  assert.ok(!sub.ok && sub.reason === 'CreateContainerConfigError' && /container c, volume mount tls: subPath is not supported/.test(sub.message));
+  const relative = mounts([{ name: 'tls', mountPath: 'etc/tls' }]);
+  assert.ok(!relative.ok && /mountPath "etc\/tls" must be an absolute path/.test(relative.message));
 });
