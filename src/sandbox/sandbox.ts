@@ -119,10 +119,19 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
   }
   for (const created of await applyWorkloads(config, plane.admin)) act(`created ${created}`);
   for (const created of await ensureManagerTls(config, plane.admin)) act(`created ${created}`);
-  await waitForWorkloads(config, plane.admin, options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS);
+  const readinessMs = options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+  const deadline = Date.now() + readinessMs;
+  await waitForWorkloads(config, plane.admin, readinessMs);
   const alreadyUp = previous !== null && actions.length === 0;
   const repaired = previous !== null && !alreadyUp;
-  return { config, alreadyUp, repaired, actions, warnings: [], status: await collectStatus(config) };
+  // A kubelet restarted by this run reports its pods as restarting only once it has found them, which the wait above
+  // may precede (it then saw their old, ready status): a repair waits, within the same time, for the status to settle.
+  let status = await collectStatus(config);
+  while (repaired && status.state !== 'up' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    status = await collectStatus(config);
+  }
+  return { config, alreadyUp, repaired, actions, warnings: [], status };
 }
 
 /** Starts the process unless the recorded one still runs. */

@@ -73,9 +73,10 @@ function managerObjects() {
             {
               name: 'manager',
               image: 'kubetun/test-manager',
-              command: [process.execPath, MAIN, 'traffic-manager', '--listen', '0.0.0.0:8081', '--pod-cidr', '10.244.0.0/16', '--service-cidr', '10.96.0.0/16'],
-              ports: [{ name: 'api', containerPort: 8081 }],
-              readinessProbe: { tcpSocket: { port: 8081 }, periodSeconds: 1 },
+              // As installed: tunnels on the pod's loopback (only a port-forward reaches them), probes on their own port.
+              command: [process.execPath, MAIN, 'traffic-manager', '--listen', '127.0.0.1:8081', '--health-listen', '0.0.0.0:8082', '--pod-cidr', '10.244.0.0/16', '--service-cidr', '10.96.0.0/16'],
+              ports: [{ name: 'api', containerPort: 8081 }, { name: 'health', containerPort: 8082 }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 1 },
             },
           ],
         },
