@@ -130,6 +130,12 @@ export function registerTrafficManagerCommand(program: Command): void {
     .option('--udp-idle-timeout <seconds>', `UDP flows close after this long idle, default 60 ${env('udpIdleTimeout')}`)
     .option('--tls-cert <file>', `serve TLS with this certificate (PEM) ${env('tlsCert')}`)
     .option('--tls-key <file>', `the key for --tls-cert (PEM) ${env('tlsKey')}`)
+    .option('--agent-listen <host:port>', `where traffic agents arrive (h2c; agents only), default none ${env('agentListen')}`)
+    .option('--webhook-listen <host:port>', `serve the agent-injecting admission webhook (TLS) here, default none ${env('webhookListen')}`)
+    .option('--webhook-cert <file>', `the webhook's certificate (PEM) ${env('webhookCert')}`)
+    .option('--webhook-key <file>', `the key for --webhook-cert (PEM) ${env('webhookKey')}`)
+    .option('--agent-image <image>', `the image of injected agents (the manager's own) ${env('agentImage')}`)
+    .option('--agent-manager-address <host:port>', `where injected agents find --agent-listen ${env('agentManagerAddress')}`)
     .option('--log-level <level>', `debug, info, warn or error, default info ${env('logLevel')}`)
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE_EXIT_CODE))
     .action(runTrafficManager);

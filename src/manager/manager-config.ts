@@ -36,6 +36,12 @@ export interface ManagerFlags {
   logLevel?: string;
   podCidrStrategy?: string;
   kubeconfig?: string;
+  agentListen?: string;
+  webhookListen?: string;
+  webhookCert?: string;
+  webhookKey?: string;
+  agentImage?: string;
+  agentManagerAddress?: string;
 }
 
 /** How the manager learns the cluster's networking from the Kubernetes API (src/manager/discovery). */
@@ -65,6 +71,22 @@ export interface ManagerSettings {
   clientAuth?: ClientAuthSettings;
   logLevel: LogLevel;
   discovery: DiscoverySettings;
+  /** Where traffic agents arrive (h2c, the Agent service and the agents' streams only); undefined: no agents. */
+  agentListen?: { host: string; port: number };
+  /** The mutating admission webhook's TLS listener (src/manager/webhook); undefined: no webhook. */
+  webhook?: WebhookSettings;
+}
+
+/** What the webhook serves on, and what it injects. */
+export interface WebhookSettings {
+  host: string;
+  port: number;
+  certFile: string;
+  keyFile: string;
+  /** The agent container's image: the manager's own, run with the `traffic-agent` argument. */
+  agentImage: string;
+  /** Where injected agents find the manager's agent listener, e.g. `traffic-manager.kubetun.svc:8083`. */
+  managerAddress: { host: string; port: number };
 }
 
 /** A shared token (a manager outside any cluster), or the clients' Kubernetes credentials checked with the API. */
@@ -89,6 +111,12 @@ export const ENVIRONMENT = {
   logLevel: 'KUBETUN_LOG_LEVEL',
   podCidrStrategy: 'KUBETUN_POD_CIDR_STRATEGY',
   kubeconfig: 'KUBECONFIG',
+  agentListen: 'KUBETUN_AGENT_LISTEN',
+  webhookListen: 'KUBETUN_WEBHOOK_LISTEN',
+  webhookCert: 'KUBETUN_WEBHOOK_CERT',
+  webhookKey: 'KUBETUN_WEBHOOK_KEY',
+  agentImage: 'KUBETUN_AGENT_IMAGE',
+  agentManagerAddress: 'KUBETUN_AGENT_MANAGER_ADDRESS',
 } as const satisfies Record<keyof ManagerFlags, string>;
 
 type Env = Record<string, string | undefined>;
@@ -254,5 +282,26 @@ export function managerSettings(flags: ManagerFlags, env: Env): ManagerSettings 
   if (tlsListen !== undefined) settings.tlsListen = tlsListen;
   const clientAuth = clientAuthSettings(settings, single(flags, env, 'clientTokenFile'));
   if (clientAuth !== undefined) settings.clientAuth = clientAuth;
+  const agentListen = single(flags, env, 'agentListen');
+  if (agentListen !== undefined) settings.agentListen = parseHostPort(agentListen, 'agent-listen');
+  const webhook = webhookSettings(flags, env);
+  if (webhook !== undefined) settings.webhook = webhook;
   return settings;
+}
+
+/** The webhook needs all of its flags, and agents that can arrive somewhere. */
+function webhookSettings(flags: ManagerFlags, env: Env): WebhookSettings | undefined {
+  const listen = single(flags, env, 'webhookListen');
+  if (listen === undefined) return undefined;
+  const certFile = single(flags, env, 'webhookCert');
+  const keyFile = single(flags, env, 'webhookKey');
+  const agentImage = single(flags, env, 'agentImage');
+  const managerAddress = single(flags, env, 'agentManagerAddress');
+  if (certFile === undefined || keyFile === undefined || agentImage === undefined || managerAddress === undefined) {
+    throw new ConfigError('--webhook-listen needs --webhook-cert, --webhook-key, --agent-image and --agent-manager-address.');
+  }
+  if (single(flags, env, 'agentListen') === undefined) {
+    throw new ConfigError('--webhook-listen injects agents, which arrive on --agent-listen: give it too (the manifests use 0.0.0.0:8083).');
+  }
+  return { ...parseHostPort(listen, 'webhook-listen'), certFile, keyFile, agentImage, managerAddress: parseHostPort(managerAddress, 'agent-manager-address') };
 }

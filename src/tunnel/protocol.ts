@@ -15,6 +15,40 @@ export const DNS_MESSAGE_TYPE = 'application/dns-message';
 export const CONNECT_UDP_PROTOCOL = 'connect-udp';
 const CONNECT_UDP_PREFIX = '/.well-known/masque/udp/';
 
+/**
+ * Intercepts. An agent's connection (or HTTP exchange) for a client reaches the manager as an extended CONNECT
+ * stream (:protocol AGENT_PROTOCOL, :path agentPath(intercept id), AGENT_HEADER, SOURCE_HEADER); the manager
+ * announces it on the client's WatchDials; the client answers with its own stream (:protocol INTERCEPT_PROTOCOL,
+ * :path interceptPath(dial id), SESSION_HEADER), and the manager splices the two. A client whose local dial failed
+ * sends its stream with ERROR_HEADER (a WireErrorReason) and ERROR_MESSAGE_HEADER, and ends it; the agent's stream
+ * is then answered with that failure. UDP dials carry RFC 9297 datagram capsules both ways, as connect-udp does.
+ */
+export const INTERCEPT_PROTOCOL = 'kubetun-intercept';
+export const AGENT_PROTOCOL = 'kubetun-agent';
+/** The agent id the manager gave the agent (AgentDirective.agent_id). */
+export const AGENT_HEADER = 'kubetun-agent';
+/** The cluster client's address, `ip:port` (IPv6 in brackets). */
+export const SOURCE_HEADER = 'kubetun-source';
+/** `1` on a wiretap copy. */
+export const MIRROR_HEADER = 'kubetun-mirror';
+/** How long the manager holds an agent's stream for the client's answer before failing it with `timeout`. */
+export const DIAL_CLAIM_TIMEOUT_MS = 10_000;
+
+const INTERCEPT_PREFIX = '/intercept/';
+const AGENT_PREFIX = '/agent/';
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const interceptPath = (dialId: string): string => `${INTERCEPT_PREFIX}${dialId}`;
+export const agentPath = (interceptId: string): string => `${AGENT_PREFIX}${interceptId}`;
+
+/** The id in an intercept or agent stream's :path; undefined when the path is not of that form. */
+export function parseIdPath(path: string, kind: 'intercept' | 'agent'): string | undefined {
+  const prefix = kind === 'intercept' ? INTERCEPT_PREFIX : AGENT_PREFIX;
+  if (!path.startsWith(prefix)) return undefined;
+  const id = path.slice(prefix.length);
+  return ID.test(id) ? id : undefined;
+}
+
 /** HTTP/2 settings both ends use: big windows carry ~1.5 GiB/s per connection (measured) instead of ~1.0. */
 export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;

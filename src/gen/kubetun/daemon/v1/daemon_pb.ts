@@ -9,13 +9,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
+import type { HttpFilter, InterceptInfoSchema, InterceptListSchema, WorkloadListSchema } from "../../manager/v1/manager_pb.js";
+import { file_kubetun_manager_v1_manager } from "../../manager/v1/manager_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kubetun/daemon/v1/daemon.proto.
  */
 export const file_kubetun_daemon_v1_daemon: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rdWJldHVuL2RhZW1vbi92MS9kYWVtb24ucHJvdG8SEWt1YmV0dW4uZGFlbW9uLnYxIlEKC1JvdXRlUG9saWN5EhIKCmFsc29fcHJveHkYASADKAkSEwoLbmV2ZXJfcHJveHkYAiADKAkSGQoRYWxsb3dfY29uZmxpY3RpbmcYAyADKAkiuQEKDk5ldHdvcmtSZXF1ZXN0EhMKC21hbmFnZXJfdXJsGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSLgoGcG9saWN5GAMgASgLMh4ua3ViZXR1bi5kYWVtb24udjEuUm91dGVQb2xpY3kSGAoQdHVubmVsX2VuZHBvaW50cxgKIAMoCRIcChRtYW5hZ2VyX2JlYXJlcl90b2tlbhgUIAEoCRIWCg5tYW5hZ2VyX2NhX3BlbRgVIAEoCSKYAQoMRmxvd0NvdW50ZXJzEhIKCnRjcF9vcGVuZWQYASABKAQSEwoLdGNwX3JlZnVzZWQYAiABKAQSEgoKdGNwX2ZhaWxlZBgDIAEoBBISCgp0Y3BfYWN0aXZlGAQgASgEEhEKCXVkcF9mbG93cxgFIAEoBBIQCghieXRlc191cBgGIAEoBBISCgpieXRlc19kb3duGAcgASgEIm4KCURuc1N0YXR1cxIPCgdhZGRyZXNzGAEgASgJEhYKDmNsdXN0ZXJfZG9tYWluGAIgASgJEhMKC3NlYXJjaF9wYXRoGAMgAygJEg8KB3F1ZXJpZXMYBCABKAQSEgoKY2FjaGVfaGl0cxgFIAEoBCLeAQoNTmV0d29ya1N0YXR1cxIRCgljb25uZWN0ZWQYASABKAgSDgoGdHVubmVsGAIgASgJEg4KBmRldmljZRgDIAEoCRIOCgZyb3V0ZXMYBCADKAkSKQoDZG5zGAUgASgLMhwua3ViZXR1bi5kYWVtb24udjEuRG5zU3RhdHVzEi4KBWZsb3dzGAYgASgLMh8ua3ViZXR1bi5kYWVtb24udjEuRmxvd0NvdW50ZXJzEhMKC3JvdXRlX2Vycm9yGAcgASgJEhoKEmNsdXN0ZXJfaW5mb19lcnJvchgKIAEoCSL7AQoOQ29ubmVjdFJlcXVlc3QSEwoLbWFuYWdlcl91cmwYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEi4KBnBvbGljeRgDIAEoCzIeLmt1YmV0dW4uZGFlbW9uLnYxLlJvdXRlUG9saWN5EhIKCmt1YmVjb25maWcYBCABKAkSDwoHY29udGV4dBgFIAEoCRIZChFtYW5hZ2VyX25hbWVzcGFjZRgGIAEoCRIcChRtYW5hZ2VyX3dhaXRfc2Vjb25kcxgHIAEoDRIXCg9tYW5hZ2VyX2NhX2ZpbGUYFCABKAkSGgoSbWFuYWdlcl90b2tlbl9maWxlGBUgASgJIpECCg1TZXNzaW9uU3RhdHVzEg0KBXN0YXRlGAEgASgJEhMKC21hbmFnZXJfdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEhEKCXBvZF9jaWRycxgFIAMoCRIVCg1zZXJ2aWNlX2NpZHJzGAYgAygJEhcKD21hbmFnZXJfdmVyc2lvbhgHIAEoCRIxCgduZXR3b3JrGAggASgLMiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxIPCgdjb250ZXh0GAkgASgJEhkKEW1hbmFnZXJfbmFtZXNwYWNlGAogASgJEhMKC21hbmFnZXJfcG9kGAsgASgJIiAKDURhZW1vblZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCTKWAgoKUm9vdERhZW1vbhJOCgdDb25uZWN0EiEua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1JlcXVlc3QaIC5rdWJldHVuLmRhZW1vbi52MS5OZXR3b3JrU3RhdHVzEjwKCkRpc2Nvbm5lY3QSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Mp0CCgpVc2VyRGFlbW9uEk4KB0Nvbm5lY3QSIS5rdWJldHVuLmRhZW1vbi52MS5Db25uZWN0UmVxdWVzdBogLmt1YmV0dW4uZGFlbW9uLnYxLlNlc3Npb25TdGF0dXMSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuU2Vzc2lvblN0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EkMKB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5rdWJldHVuLmRhZW1vbi52MS5EYWVtb25WZXJzaW9uYgZwcm90bzM", [file_google_protobuf_empty]);
+  fileDesc("Ch5rdWJldHVuL2RhZW1vbi92MS9kYWVtb24ucHJvdG8SEWt1YmV0dW4uZGFlbW9uLnYxIlEKC1JvdXRlUG9saWN5EhIKCmFsc29fcHJveHkYASADKAkSEwoLbmV2ZXJfcHJveHkYAiADKAkSGQoRYWxsb3dfY29uZmxpY3RpbmcYAyADKAkiuQEKDk5ldHdvcmtSZXF1ZXN0EhMKC21hbmFnZXJfdXJsGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSLgoGcG9saWN5GAMgASgLMh4ua3ViZXR1bi5kYWVtb24udjEuUm91dGVQb2xpY3kSGAoQdHVubmVsX2VuZHBvaW50cxgKIAMoCRIcChRtYW5hZ2VyX2JlYXJlcl90b2tlbhgUIAEoCRIWCg5tYW5hZ2VyX2NhX3BlbRgVIAEoCSKYAQoMRmxvd0NvdW50ZXJzEhIKCnRjcF9vcGVuZWQYASABKAQSEwoLdGNwX3JlZnVzZWQYAiABKAQSEgoKdGNwX2ZhaWxlZBgDIAEoBBISCgp0Y3BfYWN0aXZlGAQgASgEEhEKCXVkcF9mbG93cxgFIAEoBBIQCghieXRlc191cBgGIAEoBBISCgpieXRlc19kb3duGAcgASgEIm4KCURuc1N0YXR1cxIPCgdhZGRyZXNzGAEgASgJEhYKDmNsdXN0ZXJfZG9tYWluGAIgASgJEhMKC3NlYXJjaF9wYXRoGAMgAygJEg8KB3F1ZXJpZXMYBCABKAQSEgoKY2FjaGVfaGl0cxgFIAEoBCLeAQoNTmV0d29ya1N0YXR1cxIRCgljb25uZWN0ZWQYASABKAgSDgoGdHVubmVsGAIgASgJEg4KBmRldmljZRgDIAEoCRIOCgZyb3V0ZXMYBCADKAkSKQoDZG5zGAUgASgLMhwua3ViZXR1bi5kYWVtb24udjEuRG5zU3RhdHVzEi4KBWZsb3dzGAYgASgLMh8ua3ViZXR1bi5kYWVtb24udjEuRmxvd0NvdW50ZXJzEhMKC3JvdXRlX2Vycm9yGAcgASgJEhoKEmNsdXN0ZXJfaW5mb19lcnJvchgKIAEoCSL7AQoOQ29ubmVjdFJlcXVlc3QSEwoLbWFuYWdlcl91cmwYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEi4KBnBvbGljeRgDIAEoCzIeLmt1YmV0dW4uZGFlbW9uLnYxLlJvdXRlUG9saWN5EhIKCmt1YmVjb25maWcYBCABKAkSDwoHY29udGV4dBgFIAEoCRIZChFtYW5hZ2VyX25hbWVzcGFjZRgGIAEoCRIcChRtYW5hZ2VyX3dhaXRfc2Vjb25kcxgHIAEoDRIXCg9tYW5hZ2VyX2NhX2ZpbGUYFCABKAkSGgoSbWFuYWdlcl90b2tlbl9maWxlGBUgASgJIpECCg1TZXNzaW9uU3RhdHVzEg0KBXN0YXRlGAEgASgJEhMKC21hbmFnZXJfdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEhEKCXBvZF9jaWRycxgFIAMoCRIVCg1zZXJ2aWNlX2NpZHJzGAYgAygJEhcKD21hbmFnZXJfdmVyc2lvbhgHIAEoCRIxCgduZXR3b3JrGAggASgLMiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxIPCgdjb250ZXh0GAkgASgJEhkKEW1hbmFnZXJfbmFtZXNwYWNlGAogASgJEhMKC21hbmFnZXJfcG9kGAsgASgJItIBChBJbnRlcmNlcHRSZXF1ZXN0EhAKCHdvcmtsb2FkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG1vZGUYBCABKAkSEgoKbG9jYWxfcG9ydBgFIAEoDRIPCgdzZXJ2aWNlGAYgASgJEhQKDHNlcnZpY2VfcG9ydBgHIAEoCRIsCgRodHRwGAggASgLMh4ua3ViZXR1bi5tYW5hZ2VyLnYxLkh0dHBGaWx0ZXISFAoMd2FpdF9zZWNvbmRzGAkgASgNIjMKDExlYXZlUmVxdWVzdBIQCgh3b3JrbG9hZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkiIAoLTGlzdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJIiAKDURhZW1vblZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCTKWAgoKUm9vdERhZW1vbhJOCgdDb25uZWN0EiEua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1JlcXVlc3QaIC5rdWJldHVuLmRhZW1vbi52MS5OZXR3b3JrU3RhdHVzEjwKCkRpc2Nvbm5lY3QSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuTmV0d29ya1N0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5MtQECgpVc2VyRGFlbW9uEk4KB0Nvbm5lY3QSIS5rdWJldHVuLmRhZW1vbi52MS5Db25uZWN0UmVxdWVzdBogLmt1YmV0dW4uZGFlbW9uLnYxLlNlc3Npb25TdGF0dXMSQgoGU3RhdHVzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAua3ViZXR1bi5kYWVtb24udjEuU2Vzc2lvblN0YXR1cxI2CgRRdWl0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EkMKB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5rdWJldHVuLmRhZW1vbi52MS5EYWVtb25WZXJzaW9uElMKCUludGVyY2VwdBIjLmt1YmV0dW4uZGFlbW9uLnYxLkludGVyY2VwdFJlcXVlc3QaIS5rdWJldHVuLm1hbmFnZXIudjEuSW50ZXJjZXB0SW5mbxJACgVMZWF2ZRIfLmt1YmV0dW4uZGFlbW9uLnYxLkxlYXZlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJLCg5MaXN0SW50ZXJjZXB0cxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRohLmt1YmV0dW4ubWFuYWdlci52MS5JbnRlcmNlcHRMaXN0ElEKDUxpc3RXb3JrbG9hZHMSHi5rdWJldHVuLmRhZW1vbi52MS5MaXN0UmVxdWVzdBogLmt1YmV0dW4ubWFuYWdlci52MS5Xb3JrbG9hZExpc3RiBnByb3RvMw", [file_google_protobuf_empty, file_kubetun_manager_v1_manager]);
 
 /**
  * What to route besides the cluster's own subnets, and what never to route.
@@ -389,6 +391,116 @@ export const SessionStatusSchema: GenMessage<SessionStatus> = /*@__PURE__*/
   messageDesc(file_kubetun_daemon_v1_daemon, 6);
 
 /**
+ * @generated from message kubetun.daemon.v1.InterceptRequest
+ */
+export type InterceptRequest = Message<"kubetun.daemon.v1.InterceptRequest"> & {
+  /**
+   * The workload, its namespace (empty: the session's namespace) and kind (empty: Deployment).
+   *
+   * @generated from field: string workload = 1;
+   */
+  workload: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * "global", "personal", "wiretap" or "replace".
+   *
+   * @generated from field: string mode = 4;
+   */
+  mode: string;
+
+  /**
+   * Where the local server listens (on localhost).
+   *
+   * @generated from field: uint32 local_port = 5;
+   */
+  localPort: number;
+
+  /**
+   * The Service and port to take (empty: the only one), as `--port LOCAL[:SERVICEPORT]` and `--service` give them.
+   *
+   * @generated from field: string service = 6;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string service_port = 7;
+   */
+  servicePort: string;
+
+  /**
+   * @generated from field: kubetun.manager.v1.HttpFilter http = 8;
+   */
+  http?: HttpFilter | undefined;
+
+  /**
+   * How long to wait for the agents (a rollout). 0: the default (60 s).
+   *
+   * @generated from field: uint32 wait_seconds = 9;
+   */
+  waitSeconds: number;
+};
+
+/**
+ * Describes the message kubetun.daemon.v1.InterceptRequest.
+ * Use `create(InterceptRequestSchema)` to create a new message.
+ */
+export const InterceptRequestSchema: GenMessage<InterceptRequest> = /*@__PURE__*/
+  messageDesc(file_kubetun_daemon_v1_daemon, 7);
+
+/**
+ * @generated from message kubetun.daemon.v1.LeaveRequest
+ */
+export type LeaveRequest = Message<"kubetun.daemon.v1.LeaveRequest"> & {
+  /**
+   * @generated from field: string workload = 1;
+   */
+  workload: string;
+
+  /**
+   * Empty: the session's namespace.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message kubetun.daemon.v1.LeaveRequest.
+ * Use `create(LeaveRequestSchema)` to create a new message.
+ */
+export const LeaveRequestSchema: GenMessage<LeaveRequest> = /*@__PURE__*/
+  messageDesc(file_kubetun_daemon_v1_daemon, 8);
+
+/**
+ * @generated from message kubetun.daemon.v1.ListRequest
+ */
+export type ListRequest = Message<"kubetun.daemon.v1.ListRequest"> & {
+  /**
+   * Empty: the session's namespace; "*": every namespace.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message kubetun.daemon.v1.ListRequest.
+ * Use `create(ListRequestSchema)` to create a new message.
+ */
+export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
+  messageDesc(file_kubetun_daemon_v1_daemon, 9);
+
+/**
  * @generated from message kubetun.daemon.v1.DaemonVersion
  */
 export type DaemonVersion = Message<"kubetun.daemon.v1.DaemonVersion"> & {
@@ -403,7 +515,7 @@ export type DaemonVersion = Message<"kubetun.daemon.v1.DaemonVersion"> & {
  * Use `create(DaemonVersionSchema)` to create a new message.
  */
 export const DaemonVersionSchema: GenMessage<DaemonVersion> = /*@__PURE__*/
-  messageDesc(file_kubetun_daemon_v1_daemon, 7);
+  messageDesc(file_kubetun_daemon_v1_daemon, 10);
 
 /**
  * @generated from service kubetun.daemon.v1.RootDaemon
@@ -489,6 +601,43 @@ export const UserDaemon: GenService<{
     methodKind: "unary";
     input: typeof EmptySchema;
     output: typeof DaemonVersionSchema;
+  },
+  /**
+   * Creates an intercept in the session and waits until its agents apply it (or the wait ends: then it is left
+   * and the error says why, with the pod's events). The environment is in the answer.
+   *
+   * @generated from rpc kubetun.daemon.v1.UserDaemon.Intercept
+   */
+  intercept: {
+    methodKind: "unary";
+    input: typeof InterceptRequestSchema;
+    output: typeof InterceptInfoSchema;
+  },
+  /**
+   * @generated from rpc kubetun.daemon.v1.UserDaemon.Leave
+   */
+  leave: {
+    methodKind: "unary";
+    input: typeof LeaveRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * The session's intercepts, with their request counts.
+   *
+   * @generated from rpc kubetun.daemon.v1.UserDaemon.ListIntercepts
+   */
+  listIntercepts: {
+    methodKind: "unary";
+    input: typeof EmptySchema;
+    output: typeof InterceptListSchema;
+  },
+  /**
+   * @generated from rpc kubetun.daemon.v1.UserDaemon.ListWorkloads
+   */
+  listWorkloads: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof WorkloadListSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kubetun_daemon_v1_daemon, 1);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kubetun/manager/v1/manager.proto.
  */
 export const file_kubetun_manager_v1_manager: GenFile = /*@__PURE__*/
-  fileDesc("CiBrdWJldHVuL21hbmFnZXIvdjEvbWFuYWdlci5wcm90bxISa3ViZXR1bi5tYW5hZ2VyLnYxIlAKCkNsaWVudEluZm8SDAoEbmFtZRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIVCgdTZXNzaW9uEgoKAmlkGAEgASgJIl8KCURuc0NvbmZpZxIRCglzZXJ2ZXJfaXAYASABKAkSFgoOY2x1c3Rlcl9kb21haW4YAiABKAkSEwoLc2VhcmNoX3BhdGgYAyADKAkSEgoKbmFtZXNwYWNlcxgEIAMoCSKGAQoLQ2x1c3RlckluZm8SEQoJcG9kX2NpZHJzGAEgAygJEhUKDXNlcnZpY2VfY2lkcnMYAiADKAkSKgoDZG5zGAMgASgLMh0ua3ViZXR1bi5tYW5hZ2VyLnYxLkRuc0NvbmZpZxIPCgd2ZXJzaW9uGAQgASgJEhAKCHJldmlzaW9uGAUgASgEIh4KC1ZlcnNpb25JbmZvEg8KB3ZlcnNpb24YASABKAky7gIKB01hbmFnZXISTQoOQXJyaXZlQXNDbGllbnQSHi5rdWJldHVuLm1hbmFnZXIudjEuQ2xpZW50SW5mbxobLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uEj0KBlJlbWFpbhIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ej0KBkRlcGFydBIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElIKEFdhdGNoQ2x1c3RlckluZm8SGy5rdWJldHVuLm1hbmFnZXIudjEuU2Vzc2lvbhofLmt1YmV0dW4ubWFuYWdlci52MS5DbHVzdGVySW5mbzABEkIKB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaHy5rdWJldHVuLm1hbmFnZXIudjEuVmVyc2lvbkluZm9iBnByb3RvMw", [file_google_protobuf_empty]);
+  fileDesc("CiBrdWJldHVuL21hbmFnZXIvdjEvbWFuYWdlci5wcm90bxISa3ViZXR1bi5tYW5hZ2VyLnYxIlAKCkNsaWVudEluZm8SDAoEbmFtZRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIVCgdTZXNzaW9uEgoKAmlkGAEgASgJIl8KCURuc0NvbmZpZxIRCglzZXJ2ZXJfaXAYASABKAkSFgoOY2x1c3Rlcl9kb21haW4YAiABKAkSEwoLc2VhcmNoX3BhdGgYAyADKAkSEgoKbmFtZXNwYWNlcxgEIAMoCSKGAQoLQ2x1c3RlckluZm8SEQoJcG9kX2NpZHJzGAEgAygJEhUKDXNlcnZpY2VfY2lkcnMYAiADKAkSKgoDZG5zGAMgASgLMh0ua3ViZXR1bi5tYW5hZ2VyLnYxLkRuc0NvbmZpZxIPCgd2ZXJzaW9uGAQgASgJEhAKCHJldmlzaW9uGAUgASgEIh4KC1ZlcnNpb25JbmZvEg8KB3ZlcnNpb24YASABKAkiOQoLSGVhZGVyTWF0Y2gSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRINCgVyZWdleBgDIAEoCCJ7CgpIdHRwRmlsdGVyEjAKB2hlYWRlcnMYASADKAsyHy5rdWJldHVuLm1hbmFnZXIudjEuSGVhZGVyTWF0Y2gSEwoLcGF0aF9wcmVmaXgYAiABKAkSEgoKcGF0aF9lcXVhbBgDIAEoCRISCgpwYXRoX3JlZ2V4GAQgASgJIrkBCg1JbnRlcmNlcHRTcGVjEhAKCHdvcmtsb2FkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIMCgRraW5kGAMgASgJEgwKBG1vZGUYBCABKAkSDwoHc2VydmljZRgFIAEoCRIUCgxzZXJ2aWNlX3BvcnQYBiABKAkSLAoEaHR0cBgHIAEoCzIeLmt1YmV0dW4ubWFuYWdlci52MS5IdHRwRmlsdGVyEhIKCmxvY2FsX3BvcnQYCCABKA0ijwEKD0ludGVyY2VwdGVkUG9ydBIPCgdzZXJ2aWNlGAEgASgJEhkKEXNlcnZpY2VfcG9ydF9uYW1lGAIgASgJEhQKDHNlcnZpY2VfcG9ydBgDIAEoDRIWCg5jb250YWluZXJfcG9ydBgEIAEoDRIQCghwcm90b2NvbBgFIAEoCRIQCgh0YWtlb3ZlchgGIAEoCSLNAgoNSW50ZXJjZXB0SW5mbxIKCgJpZBgBIAEoCRIvCgRzcGVjGAIgASgLMiEua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdFNwZWMSDgoGY2xpZW50GAMgASgJEg0KBXN0YXRlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSMgoFcG9ydHMYBiADKAsyIy5rdWJldHVuLm1hbmFnZXIudjEuSW50ZXJjZXB0ZWRQb3J0EkcKC2Vudmlyb25tZW50GAcgAygLMjIua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdEluZm8uRW52aXJvbm1lbnRFbnRyeRIQCghyZXF1ZXN0cxgIIAEoBBIMCgRwb2RzGAkgAygJGjIKEEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChZDcmVhdGVJbnRlcmNlcHRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSLwoEc3BlYxgCIAEoCzIhLmt1YmV0dW4ubWFuYWdlci52MS5JbnRlcmNlcHRTcGVjIi4KDEludGVyY2VwdFJlZhISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIkYKDUludGVyY2VwdExpc3QSNQoKaW50ZXJjZXB0cxgBIAMoCzIhLmt1YmV0dW4ubWFuYWdlci52MS5JbnRlcmNlcHRJbmZvIj0KFExpc3RXb3JrbG9hZHNSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIncKD1NlcnZpY2VQb3J0SW5mbxIPCgdzZXJ2aWNlGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcG9ydBgDIAEoDRITCgt0YXJnZXRfcG9ydBgEIAEoCRIQCghwcm90b2NvbBgFIAEoCRIQCgh0YWtlb3ZlchgGIAEoCSLeAQoMV29ya2xvYWRJbmZvEgwKBG5hbWUYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEgwKBGtpbmQYAyABKAkSFQoNaW50ZXJjZXB0YWJsZRgEIAEoCBIOCgZyZWFzb24YBSABKAkSMgoFcG9ydHMYBiADKAsyIy5rdWJldHVuLm1hbmFnZXIudjEuU2VydmljZVBvcnRJbmZvEg0KBWFnZW50GAcgASgJEjUKCmludGVyY2VwdHMYCCADKAsyIS5rdWJldHVuLm1hbmFnZXIudjEuSW50ZXJjZXB0SW5mbyJDCgxXb3JrbG9hZExpc3QSMwoJd29ya2xvYWRzGAEgAygLMiAua3ViZXR1bi5tYW5hZ2VyLnYxLldvcmtsb2FkSW5mbyKIAQoNSW50ZXJjZXB0RGlhbBIKCgJpZBgBIAEoCRIUCgxpbnRlcmNlcHRfaWQYAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSDgoGc291cmNlGAQgASgJEgsKA3BvZBgFIAEoCRIWCg5jb250YWluZXJfcG9ydBgGIAEoDRIOCgZtaXJyb3IYByABKAgiaQoJQWdlbnRQb3J0EhIKCmFnZW50X3BvcnQYASABKA0SFgoOY29udGFpbmVyX3BvcnQYAiABKA0SDAoEbmFtZRgDIAEoCRIQCghwcm90b2NvbBgEIAEoCRIQCgh0YWtlb3ZlchgFIAEoCSK4AgoJQWdlbnRJbmZvEgsKA3BvZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEAoId29ya2xvYWQYAyABKAkSDAoEa2luZBgEIAEoCRIRCgljb250YWluZXIYBSABKAkSLAoFcG9ydHMYBiADKAsyHS5rdWJldHVuLm1hbmFnZXIudjEuQWdlbnRQb3J0EkMKC2Vudmlyb25tZW50GAcgAygLMi4ua3ViZXR1bi5tYW5hZ2VyLnYxLkFnZW50SW5mby5FbnZpcm9ubWVudEVudHJ5Eg8KB3ZlcnNpb24YCCABKAkSDgoGcG9kX2lwGAkgASgJEhAKCHJlcGxhY2VkGAogASgIGjIKEEVudmlyb25tZW50RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKSAQoOQWdlbnRJbnRlcmNlcHQSCgoCaWQYASABKAkSDAoEbW9kZRgCIAEoCRIWCg5jb250YWluZXJfcG9ydBgDIAEoDRIQCghwcm90b2NvbBgEIAEoCRIsCgRodHRwGAUgASgLMh4ua3ViZXR1bi5tYW5hZ2VyLnYxLkh0dHBGaWx0ZXISDgoGY2xpZW50GAYgASgJIloKDkFnZW50RGlyZWN0aXZlEhAKCGFnZW50X2lkGAEgASgJEjYKCmludGVyY2VwdHMYAiADKAsyIi5rdWJldHVuLm1hbmFnZXIudjEuQWdlbnRJbnRlcmNlcHQy8QYKB01hbmFnZXISTQoOQXJyaXZlQXNDbGllbnQSHi5rdWJldHVuLm1hbmFnZXIudjEuQ2xpZW50SW5mbxobLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uEj0KBlJlbWFpbhIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ej0KBkRlcGFydBIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElIKEFdhdGNoQ2x1c3RlckluZm8SGy5rdWJldHVuLm1hbmFnZXIudjEuU2Vzc2lvbhofLmt1YmV0dW4ubWFuYWdlci52MS5DbHVzdGVySW5mbzABEkIKB1ZlcnNpb24SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaHy5rdWJldHVuLm1hbmFnZXIudjEuVmVyc2lvbkluZm8SYAoPQ3JlYXRlSW50ZXJjZXB0Eioua3ViZXR1bi5tYW5hZ2VyLnYxLkNyZWF0ZUludGVyY2VwdFJlcXVlc3QaIS5rdWJldHVuLm1hbmFnZXIudjEuSW50ZXJjZXB0SW5mbxJTCgxHZXRJbnRlcmNlcHQSIC5rdWJldHVuLm1hbmFnZXIudjEuSW50ZXJjZXB0UmVmGiEua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdEluZm8SSwoPUmVtb3ZlSW50ZXJjZXB0EiAua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdFJlZhoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJQCg5MaXN0SW50ZXJjZXB0cxIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGiEua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdExpc3QSWwoNTGlzdFdvcmtsb2FkcxIoLmt1YmV0dW4ubWFuYWdlci52MS5MaXN0V29ya2xvYWRzUmVxdWVzdBogLmt1YmV0dW4ubWFuYWdlci52MS5Xb3JrbG9hZExpc3QSTgoKV2F0Y2hEaWFscxIbLmt1YmV0dW4ubWFuYWdlci52MS5TZXNzaW9uGiEua3ViZXR1bi5tYW5hZ2VyLnYxLkludGVyY2VwdERpYWwwATJdCgVBZ2VudBJUCg1BcnJpdmVBc0FnZW50Eh0ua3ViZXR1bi5tYW5hZ2VyLnYxLkFnZW50SW5mbxoiLmt1YmV0dW4ubWFuYWdlci52MS5BZ2VudERpcmVjdGl2ZTABYgZwcm90bzM", [file_google_protobuf_empty]);
 
 /**
  * Who is arriving: shown in logs and used for the DNS search path.
@@ -172,6 +172,704 @@ export const VersionInfoSchema: GenMessage<VersionInfo> = /*@__PURE__*/
   messageDesc(file_kubetun_manager_v1_manager, 4);
 
 /**
+ * One header a personal intercept matches: the value exactly, or (regex) an RE2-style regular expression that must
+ * match the whole value. Names are case-insensitive.
+ *
+ * @generated from message kubetun.manager.v1.HeaderMatch
+ */
+export type HeaderMatch = Message<"kubetun.manager.v1.HeaderMatch"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string value = 2;
+   */
+  value: string;
+
+  /**
+   * @generated from field: bool regex = 3;
+   */
+  regex: boolean;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.HeaderMatch.
+ * Use `create(HeaderMatchSchema)` to create a new message.
+ */
+export const HeaderMatchSchema: GenMessage<HeaderMatch> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 5);
+
+/**
+ * Which HTTP requests a personal intercept takes: all headers must match, and the path must match the one path
+ * rule given (at most one of the three). Empty: every request (then it is not personal).
+ *
+ * @generated from message kubetun.manager.v1.HttpFilter
+ */
+export type HttpFilter = Message<"kubetun.manager.v1.HttpFilter"> & {
+  /**
+   * @generated from field: repeated kubetun.manager.v1.HeaderMatch headers = 1;
+   */
+  headers: HeaderMatch[];
+
+  /**
+   * @generated from field: string path_prefix = 2;
+   */
+  pathPrefix: string;
+
+  /**
+   * @generated from field: string path_equal = 3;
+   */
+  pathEqual: string;
+
+  /**
+   * @generated from field: string path_regex = 4;
+   */
+  pathRegex: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.HttpFilter.
+ * Use `create(HttpFilterSchema)` to create a new message.
+ */
+export const HttpFilterSchema: GenMessage<HttpFilter> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 6);
+
+/**
+ * What a client asks to intercept.
+ *
+ * @generated from message kubetun.manager.v1.InterceptSpec
+ */
+export type InterceptSpec = Message<"kubetun.manager.v1.InterceptSpec"> & {
+  /**
+   * The workload's name and namespace. Kind: "Deployment" (default), "StatefulSet" or "ReplicaSet".
+   *
+   * @generated from field: string workload = 1;
+   */
+  workload: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * "global" (every connection of the port), "personal" (HTTP requests matching `http`), "wiretap" (a copy of each
+   * request; the pod still answers) or "replace" (the app container stops; every port of it goes to the client).
+   *
+   * @generated from field: string mode = 4;
+   */
+  mode: string;
+
+  /**
+   * The Service and its port (a number or a name) whose traffic is taken. Empty: the only Service selecting the
+   * workload, its only port.
+   *
+   * @generated from field: string service = 5;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string service_port = 6;
+   */
+  servicePort: string;
+
+  /**
+   * @generated from field: kubetun.manager.v1.HttpFilter http = 7;
+   */
+  http?: HttpFilter | undefined;
+
+  /**
+   * The port the client serves on its own machine (shown to others; the manager never dials it).
+   *
+   * @generated from field: uint32 local_port = 8;
+   */
+  localPort: number;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptSpec.
+ * Use `create(InterceptSpecSchema)` to create a new message.
+ */
+export const InterceptSpecSchema: GenMessage<InterceptSpec> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 7);
+
+/**
+ * One Service port an intercept takes, and where it lands in the pod.
+ *
+ * @generated from message kubetun.manager.v1.InterceptedPort
+ */
+export type InterceptedPort = Message<"kubetun.manager.v1.InterceptedPort"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string service_port_name = 2;
+   */
+  servicePortName: string;
+
+  /**
+   * @generated from field: uint32 service_port = 3;
+   */
+  servicePort: number;
+
+  /**
+   * The app container's port (the one the Service's targetPort names or numbers).
+   *
+   * @generated from field: uint32 container_port = 4;
+   */
+  containerPort: number;
+
+  /**
+   * "TCP" or "UDP".
+   *
+   * @generated from field: string protocol = 5;
+   */
+  protocol: string;
+
+  /**
+   * How the agent takes it over: "named-port" (the Service's targetPort is a name) or "init-container" (a number:
+   * an init container redirects it with nftables).
+   *
+   * @generated from field: string takeover = 6;
+   */
+  takeover: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptedPort.
+ * Use `create(InterceptedPortSchema)` to create a new message.
+ */
+export const InterceptedPortSchema: GenMessage<InterceptedPort> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 8);
+
+/**
+ * @generated from message kubetun.manager.v1.InterceptInfo
+ */
+export type InterceptInfo = Message<"kubetun.manager.v1.InterceptInfo"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: kubetun.manager.v1.InterceptSpec spec = 2;
+   */
+  spec?: InterceptSpec | undefined;
+
+  /**
+   * Who holds it: the client's name (user@host).
+   *
+   * @generated from field: string client = 3;
+   */
+  client: string;
+
+  /**
+   * "waiting" (for agents: a rollout is under way), "active", or "failed" (message says why).
+   *
+   * @generated from field: string state = 4;
+   */
+  state: string;
+
+  /**
+   * @generated from field: string message = 5;
+   */
+  message: string;
+
+  /**
+   * @generated from field: repeated kubetun.manager.v1.InterceptedPort ports = 6;
+   */
+  ports: InterceptedPort[];
+
+  /**
+   * The app container's environment as the agent sees it (ConfigMap and Secret references resolved). Only for the
+   * session that holds the intercept, only once an agent has arrived.
+   *
+   * @generated from field: map<string, string> environment = 7;
+   */
+  environment: { [key: string]: string };
+
+  /**
+   * Connections (global, replace) or requests (personal, wiretap) sent to the client so far.
+   *
+   * @generated from field: uint64 requests = 8;
+   */
+  requests: bigint;
+
+  /**
+   * The pods whose agents apply it.
+   *
+   * @generated from field: repeated string pods = 9;
+   */
+  pods: string[];
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptInfo.
+ * Use `create(InterceptInfoSchema)` to create a new message.
+ */
+export const InterceptInfoSchema: GenMessage<InterceptInfo> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 9);
+
+/**
+ * @generated from message kubetun.manager.v1.CreateInterceptRequest
+ */
+export type CreateInterceptRequest = Message<"kubetun.manager.v1.CreateInterceptRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: kubetun.manager.v1.InterceptSpec spec = 2;
+   */
+  spec?: InterceptSpec | undefined;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.CreateInterceptRequest.
+ * Use `create(CreateInterceptRequestSchema)` to create a new message.
+ */
+export const CreateInterceptRequestSchema: GenMessage<CreateInterceptRequest> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 10);
+
+/**
+ * @generated from message kubetun.manager.v1.InterceptRef
+ */
+export type InterceptRef = Message<"kubetun.manager.v1.InterceptRef"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptRef.
+ * Use `create(InterceptRefSchema)` to create a new message.
+ */
+export const InterceptRefSchema: GenMessage<InterceptRef> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 11);
+
+/**
+ * @generated from message kubetun.manager.v1.InterceptList
+ */
+export type InterceptList = Message<"kubetun.manager.v1.InterceptList"> & {
+  /**
+   * @generated from field: repeated kubetun.manager.v1.InterceptInfo intercepts = 1;
+   */
+  intercepts: InterceptInfo[];
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptList.
+ * Use `create(InterceptListSchema)` to create a new message.
+ */
+export const InterceptListSchema: GenMessage<InterceptList> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 12);
+
+/**
+ * @generated from message kubetun.manager.v1.ListWorkloadsRequest
+ */
+export type ListWorkloadsRequest = Message<"kubetun.manager.v1.ListWorkloadsRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Empty: every namespace.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.ListWorkloadsRequest.
+ * Use `create(ListWorkloadsRequestSchema)` to create a new message.
+ */
+export const ListWorkloadsRequestSchema: GenMessage<ListWorkloadsRequest> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 13);
+
+/**
+ * @generated from message kubetun.manager.v1.ServicePortInfo
+ */
+export type ServicePortInfo = Message<"kubetun.manager.v1.ServicePortInfo"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: uint32 port = 3;
+   */
+  port: number;
+
+  /**
+   * The Service's targetPort as written: a number or a name.
+   *
+   * @generated from field: string target_port = 4;
+   */
+  targetPort: string;
+
+  /**
+   * @generated from field: string protocol = 5;
+   */
+  protocol: string;
+
+  /**
+   * "named-port" or "init-container" (see InterceptedPort.takeover); empty when the port cannot be taken.
+   *
+   * @generated from field: string takeover = 6;
+   */
+  takeover: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.ServicePortInfo.
+ * Use `create(ServicePortInfoSchema)` to create a new message.
+ */
+export const ServicePortInfoSchema: GenMessage<ServicePortInfo> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 14);
+
+/**
+ * @generated from message kubetun.manager.v1.WorkloadInfo
+ */
+export type WorkloadInfo = Message<"kubetun.manager.v1.WorkloadInfo"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: bool interceptable = 4;
+   */
+  interceptable: boolean;
+
+  /**
+   * Why not, when it is not (no Service selects it, a port it cannot take, ...).
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: repeated kubetun.manager.v1.ServicePortInfo ports = 6;
+   */
+  ports: ServicePortInfo[];
+
+  /**
+   * "none", "rolling-out" or "ready": whether its pods run the agent.
+   *
+   * @generated from field: string agent = 7;
+   */
+  agent: string;
+
+  /**
+   * Its current intercepts (environment never filled here).
+   *
+   * @generated from field: repeated kubetun.manager.v1.InterceptInfo intercepts = 8;
+   */
+  intercepts: InterceptInfo[];
+};
+
+/**
+ * Describes the message kubetun.manager.v1.WorkloadInfo.
+ * Use `create(WorkloadInfoSchema)` to create a new message.
+ */
+export const WorkloadInfoSchema: GenMessage<WorkloadInfo> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 15);
+
+/**
+ * @generated from message kubetun.manager.v1.WorkloadList
+ */
+export type WorkloadList = Message<"kubetun.manager.v1.WorkloadList"> & {
+  /**
+   * @generated from field: repeated kubetun.manager.v1.WorkloadInfo workloads = 1;
+   */
+  workloads: WorkloadInfo[];
+};
+
+/**
+ * Describes the message kubetun.manager.v1.WorkloadList.
+ * Use `create(WorkloadListSchema)` to create a new message.
+ */
+export const WorkloadListSchema: GenMessage<WorkloadList> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 16);
+
+/**
+ * A connection (or, for personal/wiretap intercepts, an HTTP exchange) the agent has for this client. The client
+ * dials its local port and opens a tunnel stream to the manager for it (protocol.ts: INTERCEPT_PROTOCOL), or
+ * reports that the dial failed, within DIAL_CLAIM_TIMEOUT_MS.
+ *
+ * @generated from message kubetun.manager.v1.InterceptDial
+ */
+export type InterceptDial = Message<"kubetun.manager.v1.InterceptDial"> & {
+  /**
+   * The dial's id: the :path of the client's stream is /intercept/{id}.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string intercept_id = 2;
+   */
+  interceptId: string;
+
+  /**
+   * "TCP" or "UDP".
+   *
+   * @generated from field: string protocol = 3;
+   */
+  protocol: string;
+
+  /**
+   * The cluster client's address and port, for logs.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * @generated from field: string pod = 5;
+   */
+  pod: string;
+
+  /**
+   * The container port the connection was for.
+   *
+   * @generated from field: uint32 container_port = 6;
+   */
+  containerPort: number;
+
+  /**
+   * Wiretap copies: whatever the client's local server answers is thrown away.
+   *
+   * @generated from field: bool mirror = 7;
+   */
+  mirror: boolean;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.InterceptDial.
+ * Use `create(InterceptDialSchema)` to create a new message.
+ */
+export const InterceptDialSchema: GenMessage<InterceptDial> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 17);
+
+/**
+ * @generated from message kubetun.manager.v1.AgentPort
+ */
+export type AgentPort = Message<"kubetun.manager.v1.AgentPort"> & {
+  /**
+   * Where the agent listens in the pod.
+   *
+   * @generated from field: uint32 agent_port = 1;
+   */
+  agentPort: number;
+
+  /**
+   * The app container's port it stands in front of.
+   *
+   * @generated from field: uint32 container_port = 2;
+   */
+  containerPort: number;
+
+  /**
+   * The container port's name (empty when the Service numbers it).
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string protocol = 4;
+   */
+  protocol: string;
+
+  /**
+   * @generated from field: string takeover = 5;
+   */
+  takeover: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.AgentPort.
+ * Use `create(AgentPortSchema)` to create a new message.
+ */
+export const AgentPortSchema: GenMessage<AgentPort> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 18);
+
+/**
+ * @generated from message kubetun.manager.v1.AgentInfo
+ */
+export type AgentInfo = Message<"kubetun.manager.v1.AgentInfo"> & {
+  /**
+   * @generated from field: string pod = 1;
+   */
+  pod: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The workload that owns the pod, and its kind.
+   *
+   * @generated from field: string workload = 3;
+   */
+  workload: string;
+
+  /**
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * The app container it stands in front of.
+   *
+   * @generated from field: string container = 5;
+   */
+  container: string;
+
+  /**
+   * @generated from field: repeated kubetun.manager.v1.AgentPort ports = 6;
+   */
+  ports: AgentPort[];
+
+  /**
+   * The app container's environment.
+   *
+   * @generated from field: map<string, string> environment = 7;
+   */
+  environment: { [key: string]: string };
+
+  /**
+   * @generated from field: string version = 8;
+   */
+  version: string;
+
+  /**
+   * @generated from field: string pod_ip = 9;
+   */
+  podIp: string;
+
+  /**
+   * True when the app container was removed (replace).
+   *
+   * @generated from field: bool replaced = 10;
+   */
+  replaced: boolean;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.AgentInfo.
+ * Use `create(AgentInfoSchema)` to create a new message.
+ */
+export const AgentInfoSchema: GenMessage<AgentInfo> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 19);
+
+/**
+ * One intercept an agent applies.
+ *
+ * @generated from message kubetun.manager.v1.AgentIntercept
+ */
+export type AgentIntercept = Message<"kubetun.manager.v1.AgentIntercept"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string mode = 2;
+   */
+  mode: string;
+
+  /**
+   * @generated from field: uint32 container_port = 3;
+   */
+  containerPort: number;
+
+  /**
+   * @generated from field: string protocol = 4;
+   */
+  protocol: string;
+
+  /**
+   * @generated from field: kubetun.manager.v1.HttpFilter http = 5;
+   */
+  http?: HttpFilter | undefined;
+
+  /**
+   * Who holds it, for the agent's log.
+   *
+   * @generated from field: string client = 6;
+   */
+  client: string;
+};
+
+/**
+ * Describes the message kubetun.manager.v1.AgentIntercept.
+ * Use `create(AgentInterceptSchema)` to create a new message.
+ */
+export const AgentInterceptSchema: GenMessage<AgentIntercept> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 20);
+
+/**
+ * What the manager tells an agent: its id (first message) and, then and on every change, every intercept it applies.
+ *
+ * @generated from message kubetun.manager.v1.AgentDirective
+ */
+export type AgentDirective = Message<"kubetun.manager.v1.AgentDirective"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: repeated kubetun.manager.v1.AgentIntercept intercepts = 2;
+   */
+  intercepts: AgentIntercept[];
+};
+
+/**
+ * Describes the message kubetun.manager.v1.AgentDirective.
+ * Use `create(AgentDirectiveSchema)` to create a new message.
+ */
+export const AgentDirectiveSchema: GenMessage<AgentDirective> = /*@__PURE__*/
+  messageDesc(file_kubetun_manager_v1_manager, 21);
+
+/**
  * @generated from service kubetun.manager.v1.Manager
  */
 export const Manager: GenService<{
@@ -223,6 +921,82 @@ export const Manager: GenService<{
     input: typeof EmptySchema;
     output: typeof VersionInfoSchema;
   },
+  /**
+   * Intercepts. Each belongs to the session that created it and ends with it.
+   * Validates the spec, refuses a conflict (naming the intercept it conflicts with), makes the workload's pods run
+   * the agent (a rollout, when they do not yet), and returns at once with state "waiting" or "active".
+   *
+   * @generated from rpc kubetun.manager.v1.Manager.CreateIntercept
+   */
+  createIntercept: {
+    methodKind: "unary";
+    input: typeof CreateInterceptRequestSchema;
+    output: typeof InterceptInfoSchema;
+  },
+  /**
+   * One of the session's intercepts, as it is now (state, environment, requests).
+   *
+   * @generated from rpc kubetun.manager.v1.Manager.GetIntercept
+   */
+  getIntercept: {
+    methodKind: "unary";
+    input: typeof InterceptRefSchema;
+    output: typeof InterceptInfoSchema;
+  },
+  /**
+   * @generated from rpc kubetun.manager.v1.Manager.RemoveIntercept
+   */
+  removeIntercept: {
+    methodKind: "unary";
+    input: typeof InterceptRefSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * The session's own intercepts.
+   *
+   * @generated from rpc kubetun.manager.v1.Manager.ListIntercepts
+   */
+  listIntercepts: {
+    methodKind: "unary";
+    input: typeof SessionSchema;
+    output: typeof InterceptListSchema;
+  },
+  /**
+   * @generated from rpc kubetun.manager.v1.Manager.ListWorkloads
+   */
+  listWorkloads: {
+    methodKind: "unary";
+    input: typeof ListWorkloadsRequestSchema;
+    output: typeof WorkloadListSchema;
+  },
+  /**
+   * The connections the session's intercepts bring, as they come, until the session ends.
+   *
+   * @generated from rpc kubetun.manager.v1.Manager.WatchDials
+   */
+  watchDials: {
+    methodKind: "server_streaming";
+    input: typeof SessionSchema;
+    output: typeof InterceptDialSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_kubetun_manager_v1_manager, 0);
+
+/**
+ * @generated from service kubetun.manager.v1.Agent
+ */
+export const Agent: GenService<{
+  /**
+   * The agent's session: open while the agent is connected. The manager checks that the caller is the pod it says
+   * it is (its address is the pod's IP, and the pod runs the agent).
+   *
+   * @generated from rpc kubetun.manager.v1.Agent.ArriveAsAgent
+   */
+  arriveAsAgent: {
+    methodKind: "server_streaming";
+    input: typeof AgentInfoSchema;
+    output: typeof AgentDirectiveSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_kubetun_manager_v1_manager, 1);
 
