@@ -44,7 +44,18 @@ export function nodeBaseBatch(config: SandboxConfig): string[] {
     `addr add ${link.node.ipv4}/${link.ipv4PrefixLength} dev ${link.nodeInterface}`,
     `addr add ${link.node.ipv6}/${link.ipv6PrefixLength} dev ${link.nodeInterface} nodad`,
     `link set ${link.nodeInterface} up`,
+    ...serviceRoutesBatch(config),
   ];
+}
+
+/**
+ * The node's routes for the service CIDRs, onto the pod bridge. A real node's default route plays this part: the
+ * node's own processes (the API server calling a webhook's Service) need a route before kube-proxy's nat OUTPUT
+ * chain sees the packet and DNATs it to a pod, which the bridge then reaches. The source address is the bridge's
+ * (a pod CIDR's gateway), which every pod answers through its default route. `replace`: also a repair.
+ */
+export function serviceRoutesBatch(config: SandboxConfig): string[] {
+  return config.serviceCidrs.map((cidr) => `route replace ${cidr} dev ${config.bridge.name}`);
 }
 
 /** The workstation's side of its link: addresses and the link's own routes, nothing more. */
@@ -86,6 +97,8 @@ async function hasAddresses(netns: string, dev: string, addresses: readonly stri
 export interface NetworkHealth {
   /** Workstation, node, bridge and the link between them are in place. */
   base: boolean;
+  /** The node's routes for the service CIDRs are in place (see serviceRoutesBatch). */
+  serviceRoutes: boolean;
   /** Namespaces of the sandbox that exist. */
   existing: Set<string>;
 }
@@ -94,7 +107,7 @@ export interface NetworkHealth {
 export async function inspectNetwork(config: SandboxConfig): Promise<NetworkHealth> {
   const existing = existingNetns();
   const { workstation, node } = config.namespaces;
-  if (!existing.has(workstation) || !existing.has(node)) return { base: false, existing };
+  if (!existing.has(workstation) || !existing.has(node)) return { base: false, serviceRoutes: false, existing };
   const nodeLinks = await links(node);
   const byName = new Map(nodeLinks.map((l) => [l.ifname, l]));
   const up = (name: string): boolean => byName.get(name)?.flags?.includes('UP') === true;
@@ -103,7 +116,21 @@ export async function inspectNetwork(config: SandboxConfig): Promise<NetworkHeal
     up(config.link.nodeInterface) &&
     (await hasAddresses(node, config.link.nodeInterface, [config.link.node.ipv4, config.link.node.ipv6])) &&
     (await hasAddresses(workstation, config.link.workstationInterface, [config.link.workstation.ipv4, config.link.workstation.ipv6]));
-  return { base, existing };
+  return { base, serviceRoutes: base && (await hasServiceRoutes(config)), existing };
+}
+
+async function hasServiceRoutes(config: SandboxConfig): Promise<boolean> {
+  const present = new Set<string>();
+  for (const family of ['-4', '-6']) {
+    const { stdout } = await runCommand('ip', ['-n', config.namespaces.node, '-j', family, 'route', 'show', 'dev', config.bridge.name]);
+    for (const route of JSON.parse(stdout) as { dst?: string }[]) if (route.dst !== undefined) present.add(route.dst);
+  }
+  return config.serviceCidrs.every((cidr) => present.has(cidr));
+}
+
+/** Puts back the node's routes for the service CIDRs (the rest of the base network is in place). */
+export async function repairServiceRoutes(config: SandboxConfig): Promise<void> {
+  await ipBatch(config.namespaces.node, serviceRoutesBatch(config));
 }
 
 /** The network namespaces of the sandbox's pods that exist now (the kubelets create them with the prefix). */

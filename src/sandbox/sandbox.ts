@@ -15,7 +15,7 @@ import { checkBinaries, requireRoot } from './host-commands.js';
 import { checkNoRouteOverlap, readHostRoutes } from './host-routes.js';
 import { writeImageMap } from './image-map.js';
 import { cleanupKubelet } from './kubelet/records.js';
-import { buildBase, deleteNamespaces, existingNetns, inspectNetwork, podNetnsOf } from './network.js';
+import { buildBase, deleteNamespaces, existingNetns, inspectNetwork, podNetnsOf, repairServiceRoutes } from './network.js';
 import { collectStatus, type SandboxStatus } from './sandbox-status.js';
 import { describePid, isAlive, pidsInNetns, startProcess, stopProcess, type ProcessRecord } from './processes.js';
 import { DEFAULT_SANDBOX_NAME, SANDBOX_STATE_ROOT, sandboxConfig, sandboxNamespaces, sandboxRanges, type SandboxConfig } from './sandbox-config.js';
@@ -107,6 +107,9 @@ async function bringUp(config: SandboxConfig, options: SandboxUpOptions): Promis
     for (const line of stopped) act(`stopped ${line}: its network is rebuilt`);
     await buildBase(config);
     act(`${health.existing.size > 0 ? 'rebuilt' : 'created'} namespaces ${config.namespaces.workstation} and ${config.namespaces.node} with their link and the pod bridge`);
+  } else if (!health.serviceRoutes) {
+    await repairServiceRoutes(config);
+    act(`restored the routes of ${config.namespaces.node} to the service CIDRs`);
   }
   writeFiles(config, state);
 

@@ -110,6 +110,25 @@ test('pods reach each other by pod IP, IPv4 and IPv6, across both nodes, with th
   }
 });
 
+test('the node itself (where the API server runs) reaches the echo Service by ClusterIP, IPv4 and IPv6, and gets a pod\'s answer', { skip }, async () => {
+  const node = config.namespaces.node;
+  const echoPods = podsOf(pods, 'echo').map((p) => p.name);
+  const v4 = await curlJson(node, `http://${echo.clusterIPs.ipv4}/`);
+  assert.ok(echoPods.includes(v4.pod), v4.pod);
+  const v6 = await curlJson(node, `http://[${echo.clusterIPs.ipv6}]/`);
+  assert.ok(echoPods.includes(v6.pod), v6.pod);
+});
+
+test('up puts back a deleted service route of the node, and only that', { skip }, async () => {
+  const node = config.namespaces.node;
+  const deleted = await inNetns(node, ['ip', '-6', 'route', 'del', 'fd10:96::/112', 'dev', config.bridge.name]);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  const repaired = await sandboxUp(NAME);
+  assert.deepEqual(repaired.actions, [`restored the routes of ${node} to the service CIDRs`]);
+  const v6 = await curlJson(node, `http://[${echo.clusterIPs.ipv6}]/`);
+  assert.ok(v6.pod.startsWith('echo-'));
+});
+
 test('a pod reaching its own service through the ClusterIP (hairpin) gets answers from itself too', { skip }, async () => {
   const self = podsOf(pods, 'echo')[0]!;
   const seen = new Set<string>();
