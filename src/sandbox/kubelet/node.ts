@@ -12,7 +12,8 @@ export interface NodeFacts {
   podCidrs: string[];
 }
 
-const CAPACITY = { cpu: '2', memory: '8Gi', pods: '110', 'ephemeral-storage': '20Gi' };
+/** What the node offers (also what a container without limits may use, as resourceFieldRef reports). */
+export const NODE_CAPACITY = { cpu: '2', memory: '8Gi', pods: '110', 'ephemeral-storage': '20Gi' };
 
 export async function registerNode(api: KubeApi, facts: NodeFacts): Promise<void> {
   const node = {
@@ -62,8 +63,8 @@ export async function reportNodeStatus(api: KubeApi, facts: NodeFacts, ready: bo
       { type: 'InternalIP', address: facts.nodeIP },
       { type: 'Hostname', address: facts.nodeName },
     ],
-    capacity: CAPACITY,
-    allocatable: CAPACITY,
+    capacity: NODE_CAPACITY,
+    allocatable: NODE_CAPACITY,
     daemonEndpoints: { kubeletEndpoint: { Port: facts.port } },
     nodeInfo: {
       machineID: '',

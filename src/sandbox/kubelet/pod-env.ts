@@ -1,8 +1,11 @@
-// What a pod's processes see: their network namespace's name, the node-side veth name, the environment (with
-// fieldRef values and $(VAR) references expanded as the kubelet does) and the pod's resolv.conf and hosts.
+// What a pod's processes see: their network namespace's name, the node-side veth name, the environment (envFrom,
+// then env with fieldRef, resourceFieldRef, ConfigMap and Secret values and $(VAR) references expanded as the
+// kubelet does) and the pod's resolv.conf and hosts.
 
 import { createHash } from 'node:crypto';
-import type { Container, Pod } from './types.js';
+import { NO_ENV_SOURCES, sourceData, sourceKey, type EnvSources } from './env-sources.js';
+import { resourceFieldValue } from './resource-env.js';
+import type { Container, EnvVar, Pod } from './types.js';
 
 const NETNS_MAX = 64;
 const IFNAMSIZ_MAX = 15;
@@ -33,6 +36,10 @@ export interface EnvContext {
   hostIP: string;
   kubernetesServiceHost?: string;
   kubernetesServicePort?: number;
+  /** The ConfigMaps and Secrets the container refers to, read beforehand (env-sources.ts). */
+  sources?: EnvSources;
+  /** Told about envFrom keys left out because they are not variable names (the kubelet's warning event). */
+  onInvalidNames?: (message: string) => void;
 }
 
 function fieldValue(path: string, ctx: EnvContext): string {
@@ -68,7 +75,49 @@ export function expandReferences(text: string, env: Readonly<Record<string, stri
   });
 }
 
-/** The container's own variables: HOSTNAME, the API server's address and the spec's env, in that order. */
+// The kubelet's rule (IsEnvVarName) for the names envFrom may bring in.
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+/** The variables of each envFrom source in order (later ones win); keys that are not variable names are skipped. */
+function envFromVariables(container: Container, ctx: EnvContext, env: Record<string, string>): void {
+  const namespace = ctx.pod.metadata.namespace ?? 'default';
+  for (const from of container.envFrom ?? []) {
+    const ref = from.configMapRef ?? from.secretRef;
+    if (ref === undefined) continue;
+    const kind = from.configMapRef !== undefined ? 'configmap' : 'secret';
+    const name = ref.name ?? '';
+    const data = sourceData(ctx.sources ?? NO_ENV_SOURCES, kind, name, ref.optional === true);
+    if (data === undefined) continue;
+    const invalid: string[] = [];
+    for (const [key, value] of Object.entries(data)) {
+      const variable = `${from.prefix ?? ''}${key}`;
+      if (ENV_NAME.test(variable)) env[variable] = value;
+      else invalid.push(variable);
+    }
+    if (invalid.length > 0) {
+      ctx.onInvalidNames?.(
+        `Keys [${invalid.sort().join(', ')}] from the EnvFrom ${kind} ${namespace}/${name} were skipped since they are considered invalid environment variable names.`,
+      );
+    }
+  }
+}
+
+/** One env[] entry's value; undefined when it comes from an optional source that is missing (the variable is left out). */
+function envValue(variable: EnvVar, container: Container, ctx: EnvContext, env: Readonly<Record<string, string>>): string | undefined {
+  const from = variable.valueFrom;
+  const namespace = ctx.pod.metadata.namespace ?? 'default';
+  if (from?.fieldRef !== undefined) return fieldValue(from.fieldRef.fieldPath, ctx);
+  if (from?.resourceFieldRef !== undefined) return resourceFieldValue(from.resourceFieldRef, container, ctx.pod.spec.containers);
+  if (from?.configMapKeyRef !== undefined) return sourceKey(ctx.sources ?? NO_ENV_SOURCES, 'configmap', namespace, from.configMapKeyRef);
+  if (from?.secretKeyRef !== undefined) return sourceKey(ctx.sources ?? NO_ENV_SOURCES, 'secret', namespace, from.secretKeyRef);
+  // Only literal values are expanded, against everything defined before them (envFrom included).
+  return expandReferences(variable.value ?? '', env);
+}
+
+/**
+ * The container's own variables: HOSTNAME, the API server's address, envFrom's, then env's, in that order (a later
+ * one replaces an earlier one of the same name). Throws ContainerConfigError when a required source is missing.
+ */
 export function containerEnvironment(container: Container, ctx: EnvContext): Record<string, string> {
   const env: Record<string, string> = { HOSTNAME: ctx.pod.spec.hostname ?? ctx.pod.metadata.name };
   if (ctx.kubernetesServiceHost !== undefined && ctx.kubernetesServicePort !== undefined) {
@@ -76,11 +125,21 @@ export function containerEnvironment(container: Container, ctx: EnvContext): Rec
     env.KUBERNETES_SERVICE_PORT = String(ctx.kubernetesServicePort);
     env.KUBERNETES_SERVICE_PORT_HTTPS = String(ctx.kubernetesServicePort);
   }
+  envFromVariables(container, ctx, env);
   for (const variable of container.env ?? []) {
-    const fieldPath = variable.valueFrom?.fieldRef?.fieldPath;
-    env[variable.name] = fieldPath !== undefined ? fieldValue(fieldPath, ctx) : expandReferences(variable.value ?? '', env);
+    const value = envValue(variable, container, ctx, env);
+    if (value !== undefined) env[variable.name] = value;
   }
   return env;
+}
+
+/** The container with $(VAR) in its command and args expanded from its environment, as the kubelet does. */
+export function expandCommand(container: Container, env: Readonly<Record<string, string>>): Container {
+  return {
+    ...container,
+    ...(container.command === undefined ? {} : { command: container.command.map((word) => expandReferences(word, env)) }),
+    ...(container.args === undefined ? {} : { args: container.args.map((word) => expandReferences(word, env)) }),
+  };
 }
 
 export interface DnsSettings {

@@ -12,7 +12,9 @@ import { launchContainer, runProbe, type RunningContainer } from './containers.j
 import { resolveCommand, type ImageTable } from './images.js';
 import type { Ipam } from './ipam.js';
 import type { KubeApi } from './kube-api.js';
-import { containerEnvironment, nodeVethName, podHosts, podNetnsName, podResolvConf, type DnsSettings } from './pod-env.js';
+import { fetchEnvSources } from './env-sources.js';
+import { containerEnvironment, expandCommand, nodeVethName, podHosts, podNetnsName, podResolvConf, type DnsSettings } from './pod-env.js';
+import { PodEventRecorder } from './pod-events.js';
 import { createPodNetwork, removePodNetwork } from './pod-network.js';
 import { podDir, writePodRecord, type PodRecord } from './records.js';
 import { PodDialer } from './pod-dialer.js';
@@ -47,6 +49,8 @@ const MAX_GRACE_S = 10;
 const TOKEN_SECONDS = 3_600;
 const STATUS_DEBOUNCE_MS = 100;
 const SETUP_RETRY_MS = 5_000;
+// A container waiting for a ConfigMap or Secret (CreateContainerConfigError) looks for it again this often.
+const CONFIG_RETRY_MS = 3_000;
 
 type ContainerState =
   | { waiting: { reason: string; message?: string } }
@@ -55,6 +59,7 @@ type ContainerState =
 
 interface ContainerRun {
   spec: Container;
+  init: boolean;
   state: ContainerState;
   lastState?: ContainerState;
   restartCount: number;
@@ -71,9 +76,10 @@ interface ContainerRun {
   completed?: (ok: boolean) => void;
 }
 
-function newRun(spec: Container): ContainerRun {
+function newRun(spec: Container, init: boolean): ContainerRun {
   return {
     spec,
+    init,
     state: { waiting: { reason: 'PodInitializing' } },
     restartCount: 0,
     ready: false,
@@ -108,6 +114,7 @@ export class PodWorker {
   private setupFailure: string | null = null;
   /** Port-forward connections into the pod's network namespace. */
   readonly dialer: PodDialer;
+  private readonly events: PodEventRecorder;
 
   constructor(
     pod: Pod,
@@ -119,8 +126,9 @@ export class PodWorker {
     this.nodeVeth = nodeVethName(this.netns);
     this.dialer = new PodDialer(this.netns);
     this.initialized = (pod.spec.initContainers ?? []).length === 0 ? true : null;
-    this.initRuns = (pod.spec.initContainers ?? []).map(newRun);
-    this.runs = pod.spec.containers.map(newRun);
+    this.initRuns = (pod.spec.initContainers ?? []).map((spec) => newRun(spec, true));
+    this.runs = pod.spec.containers.map((spec) => newRun(spec, false));
+    this.events = new PodEventRecorder(ctx.api, ctx.log, ctx.nodeName);
     if (this.initRuns.length === 0) for (const run of this.runs) run.state = { waiting: { reason: 'ContainerCreating' } };
   }
 
@@ -170,8 +178,10 @@ export class PodWorker {
       this.setupFailure = (error as Error).message;
       this.ctx.log.error('pod setup failed', { pod: this.name, error: this.setupFailure });
       // A volume not there yet (its Secret missing) keeps the containers being created, as the kubelet says it.
-      const reason = error instanceof VolumeSetupError ? 'ContainerCreating' : 'CreateContainerError';
+      const volume = error instanceof VolumeSetupError;
+      const reason = volume ? 'ContainerCreating' : 'CreateContainerError';
       for (const run of this.runs) run.state = { waiting: { reason, message: this.setupFailure } };
+      this.events.record(this.pod, volume ? 'FailedMount' : 'FailedCreatePodSandBox', volume ? this.setupFailure : `Failed to create pod sandbox: ${this.setupFailure}`);
       this.reportStatus();
       // Tried again later (the API server may have been away): the set-up starts by removing what it made.
       setTimeout(() => {
@@ -372,7 +382,9 @@ export class PodWorker {
 
   private async startContainer(run: ContainerRun): Promise<void> {
     if (run.done || this.terminating !== null) return;
-    const resolved = resolveCommand(run.spec, this.ctx.images, this.ctx.imageMapFile);
+    const env = await this.environment(run);
+    if (env === null || run.done || this.terminating !== null) return;
+    const resolved = resolveCommand(expandCommand(run.spec, env), this.ctx.images, this.ctx.imageMapFile);
     if (!resolved.ok) {
       this.cannotStart(run, resolved);
       return;
@@ -392,22 +404,12 @@ export class PodWorker {
     const cwd = run.spec.workingDir ?? join(this.dir, 'rootfs', run.spec.name);
     if (run.spec.workingDir === undefined) mkdirSync(cwd, { recursive: true });
     else if (!existsSync(cwd)) {
-      run.state = {
-        waiting: {
-          reason: 'CreateContainerConfigError',
-          message: `workingDir ${cwd} does not exist on the node (sandbox containers use the host's file system): create it or change workingDir`,
-        },
-      };
-      this.reportStatus();
+      this.cannotStart(run, {
+        reason: 'CreateContainerConfigError',
+        message: `workingDir ${cwd} does not exist on the node (sandbox containers use the host's file system): create it or change workingDir`,
+      });
       return;
     }
-    const env = containerEnvironment(run.spec, {
-      pod: this.pod,
-      podIPs: this.podIPs,
-      hostIP: this.ctx.nodeIP,
-      kubernetesServiceHost: this.ctx.kubernetesServiceHost,
-      kubernetesServicePort: this.ctx.kubernetesServicePort,
-    });
     let running: RunningContainer;
     try {
       running = await launchContainer({
@@ -421,6 +423,7 @@ export class PodWorker {
       });
     } catch (error) {
       run.state = { waiting: { reason: 'RunContainerError', message: (error as Error).message } };
+      this.events.record(this.pod, 'Failed', `Error: ${(error as Error).message}`, { container: { name: run.spec.name, init: run.init } });
       this.scheduleRestart(run);
       return;
     }
@@ -437,10 +440,37 @@ export class PodWorker {
     void running.exited.then((exitCode) => this.containerExited(run, running, exitCode, startedAt));
   }
 
-  /** The container waits, for a reason it cannot start with (its command, user or mounts). */
+  /**
+   * The container's environment, with the ConfigMaps and Secrets it names read now; null when one it needs is
+   * missing: the container then waits (CreateContainerConfigError) and is tried again until it appears.
+   */
+  private async environment(run: ContainerRun): Promise<Record<string, string> | null> {
+    try {
+      const sources = await fetchEnvSources(this.ctx.api, this.pod.metadata.namespace ?? 'default', run.spec);
+      return containerEnvironment(run.spec, {
+        pod: this.pod,
+        podIPs: this.podIPs,
+        hostIP: this.ctx.nodeIP,
+        kubernetesServiceHost: this.ctx.kubernetesServiceHost,
+        kubernetesServicePort: this.ctx.kubernetesServicePort,
+        sources,
+        onInvalidNames: (message) => this.events.record(this.pod, 'InvalidEnvironmentVariableNames', message, { container: { name: run.spec.name, init: run.init } }),
+      });
+    } catch (error) {
+      // A missing ConfigMap, Secret or key (ContainerConfigError) or a failed API request: wait and look again.
+      this.cannotStart(run, { reason: 'CreateContainerConfigError', message: (error as Error).message });
+      clearTimeout(run.restartTimer);
+      run.restartTimer = setTimeout(() => void this.startContainer(run), CONFIG_RETRY_MS);
+      return null;
+    }
+  }
+
+  /** The container waits, for a reason it cannot start with (its command, user, mounts or environment). */
   private cannotStart(run: ContainerRun, why: { reason: string; message: string }): void {
     run.state = { waiting: { reason: why.reason, message: why.message } };
     this.ctx.log.warn('container cannot start', { pod: this.name, container: run.spec.name, error: why.message });
+    const message = why.reason === 'ErrImagePull' ? `Failed to pull image "${run.spec.image ?? ''}": ${why.message}` : `Error: ${why.message}`;
+    this.events.record(this.pod, 'Failed', message, { container: { name: run.spec.name, init: run.init } });
     this.reportStatus();
   }
 
@@ -471,10 +501,12 @@ export class PodWorker {
     const delay = run.backoffMs;
     run.backoffMs = Math.min(run.backoffMs * 2, BACKOFF_MAX_MS);
     if ('terminated' in run.state) {
+      const exit = run.state.terminated.exitCode;
       run.lastState = run.state;
       run.state = {
         waiting: { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${run.spec.name} pod=${this.pod.metadata.name}` },
       };
+      this.events.record(this.pod, 'BackOff', `Back-off restarting failed container ${run.spec.name} in pod ${this.pod.metadata.name} (last exit code ${exit})`, { container: { name: run.spec.name, init: run.init } });
     }
     run.restartTimer = setTimeout(() => {
       run.restartCount++;

@@ -10,10 +10,35 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
 }
 
+export interface KeyRef {
+  name?: string;
+  key: string;
+  optional?: boolean;
+}
+
+export interface ResourceFieldRef {
+  containerName?: string;
+  resource: string;
+  divisor?: string | number;
+}
+
 export interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string } };
+  valueFrom?: { fieldRef?: { fieldPath: string }; configMapKeyRef?: KeyRef; secretKeyRef?: KeyRef; resourceFieldRef?: ResourceFieldRef };
+}
+
+/** A whole ConfigMap or Secret as variables, each key behind `prefix`. */
+export interface EnvFromSource {
+  prefix?: string;
+  configMapRef?: { name?: string; optional?: boolean };
+  secretRef?: { name?: string; optional?: boolean };
+}
+
+/** Quantities as the API server sends them ("500m", "128Mi"). */
+export interface ResourceRequirements {
+  limits?: Record<string, string | number>;
+  requests?: Record<string, string | number>;
 }
 
 export interface Probe {
@@ -33,7 +58,7 @@ export interface SecurityContext {
   runAsGroup?: number;
   runAsNonRoot?: boolean;
   allowPrivilegeEscalation?: boolean;
-  capabilities?: { drop?: string[] };
+  capabilities?: { add?: string[]; drop?: string[] };
 }
 
 export interface Container {
@@ -43,6 +68,8 @@ export interface Container {
   args?: string[];
   workingDir?: string;
   env?: EnvVar[];
+  envFrom?: EnvFromSource[];
+  resources?: ResourceRequirements;
   ports?: { name?: string; containerPort: number; protocol?: string }[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
