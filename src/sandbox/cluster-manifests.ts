@@ -1,9 +1,9 @@
 // The sandbox's workloads as Kubernetes objects, applied through the API by `sandbox up`: namespaces, the
-// cluster DNS's ServiceAccount and read rights, one Deployment per workload and its Service with fixed
-// ClusterIPs (dual-stack), so that tests and the demo can name them.
+// cluster DNS's ServiceAccount and read rights, the ConfigMaps and Secrets the workloads' environment reads, one
+// Deployment per workload and its Service with fixed ClusterIPs (dual-stack), so that tests and the demo can name them.
 
 import { clusterDnsRules } from './cluster-dns/rbac.js';
-import type { SandboxConfig, SandboxDeployment, SandboxService } from './sandbox-config.js';
+import type { SandboxConfig, SandboxDataObject, SandboxDeployment, SandboxService } from './sandbox-config.js';
 
 export interface ManifestObject {
   apiVersion: string;
@@ -45,14 +45,25 @@ function deployment(d: SandboxDeployment): ManifestObject {
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                ...(d.env ?? []),
               ],
-              ports: [{ containerPort: d.readinessPort }],
+              ...(d.envFrom === undefined ? {} : { envFrom: [...d.envFrom] }),
+              ports: [{ ...(d.portName === undefined ? {} : { name: d.portName }), containerPort: d.readinessPort }],
               readinessProbe: { tcpSocket: { port: d.readinessPort }, periodSeconds: 1 },
             },
           ],
         },
       },
     },
+  };
+}
+
+function dataObject(o: SandboxDataObject): ManifestObject {
+  return {
+    apiVersion: 'v1',
+    kind: o.kind,
+    metadata: { name: o.name, namespace: o.namespace, labels: { ...MANAGED } },
+    ...(o.kind === 'Secret' ? { type: 'Opaque', stringData: { ...o.data } } : { data: { ...o.data } }),
   };
 }
 
@@ -94,6 +105,7 @@ export function sandboxManifests(config: SandboxConfig): ManifestObject[] {
     ...namespaces.map((name): ManifestObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: MANAGED } })),
     ...accounts,
     ...config.services.map(service),
+    ...config.dataObjects.map(dataObject),
     ...config.deployments.map(deployment),
   ];
 }

@@ -3,6 +3,7 @@
 // derives the same facts from it. Pods and their addresses are the kubelets' business, read from the API.
 
 import { serverUrl } from './control-plane/command-lines.js';
+import type { EnvFromSource, EnvVar } from './kubelet/types.js';
 import { SandboxError } from './sandbox-errors.js';
 
 export const DEFAULT_SANDBOX_NAME = 'kt';
@@ -29,7 +30,8 @@ export interface SandboxServicePort {
   /** Kubernetes port name; only named ports get SRV records. */
   name?: string;
   port: number;
-  targetPort: number;
+  /** A container port's number, or its name (the container port of that name in each pod). */
+  targetPort: number | string;
   protocol: Protocol;
 }
 
@@ -43,6 +45,11 @@ export interface SandboxDeployment {
   replicas: number;
   /** The container port a TCP readiness probe checks. */
   readinessPort: number;
+  /** The name of that container port, when Services refer to it by name. */
+  portName?: string;
+  /** Variables beyond the downward API's POD_NAME, POD_NAMESPACE and POD_IP, and whole ConfigMaps or Secrets. */
+  env?: readonly EnvVar[];
+  envFrom?: readonly EnvFromSource[];
   /** ClusterFirst by default; the cluster DNS itself resolves through the node's resolver (Default). */
   dnsPolicy: 'ClusterFirst' | 'Default';
   /** A ServiceAccount of its own (with the cluster DNS's read rights), or the namespace's default one. */
@@ -59,6 +66,14 @@ export interface SandboxService {
   ports: readonly SandboxServicePort[];
   /** The pods behind it: those of this Deployment. */
   deployment: string;
+}
+
+/** A ConfigMap or Secret the sandbox creates, with its (plain-text) data. */
+export interface SandboxDataObject {
+  kind: 'ConfigMap' | 'Secret';
+  name: string;
+  namespace: string;
+  data: Readonly<Record<string, string>>;
 }
 
 export interface SandboxConfig {
@@ -114,6 +129,8 @@ export interface SandboxConfig {
   };
   deployments: readonly SandboxDeployment[];
   services: readonly SandboxService[];
+  /** ConfigMaps and Secrets the workloads' environment reads (created before the Deployments). */
+  dataObjects: readonly SandboxDataObject[];
   /** Environment for commands run in the workstation (`kubetun sandbox exec`). */
   workstationEnv: Readonly<Record<string, string>>;
 }
@@ -151,8 +168,27 @@ const DEPLOYMENTS: readonly SandboxDeployment[] = [
     dnsPolicy: 'Default',
     serviceAccount: 'coredns',
   },
-  // The echo server takes the pod's name and namespace from POD_NAME and POD_NAMESPACE (the downward API).
-  { name: 'echo', namespace: 'default', image: SANDBOX_IMAGES.echo, args: ['--port', '80'], replicas: 2, readinessPort: 80, dnsPolicy: 'ClusterFirst' },
+  // The echo server takes the pod's name and namespace from POD_NAME and POD_NAMESPACE (the downward API). Its
+  // environment from a ConfigMap and a Secret is what `kubetun intercept --env-file` must reproduce; its named port
+  // is what the agent takes over by name (the echo Service's targetPort).
+  {
+    name: 'echo',
+    namespace: 'default',
+    image: SANDBOX_IMAGES.echo,
+    args: ['--port', '80'],
+    replicas: 2,
+    readinessPort: 80,
+    portName: 'http',
+    dnsPolicy: 'ClusterFirst',
+    env: [
+      { name: 'GREETING', value: 'hello' },
+      { name: 'ECHO_COLOR', valueFrom: { configMapKeyRef: { name: 'echo-config', key: 'color' } } },
+      { name: 'ECHO_TOKEN', valueFrom: { secretKeyRef: { name: 'echo-secret', key: 'token' } } },
+    ],
+    envFrom: [{ configMapRef: { name: 'echo-config' }, prefix: 'CFG_' }],
+  },
+  // The same server behind a numeric targetPort: the agent takes that over with the init container's nftables.
+  { name: 'hello', namespace: 'default', image: SANDBOX_IMAGES.echo, args: ['--port', '80'], replicas: 1, readinessPort: 80, dnsPolicy: 'ClusterFirst' },
   {
     name: 'redis',
     namespace: 'default',
@@ -185,7 +221,7 @@ const SERVICES: readonly ServiceSpec[] = [
       { name: 'dns-tcp', port: 53, targetPort: 53, protocol: 'TCP' },
     ],
   },
-  { name: 'echo', namespace: 'default', deployment: 'echo', host: 20, ports: [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }] },
+  { name: 'echo', namespace: 'default', deployment: 'echo', host: 20, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
   { name: 'redis', namespace: 'default', deployment: 'redis', host: 21, ports: [{ name: 'redis', port: 6379, targetPort: 6379, protocol: 'TCP' }] },
   {
     name: 'iperf',
@@ -198,7 +234,13 @@ const SERVICES: readonly ServiceSpec[] = [
       { name: 'iperf-udp', port: 5201, targetPort: 5201, protocol: 'UDP' },
     ],
   },
+  { name: 'hello', namespace: 'default', deployment: 'hello', host: 23, ports: [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }] },
   { name: 'orders', namespace: 'shop', deployment: 'orders', host: 30, ports: [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }] },
+];
+
+const DATA_OBJECTS: readonly SandboxDataObject[] = [
+  { kind: 'ConfigMap', name: 'echo-config', namespace: 'default', data: { color: 'blue' } },
+  { kind: 'Secret', name: 'echo-secret', namespace: 'default', data: { token: 's3cret-token' } },
 ];
 
 const NAME_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
@@ -277,6 +319,7 @@ export function sandboxConfig(name: string = DEFAULT_SANDBOX_NAME): SandboxConfi
     },
     deployments: DEPLOYMENTS,
     services,
+    dataObjects: DATA_OBJECTS,
     workstationEnv: { KUBECONFIG: workstationKubeconfig, KUBETUN_SANDBOX: name },
   };
 }

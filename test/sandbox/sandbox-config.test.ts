@@ -46,7 +46,7 @@ test('two nodes with their own pod CIDRs inside the cluster pod CIDRs, and kubel
 test('workloads: Deployments with their Services (fixed dual-stack ClusterIPs), every image known to the kubelet', () => {
   const c = sandboxConfig('kts7');
   const echo = findService(c, 'echo');
-  assert.deepEqual(echo?.ports, [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }]);
+  assert.deepEqual(echo?.ports, [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
   assert.equal(echo?.fqdn, 'echo.default.svc.cluster.local');
   assert.equal(findService(c, 'orders', 'shop')?.ports[0]?.port, 80);
   assert.equal(c.deployments.find((d) => d.name === 'echo')?.replicas, 2);
@@ -62,6 +62,30 @@ test('workloads: Deployments with their Services (fixed dual-stack ClusterIPs), 
   assert.equal(collectionPath(objects.find((o) => o.kind === 'Deployment')!), `/apis/apps/v1/namespaces/kube-system/deployments`);
   assert.equal(collectionPath(objects.find((o) => o.kind === 'ClusterRole')!), '/apis/rbac.authorization.k8s.io/v1/clusterroles');
   assert.equal(collectionPath(objects.find((o) => o.kind === 'Namespace')!), '/api/v1/namespaces');
+});
+
+test('intercept targets: echo has a named targetPort and env from a ConfigMap and a Secret (created before it); hello a numeric targetPort', () => {
+  const c = sandboxConfig('kts7');
+  const objects = sandboxManifests(c);
+  const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+  assert.ok(kinds.indexOf('ConfigMap/echo-config') < kinds.indexOf('Deployment/echo'));
+  assert.ok(kinds.indexOf('Secret/echo-secret') < kinds.indexOf('Deployment/echo'));
+  assert.deepEqual(objects.find((o) => o.kind === 'ConfigMap')!.data, { color: 'blue' });
+  assert.deepEqual(objects.find((o) => o.kind === 'Secret')!.stringData, { token: 's3cret-token' });
+  type Spec = { template: { spec: { containers: { env: { name: string }[]; envFrom?: unknown[]; ports: unknown[] }[] } } };
+  const container = (name: string) => (objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!.spec as Spec).template.spec.containers[0]!;
+  const echo = container('echo');
+  assert.deepEqual(echo.ports, [{ name: 'http', containerPort: 80 }]);
+  assert.deepEqual(echo.env.map((e) => e.name), ['POD_NAME', 'POD_NAMESPACE', 'POD_IP', 'GREETING', 'ECHO_COLOR', 'ECHO_TOKEN']);
+  assert.deepEqual(echo.env[4], { name: 'ECHO_COLOR', valueFrom: { configMapKeyRef: { name: 'echo-config', key: 'color' } } });
+  assert.deepEqual(echo.env[5], { name: 'ECHO_TOKEN', valueFrom: { secretKeyRef: { name: 'echo-secret', key: 'token' } } });
+  assert.deepEqual(echo.envFrom, [{ configMapRef: { name: 'echo-config' }, prefix: 'CFG_' }]);
+  const hello = findService(c, 'hello');
+  assert.deepEqual(hello?.ports, [{ name: 'http', port: 80, targetPort: 80, protocol: 'TCP' }]);
+  assert.deepEqual(hello?.clusterIPs, { ipv4: '10.96.0.23', ipv6: 'fd10:96::17' });
+  assert.equal(c.deployments.find((d) => d.name === 'hello')?.replicas, 1);
+  assert.deepEqual(container('hello').ports, [{ containerPort: 80 }]);
+  assert.equal(container('hello').envFrom, undefined);
 });
 
 test('every ClusterIP is inside the service CIDRs and distinct', () => {
