@@ -54,7 +54,8 @@ export class HeadCollector {
   /** How far the "\r\n\r\n" at the end of the head is matched. */
   private matched = 0;
   private started = false;
-  private firstLineEnded = false;
+  /** The first line's length once its end was seen. */
+  private firstLine = -1;
   private skipped = 0;
   complete = false;
 
@@ -75,13 +76,14 @@ export class HeadCollector {
       if (byte === CR) this.matched = this.matched === 2 ? 3 : 1;
       else if (byte === LF && (this.matched === 1 || this.matched === 3)) {
         this.matched++;
-        this.firstLineEnded = true;
+        if (this.firstLine < 0) this.firstLine = this.length + (i - from) + 1;
       } else this.matched = 0;
       const total = this.length + (i - from) + 1;
-      if (!this.firstLineEnded && total > START_LINE_LIMIT) {
-        throw new HttpHeadError(`the first line is longer than ${START_LINE_LIMIT} bytes`, this.startLineStatus);
+      if (this.firstLine < 0) {
+        if (total > START_LINE_LIMIT) throw new HttpHeadError(`the first line is longer than ${START_LINE_LIMIT} bytes`, this.startLineStatus);
+      } else if (total - this.firstLine > HEADER_BYTES_LIMIT) {
+        throw new HttpHeadError(`the header section is larger than ${HEADER_BYTES_LIMIT} bytes`, 431);
       }
-      if (total > START_LINE_LIMIT + HEADER_BYTES_LIMIT) throw new HttpHeadError(`the header section is larger than ${HEADER_BYTES_LIMIT} bytes`, 431);
       if (this.matched === 4) {
         this.complete = true;
         i++;

@@ -44,10 +44,13 @@ class Http2Connection {
     const route = this.hooks.personal().find((r) => matchRequest(r.filter, head));
     const key = route?.id ?? APP;
     this.mirror(stream, headers);
+    // Trailers are events, not data: they can arrive while the destination's session is still being opened.
+    const trailers: { request: IncomingHttpHeaders } = { request: {} };
+    stream.on('trailers', (t: IncomingHttpHeaders) => (trailers.request = t));
     this.session(key).then(
       (session) => {
         if (route !== undefined) this.hooks.counted(route.id);
-        this.forward(stream, headers, session);
+        this.forward(stream, headers, trailers, session);
       },
       (error: unknown) => {
         const status = error instanceof InterceptDialError ? error.status : 502;
@@ -82,7 +85,7 @@ class Http2Connection {
     return opening;
   }
 
-  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, session: ClientHttp2Session): void {
+  private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, trailers: { request: IncomingHttpHeaders }, session: ClientHttp2Session): void {
     if (stream.destroyed) return;
     const ended = stream.readableEnded || (stream as { endAfterHeaders?: boolean }).endAfterHeaders === true;
     let out: ClientHttp2Stream;
@@ -93,16 +96,14 @@ class Http2Connection {
       return;
     }
     out.on('error', () => undefined);
-    let requestTrailers: IncomingHttpHeaders = {};
-    stream.on('trailers', (trailers: IncomingHttpHeaders) => (requestTrailers = trailers));
-    out.on('wantTrailers', () => out.sendTrailers(outgoing(requestTrailers)));
+    out.on('wantTrailers', () => out.sendTrailers(outgoing(trailers.request)));
     if (!ended) stream.pipe(out);
 
     out.on('headers', (interim: IncomingHttpHeaders) => {
       if (!stream.headersSent) stream.additionalHeaders(outgoing(interim));
     });
     let responseTrailers: IncomingHttpHeaders = {};
-    out.on('trailers', (trailers: IncomingHttpHeaders) => (responseTrailers = trailers));
+    out.on('trailers', (t: IncomingHttpHeaders) => (responseTrailers = t));
     stream.on('wantTrailers', () => stream.sendTrailers(outgoing(responseTrailers)));
     out.on('response', (response: IncomingHttpHeaders, flags: number) => {
       if (stream.destroyed) return;
@@ -116,8 +117,8 @@ class Http2Connection {
     });
     out.on('close', () => {
       if (stream.closed) return;
-      if (!stream.headersSent) answer(stream, 502, 'kubetun agent: the destination closed the stream without answering');
-      else if (out.rstCode !== undefined && out.rstCode !== NGHTTP2_NO_ERROR) stream.close(out.rstCode);
+      if (out.rstCode !== undefined && out.rstCode !== NGHTTP2_NO_ERROR) stream.close(out.rstCode);
+      else if (!stream.headersSent) answer(stream, 502, 'kubetun agent: the destination closed the stream without answering');
       else if (!stream.writableEnded) stream.close(NGHTTP2_INTERNAL_ERROR);
     });
   }
