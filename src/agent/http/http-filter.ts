@@ -67,11 +67,24 @@ function pathOf(target: string): string {
   return q < 0 ? target : target.slice(0, q);
 }
 
-/** Every header match holds for some field of that name, and the path rule holds. */
+/**
+ * A field's value as one line: repeated fields combine in order, comma-separated (RFC 9110 §5.3; cookies with
+ * "; ", RFC 9113 §8.2.3). Matching the combined value, not each line, keeps filters that differ in an exact value
+ * disjoint: a request repeating a header cannot match two of them.
+ */
+function fieldValue(head: RequestHead, name: string): string | undefined {
+  let value: string | undefined;
+  for (const [n, v] of head.headers) {
+    if (n === name) value = value === undefined ? v : `${value}${name === 'cookie' ? '; ' : ', '}${v}`;
+  }
+  return value;
+}
+
+/** Every header match holds for the field of that name, and the path rule holds. */
 export function matchRequest(filter: CompiledFilter, head: RequestHead): boolean {
   for (const want of filter.headers) {
-    const ok = head.headers.some(([name, value]) => name === want.name && (want.regex ? want.regex.test(value) : value === want.value));
-    if (!ok) return false;
+    const value = fieldValue(head, want.name);
+    if (value === undefined || !(want.regex ? want.regex.test(value) : value === want.value)) return false;
   }
   const path = filter.path;
   if (path === undefined) return true;
