@@ -113,14 +113,23 @@ export class UdpPort {
   private appFlow(answer: (reply: Buffer) => void, forget: () => void): Flow {
     const socket = dgram.createSocket('udp4');
     let closed = false;
+    // A connected UDP socket cannot send before connect() completes: datagrams wait (bounded) until then.
+    let waiting: Buffer[] | undefined = [];
+    let waitingBytes = 0;
     socket.on('message', (reply) => answer(reply));
     socket.on('error', () => undefined);
-    socket.connect(this.port.containerPort, '127.0.0.1');
+    socket.connect(this.port.containerPort, '127.0.0.1', () => {
+      if (closed) return;
+      for (const payload of waiting ?? []) socket.send(payload);
+      waiting = undefined;
+    });
     return {
       interceptId: undefined,
       lastActivity: Date.now(),
       send: (payload) => {
-        if (!closed) socket.send(payload);
+        if (closed) return;
+        if (waiting === undefined) socket.send(payload);
+        else if ((waitingBytes += payload.length) <= DROP_THRESHOLD_BYTES) waiting.push(Buffer.from(payload));
       },
       close: () => {
         if (closed) return;
