@@ -21,11 +21,12 @@ const REGISTRATIONS: Record<string, Registration> = {
   sandbox: async () => (await import('./sandbox-command.js')).registerSandboxCommands,
   manager: async () => (await import('./traffic-manager-command.js')).registerTrafficManagerCommand,
   daemons: async () => (await import('./daemon-commands.js')).registerDaemonCommands,
+  agent: async () => (await import('../agent/agent-commands.js')).registerAgentCommands,
 };
 
 // Long-running processes load only the command they run: the others pull in @kubernetes/client-node, about 80 MiB
 // of memory a root daemon or a traffic manager in its pod has no use for.
-const LONG_RUNNING: Record<string, string> = { 'root-daemon': 'daemons', 'user-daemon': 'daemons', 'traffic-manager': 'manager' };
+const LONG_RUNNING: Record<string, string> = { 'root-daemon': 'daemons', 'user-daemon': 'daemons', 'traffic-manager': 'manager', 'traffic-agent': 'agent', 'agent-init': 'agent' };
 const only = LONG_RUNNING[process.argv[2] ?? ''];
 for (const name of only === undefined ? Object.keys(REGISTRATIONS) : [only]) (await REGISTRATIONS[name]!())(program);
 

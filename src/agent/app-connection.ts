@@ -1,0 +1,56 @@
+// The agent's two ways of moving a connection's bytes: dialing the app container on the pod's loopback, and
+// splicing two byte streams both ways with backpressure, each direction ending on its own and a reset on either
+// side resetting the other.
+
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** Connects to the app on 127.0.0.1:port, then on ::1 when nothing listens on IPv4 (an app bound to ::1 only). */
+export function connectApp(port: number): Promise<net.Socket> {
+  const attempt = (host: string): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, allowHalfOpen: true });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  return attempt('127.0.0.1').catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ECONNREFUSED') throw error;
+    return attempt('::1').catch(() => Promise.reject(error));
+  });
+}
+
+/** Resets a cluster client's connection (an RST: the client sees "connection reset", never a hang). */
+export function resetSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  // libuv cannot reset a socket after shutdown; then a plain close is all there is.
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
+/**
+ * Joins an accepted connection and a stream (to the app or the manager). `pipe` pauses the reader while the
+ * writer's buffer is full; a FIN is passed on as end(); an error or a reset on one side resets the other.
+ */
+export function splice(socket: net.Socket, other: Duplex): void {
+  let done = false;
+  const abort = (): void => {
+    if (done) return;
+    done = true;
+    resetSocket(socket);
+    other.destroy();
+  };
+  socket.pipe(other);
+  other.pipe(socket);
+  socket.on('error', abort);
+  other.on('error', abort);
+  // A side closed before both of its directions ended was reset (an HTTP/2 RST_STREAM, a socket's RST).
+  other.on('close', () => {
+    if (!other.readableEnded || !other.writableFinished) abort();
+  });
+  socket.on('close', () => {
+    if (!socket.readableEnded) abort();
+  });
+}
