@@ -1,4 +1,5 @@
-// The Manager service (proto/kubetun/manager/v1/manager.proto): sessions and the cluster info watch.
+// The Manager service (proto/kubetun/manager/v1/manager.proto): sessions and the cluster info watch; the intercept
+// RPCs come from intercepts/intercept-service.ts.
 
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
@@ -19,12 +20,15 @@ import type { ClusterInfoSource, ClusterSnapshot } from './cluster-info-source.j
 import type { Logger } from '../log/logger.js';
 import { admit, LimitError } from './manager-limits.js';
 import type { ClientIdentity, ClientSession, SessionEndReason, SessionRegistry } from './session-registry.js';
+import { interceptHandlers, type Intercepting } from './intercepts/intercept-service.js';
 
 export interface ControlServiceDeps {
   sessions: SessionRegistry;
   cluster: ClusterInfoSource;
   version: string;
   log: Logger;
+  /** The intercept machinery; undefined without a Kubernetes API (the intercept RPCs then refuse). */
+  intercepting?: Intercepting;
 }
 
 /** The HTTP/2 connection an RPC came on: sessions per connection are capped. */
@@ -184,5 +188,6 @@ export function controlRoutes(deps: ControlServiceDeps): (router: ConnectRouter)
       version() {
         return { version: deps.version };
       },
+      ...interceptHandlers(deps.intercepting, live),
     });
 }

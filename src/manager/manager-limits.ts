@@ -23,6 +23,19 @@ export interface ManagerLimits {
   dnsQueriesPerSession: number;
   /** WatchClusterInfo streams one session has open (one is normal). */
   watchesPerSession: number;
+  /** Intercepts one session holds. */
+  interceptsPerSession: number;
+  /** WatchDials streams one session has open (one is normal; two cover a reconnect). */
+  dialWatchesPerSession: number;
+  /** Traffic agents connected at once. */
+  agents: number;
+  /** Agent streams waiting for their client's answer: per agent, per intercepting session, and in all. */
+  pendingDialsPerAgent: number;
+  pendingDialsPerSession: number;
+  pendingDials: number;
+  /** Spliced intercept streams (agent and client stream joined), per intercepting session and in all. */
+  interceptStreamsPerSession: number;
+  interceptStreams: number;
 }
 
 /**
@@ -40,6 +53,14 @@ export const DEFAULT_LIMITS: Readonly<ManagerLimits> = {
   udpFlowsPerSession: 256,
   dnsQueriesPerSession: 256,
   watchesPerSession: 8,
+  interceptsPerSession: 16,
+  dialWatchesPerSession: 2,
+  agents: 1_024,
+  pendingDialsPerAgent: 256,
+  pendingDialsPerSession: 256,
+  pendingDials: 2_048,
+  interceptStreamsPerSession: 2_000,
+  interceptStreams: 4_000,
 };
 
 /** The largest RPC message the manager reads; its own messages are a few hundred bytes. */

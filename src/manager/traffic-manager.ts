@@ -10,11 +10,22 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
   CONNECT_UDP_PROTOCOL,
   CONNECTION_WINDOW_BYTES,
+  DIAL_CLAIM_TIMEOUT_MS,
   DNS_QUERY_PATH,
+  INTERCEPT_PROTOCOL,
   SESSION_HEADER,
   parseAuthority,
   parseConnectUdpPath,
+  parseIdPath,
 } from '../tunnel/protocol.js';
+import type { KubeAccess } from '../k8s/resilient-informer.js';
+import { startAgentListener, type AgentListener } from './intercepts/agent-listener.js';
+import { AgentRegistry } from './intercepts/agent-registry.js';
+import { kubeAgentVerifier, type AgentVerifier } from './intercepts/agent-verifier.js';
+import { DialBroker } from './intercepts/dial-broker.js';
+import { InterceptRegistry } from './intercepts/intercept-registry.js';
+import type { Intercepting } from './intercepts/intercept-service.js';
+import { kubeWorkloadApi, type WorkloadApi } from './intercepts/workload-api.js';
 import { answerAuthFailure, authenticateRequest } from './auth-answer.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import { CLIENT_IDENTITY, portForwardAuthenticator, type ClientAuthenticator } from './client-auth.js';
@@ -46,6 +57,13 @@ export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' |
   limits?: Partial<ManagerLimits>;
   /** Lets in-process tests dial target servers on this host's loopback (TargetPolicyOptions). */
   loopbackTargetsForTests?: boolean;
+  /** The manager's Kubernetes access (managerKubeAccess): intercepts need it. */
+  kube?: KubeAccess;
+  /** Replace the Kubernetes side of intercepts (tests where no API server can run). */
+  workloadApi?: WorkloadApi;
+  agentVerifier?: AgentVerifier;
+  /** How long an agent's stream waits for the client's answer (tests); default DIAL_CLAIM_TIMEOUT_MS. */
+  dialClaimTimeoutMs?: number;
 }
 
 export interface TrafficManager {
@@ -54,6 +72,8 @@ export interface TrafficManager {
   readonly address: AddressInfo;
   /** The `--listen-tls` listener's URL, when there is one. */
   readonly tlsUrl: string | undefined;
+  /** The agent listener's URL (`--agent-listen`), when there is one. */
+  readonly agentUrl: string | undefined;
   readonly cluster: ClusterInfoSource;
   readonly sessions: SessionRegistry;
   /** Open client HTTP/2 connections. */
@@ -107,6 +127,16 @@ function urlOf(address: AddressInfo, tls: boolean): string {
   return `${tls ? 'https' : 'http'}://${host}:${address.port}`;
 }
 
+/** The intercept machinery over the API (or the tests' double); undefined without one. */
+function interceptingFor(config: TrafficManagerConfig, limits: ManagerLimits): (Intercepting & { verifier: AgentVerifier }) | undefined {
+  const api = config.workloadApi ?? (config.kube === undefined ? undefined : kubeWorkloadApi(config.kube));
+  if (api === undefined) return undefined;
+  const agents = new AgentRegistry(limits);
+  const intercepts = new InterceptRegistry({ api, agents, log: config.log, interceptsPerSession: limits.interceptsPerSession });
+  const broker = new DialBroker(intercepts, limits, config.log, config.dialClaimTimeoutMs ?? DIAL_CLAIM_TIMEOUT_MS);
+  return { api, agents, intercepts, broker, verifier: config.agentVerifier ?? kubeAgentVerifier(api) };
+}
+
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -121,12 +151,16 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     own: ownAddresses(),
     ...(config.loopbackTargetsForTests === true ? { loopbackForTests: true } : {}),
   });
+  const intercepting = interceptingFor(config, limits);
+  if (config.agentListen !== undefined && intercepting === undefined) {
+    throw new ListenerTrustError('--agent-listen needs the Kubernetes API to check arriving agents: run the manager in the cluster or give it --kubeconfig.');
+  }
   const dial = config.dialTcp ?? createTcpDialer({ timeoutMs: config.dialTimeoutMs });
   const exchange = config.dnsExchange ?? createClusterDnsClient({ server: () => cluster.current().facts.dns });
   // The identity each request was admitted with, for the control API's handlers.
   const identities = new WeakMap<http2.Http2ServerRequest, string>();
   const control = connectNodeAdapter({
-    routes: controlRoutes({ sessions, cluster, version: config.version, log }),
+    routes: controlRoutes({ sessions, cluster, version: config.version, log, ...(intercepting ? { intercepting } : {}) }),
     contextValues: (req) => controlContextValues(req).set(CLIENT_IDENTITY, identities.get(req as http2.Http2ServerRequest)),
     // Bounded messages, and no compression: ~1 MB of gzip would otherwise inflate to ~1 GB in the manager.
     readMaxBytes: RPC_READ_MAX_BYTES,
@@ -182,8 +216,17 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
       });
       return;
     }
+    if (protocol === INTERCEPT_PROTOCOL) {
+      const dialId = parseIdPath(headerText(headers[':path']) ?? '', 'intercept');
+      if (dialId === undefined || intercepting === undefined) {
+        answerBadRequest(stream, `${INTERCEPT_PROTOCOL} needs :path /intercept/{dial id} from a WatchDials announcement.`);
+        return;
+      }
+      intercepting.broker.claim(stream, session, dialId, headers);
+      return;
+    }
     if (protocol !== CONNECT_UDP_PROTOCOL) {
-      answerBadRequest(stream, `The extended CONNECT protocol "${protocol}" is not served here; use connect-udp.`);
+      answerBadRequest(stream, `The extended CONNECT protocol "${protocol}" is not served here; use connect-udp or ${INTERCEPT_PROTOCOL}.`);
       return;
     }
     const target = parseConnectUdpPath(headerText(headers[':path']) ?? '');
@@ -237,6 +280,15 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     for (const server of servers) server.close();
     throw error;
   }
+  let agentListener: AgentListener | undefined;
+  if (config.agentListen !== undefined && intercepting !== undefined) {
+    try {
+      agentListener = await startAgentListener({ ...config.agentListen, ...intercepting, log, maxConnections: limits.agents * 2 });
+    } catch (error) {
+      for (const server of servers) server.close();
+      throw error;
+    }
+  }
   sessions.start();
   const urls = servers.map((server, i) => urlOf(server.address() as AddressInfo, listeners[i]!.listener.tls !== undefined));
   const url = urls[0]!;
@@ -247,6 +299,7 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     url,
     address: servers[0]!.address() as AddressInfo,
     tlsUrl,
+    agentUrl: agentListener?.url,
     cluster,
     sessions,
     get connectionCount() {
@@ -255,6 +308,7 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     close: () =>
       new Promise<void>((resolve) => {
         sessions.stop();
+        void agentListener?.close();
         let open = servers.length;
         for (const server of servers) server.close(() => --open === 0 && resolve());
         for (const connection of connections) connection.close();
