@@ -12,6 +12,7 @@ import { startHealthEndpoint, type HealthEndpoint } from '../manager/health-endp
 import { ConfigError, ENVIRONMENT, managerSettings, type ManagerFlags } from '../manager/manager-config.js';
 import { CidrsFileError, followCidrsFile, readCidrsFile } from '../manager/cidrs-file.js';
 import { startTrafficManager, type TrafficManager } from '../manager/traffic-manager.js';
+import { startWebhookServer, type WebhookServer } from '../manager/webhook/webhook-server.js';
 import { kubetunVersion } from '../version.js';
 
 /** Bad flags exit with 2, like other command line usage errors. */
@@ -63,12 +64,13 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
         });
   let starting: Promise<TrafficManager | undefined> = Promise.resolve(undefined);
   let health: HealthEndpoint | undefined;
+  let webhook: WebhookServer | undefined;
   // Handlers go in before discovery and the listener, so a signal at any point stops cleanly.
   const stop = (signal: string): void => {
     log.info('stopping', { signal });
     discovery?.stop();
     starting
-      .then((manager) => Promise.all([manager?.close(), health?.close()]))
+      .then((manager) => Promise.all([manager?.close(), health?.close(), webhook?.close()]))
       .then(
         () => process.exit(0),
         () => process.exit(1),
@@ -82,6 +84,15 @@ async function runTrafficManager(flags: ManagerFlags & { cidrsFile?: string }, c
       health = await startHealthEndpoint({ ...settings.health, log });
     } catch (error) {
       log.error('cannot start the health endpoint', { error: (error as Error).message });
+      process.exit(1);
+    }
+  }
+  if (settings.webhook !== undefined) {
+    // Pods wait for the webhook only while it answers: it needs nothing from discovery, so it starts now.
+    try {
+      webhook = await startWebhookServer(settings.webhook, log, kubetunVersion());
+    } catch (error) {
+      log.error('cannot start the agent injector webhook', { error: (error as Error).message });
       process.exit(1);
     }
   }

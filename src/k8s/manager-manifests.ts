@@ -1,7 +1,8 @@
 // The objects that run the traffic manager in a cluster, as pure data: `kubetun install` applies them,
 // `--dry-run` prints them. Kept least-privileged: the manager reads cluster networking facts cluster-wide and may
-// create Services (the service-CIDR probe, a dry run) only in its own namespace. Tunnels reach it only on its pod's
-// loopback, i.e. through a port-forward the API server authorizes; the pod network reaches only its health port.
+// create Services (the service-CIDR probe, a dry run) only in its own namespace; it patches workloads' pod templates
+// to enable the agent. Tunnels reach it only on its pod's loopback, i.e. through a port-forward the API server
+// authorizes; the pod network reaches only its health port, the agents' port and the webhook's.
 
 import {
   dumpYaml,
@@ -17,6 +18,8 @@ import {
   type V1Service,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
+import { addAgentInjector, agentInjectorObjects, AGENT_RBAC_RULES, type AgentInjectorObjects } from './agent-injector-manifests.js';
+import type { WebhookTls } from './webhook-tls.js';
 
 export const DEFAULT_NAMESPACE = 'kubetun';
 export const MANAGER_NAME = 'traffic-manager';
@@ -37,9 +40,11 @@ export interface ManifestOptions {
   image?: string;
   /** A kubernetes.io/tls Secret in the namespace: the manager also serves TLS for direct clients (directTlsListener). */
   tlsSecret?: string;
+  /** The agent injector's CA and certificate; absent when the objects are only to be found and deleted (uninstall). */
+  webhookTls?: WebhookTls;
 }
 
-export interface ManagerManifests {
+export interface ManagerManifests extends AgentInjectorObjects {
   namespace: V1Namespace;
   serviceAccount: V1ServiceAccount;
   clusterRole: V1ClusterRole;
@@ -114,6 +119,7 @@ function baseManifests(options: ManifestOptions): ManagerManifests {
   checkNamespaceName(namespace);
   const image = options.image ?? defaultImage(version);
   const labels = { ...selectorLabels, [MANAGED_BY_LABEL]: MANAGED_BY, 'app.kubernetes.io/version': version };
+  const injector = { namespace, service: MANAGER_NAME, labels, image, ...(options.webhookTls === undefined ? {} : { tls: options.webhookTls }) };
   const meta = { name: MANAGER_NAME, namespace, labels };
   const rbacName = clusterRoleName(namespace);
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
@@ -125,7 +131,8 @@ function baseManifests(options: ManifestOptions): ManagerManifests {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name: role },
     subjects: [{ kind: 'ServiceAccount', name: MANAGER_NAME, namespace }],
   });
-  return {
+  const manifests: ManagerManifests = {
+    ...agentInjectorObjects(injector),
     namespace: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels } },
     serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
     clusterRole: {
@@ -139,6 +146,7 @@ function baseManifests(options: ManifestOptions): ManagerManifests {
         { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
         // Where the cluster serves no ServiceCIDR API this grants nothing.
         { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['list', 'watch'] },
+        ...AGENT_RBAC_RULES,
       ],
     },
     clusterRoleBinding: binding('ClusterRole', { name: rbacName, labels }, rbacName),
@@ -223,15 +231,19 @@ function baseManifests(options: ManifestOptions): ManagerManifests {
       },
     },
   };
+  const pod = manifests.deployment.spec!.template.spec!;
+  addAgentInjector({ pod, container: pod.containers[0]!, service: manifests.service, networkPolicy: manifests.networkPolicy }, injector);
+  return manifests;
 }
 
 /**
  * In the order they are created: the namespace first, what depends on the ServiceAccount after it, the
- * NetworkPolicy before the Deployment so that no pod of it is ever reachable without it.
+ * NetworkPolicy before the Deployment so that no pod of it is ever reachable without it, the Secret before the
+ * Deployment that mounts it, and the webhook last, once what serves it exists.
  */
 export function manifestList(manifests: ManagerManifests): KubernetesObject[] {
-  const { namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, deployment, service } = manifests;
-  return [namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, deployment, service];
+  const { namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, webhookSecret, deployment, service, webhookConfiguration } = manifests;
+  return [namespace, serviceAccount, clusterRole, clusterRoleBinding, role, roleBinding, networkPolicy, webhookSecret, deployment, service, webhookConfiguration];
 }
 
 /** Multi-document YAML, as `kubectl apply -f` takes it. */

@@ -10,13 +10,13 @@ const REVIEW_RULES = [
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
 ];
 
-test('without --tls-secret: no TLS port, no Secret volume, no review grants', () => {
+test('without --tls-secret: no TLS port, no TLS Secret volume (the webhook\'s only), no review grants', () => {
   const plain = managerManifests({ namespace: 'kubetun', version: '1' });
   const container = plain.deployment.spec!.template.spec!.containers[0]!;
   assert.ok(!container.args!.includes('--listen-tls'));
-  assert.equal(plain.deployment.spec!.template.spec!.volumes, undefined);
+  assert.deepEqual(plain.deployment.spec!.template.spec!.volumes!.map((v) => v.name), ['webhook-tls']);
   assert.ok(!plain.service.spec!.ports!.some((p) => p.port === 8443));
-  assert.deepEqual(plain.networkPolicy.spec!.ingress, [{ ports: [{ protocol: 'TCP', port: 8082 }] }], 'only the health port is reachable');
+  assert.deepEqual(plain.networkPolicy.spec!.ingress!.flatMap((rule) => rule.ports!.map((p) => p.port)), [8082, 8083, 8444], 'health, agents and the webhook only');
   for (const rule of REVIEW_RULES) assert.ok(!plain.clusterRole.rules!.some((r) => r.resources!.includes(rule.resources[0]!)));
 });
 
@@ -27,10 +27,10 @@ test('with --tls-secret: TLS on 8443 from the Secret mounted read-only, on the S
   const args = container.args!;
   assert.deepEqual(args.slice(args.indexOf('--listen-tls')), ['--listen-tls', '[::]:8443', '--tls-cert', '/etc/kubetun/tls/tls.crt', '--tls-key', '/etc/kubetun/tls/tls.key']);
   assert.ok(container.ports!.some((p) => p.name === 'api-tls' && p.containerPort === 8443));
-  assert.deepEqual(container.volumeMounts, [{ name: 'tls', mountPath: '/etc/kubetun/tls', readOnly: true }]);
-  assert.deepEqual(pod.volumes, [{ name: 'tls', secret: { secretName: 'manager-tls' } }]);
+  assert.deepEqual(container.volumeMounts!.at(-1), { name: 'tls', mountPath: '/etc/kubetun/tls', readOnly: true });
+  assert.deepEqual(pod.volumes!.at(-1), { name: 'tls', secret: { secretName: 'manager-tls' } });
   assert.ok(m.service.spec!.ports!.some((p) => p.name === 'api-tls' && p.port === 8443 && p.targetPort === 'api-tls'));
-  assert.deepEqual(m.networkPolicy.spec!.ingress, [{ ports: [{ protocol: 'TCP', port: 8082 }, { protocol: 'TCP', port: 8443 }] }]);
+  assert.deepEqual(m.networkPolicy.spec!.ingress!.flatMap((rule) => rule.ports!.map((p) => p.port)), [8082, 8083, 8444, 8443]);
   for (const rule of REVIEW_RULES) assert.ok(m.clusterRole.rules!.some((r) => JSON.stringify(r) === JSON.stringify(rule)), rule.resources[0]);
   assert.throws(() => managerManifests({ namespace: 'kubetun', version: '1', tlsSecret: 'Bad_Name' }), ManifestError);
 });

@@ -19,7 +19,8 @@ const manifests = managerManifests({ namespace: 'kubetun', version: '1.2.3' });
 test('every object carries the three labels, and namespaced ones sit in the namespace', () => {
   const objects = manifestList(manifests);
   assert.deepEqual(objects.map((o) => o.kind), [
-    'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'NetworkPolicy', 'Deployment', 'Service',
+    'Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'NetworkPolicy', 'Secret', 'Deployment', 'Service',
+    'MutatingWebhookConfiguration',
   ]);
   for (const object of objects) {
     assert.deepEqual(object.metadata?.labels, {
@@ -28,7 +29,7 @@ test('every object carries the three labels, and namespaced ones sit in the name
       'app.kubernetes.io/version': '1.2.3',
     });
   }
-  for (const object of [manifests.serviceAccount, manifests.role, manifests.roleBinding, manifests.networkPolicy, manifests.deployment, manifests.service]) {
+  for (const object of [manifests.serviceAccount, manifests.role, manifests.roleBinding, manifests.networkPolicy, manifests.webhookSecret, manifests.deployment, manifests.service]) {
     assert.equal(object.metadata?.namespace, 'kubetun');
   }
   assert.equal(manifests.clusterRole.metadata?.name, 'kubetun-traffic-manager-kubetun');
@@ -39,12 +40,16 @@ test('every object carries the three labels, and namespaced ones sit in the name
 const grants = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[] }[]): Set<string> =>
   new Set(rules.flatMap((rule) => rule.apiGroups!.flatMap((group) => rule.resources!.flatMap((resource) => rule.verbs.map((verb) => `${verb} ${resource}${group ? `.${group}` : ''}`)))));
 
-test('the ClusterRole only reads what discovery follows; no create, no endpoints, nothing it does not use', () => {
+test('the ClusterRole reads what discovery follows and patches only workloads (to enable the agent); no create, nothing it does not use', () => {
+  const workloads = ['deployments.apps', 'statefulsets.apps', 'replicasets.apps'];
   assert.deepEqual(
     grants(manifests.clusterRole.rules!),
     new Set([
       ...['nodes', 'pods', 'namespaces', 'services', 'servicecidrs.networking.k8s.io'].flatMap((r) => [`list ${r}`, `watch ${r}`]),
       'get services',
+      ...workloads.flatMap((r) => [`get ${r}`, `list ${r}`, `watch ${r}`, `patch ${r}`]),
+      'get pods',
+      'list events',
     ]),
   );
   assert.ok(manifests.clusterRole.rules!.every((rule) => !rule.verbs.includes('*') && !rule.resources!.includes('*')));
@@ -58,11 +63,11 @@ test('creating Services (the service-CIDR probe) is granted only in the manager 
   assert.deepEqual(manifests.roleBinding.subjects, [{ kind: 'ServiceAccount', name: 'traffic-manager', namespace: 'kubetun' }]);
 });
 
-test('the NetworkPolicy lets only the health port into the manager pods', () => {
+test('the NetworkPolicy lets only the health, agent and webhook ports into the manager pods', () => {
   assert.deepEqual(manifests.networkPolicy.spec, {
     podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traffic-manager' } },
     policyTypes: ['Ingress'],
-    ingress: [{ ports: [{ protocol: 'TCP', port: 8082 }] }],
+    ingress: [{ ports: [{ protocol: 'TCP', port: 8082 }, { protocol: 'TCP', port: 8083 }, { protocol: 'TCP', port: 8444 }] }],
   });
 });
 
@@ -74,7 +79,12 @@ test('the Deployment runs the manager non-root on its pod loopback, with HTTP pr
   assert.equal(pod.serviceAccountName, 'traffic-manager');
   const [container] = pod.containers;
   assert.equal(container!.image, 'ghcr.io/kubetun/traffic-manager:1.2.3');
-  assert.deepEqual(container!.args, ['traffic-manager', '--listen', '127.0.0.1:8081', '--health-listen', '[::]:8082', '--pod-cidr-strategy', 'auto']);
+  assert.deepEqual(container!.args, [
+    'traffic-manager', '--listen', '127.0.0.1:8081', '--health-listen', '[::]:8082', '--pod-cidr-strategy', 'auto',
+    '--agent-listen', '0.0.0.0:8083', '--webhook-listen', '0.0.0.0:8444',
+    '--webhook-cert', '/etc/kubetun/webhook-tls/tls.crt', '--webhook-key', '/etc/kubetun/webhook-tls/tls.key',
+    '--agent-image', 'ghcr.io/kubetun/traffic-manager:1.2.3', '--agent-manager-address', 'traffic-manager.kubetun.svc:8083',
+  ]);
   assert.deepEqual(
     container!.env!.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
     [['POD_IP', 'status.podIP'], ['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace']],
@@ -82,7 +92,11 @@ test('the Deployment runs the manager non-root on its pod loopback, with HTTP pr
   assert.deepEqual(container!.ports, [
     { name: 'api', containerPort: 8081, protocol: 'TCP' },
     { name: 'health', containerPort: 8082, protocol: 'TCP' },
+    { name: 'agent', containerPort: 8083, protocol: 'TCP' },
+    { name: 'webhook', containerPort: 8444, protocol: 'TCP' },
   ]);
+  assert.deepEqual(container!.volumeMounts, [{ name: 'webhook-tls', mountPath: '/etc/kubetun/webhook-tls', readOnly: true }]);
+  assert.deepEqual(pod.volumes, [{ name: 'webhook-tls', secret: { secretName: 'traffic-manager-webhook-tls', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] } }]);
   assert.deepEqual(container!.readinessProbe, { httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 2 });
   assert.deepEqual(container!.livenessProbe, { httpGet: { path: '/healthz', port: 'health' }, periodSeconds: 10 });
   assert.deepEqual(container!.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } });
@@ -100,10 +114,15 @@ test('the Deployment runs the manager non-root on its pod loopback, with HTTP pr
   assert.deepEqual(manifests.service.spec, {
     type: 'ClusterIP',
     selector: spec.selector.matchLabels,
-    ports: [{ name: 'api', port: 8081, targetPort: 'api', protocol: 'TCP' }],
+    ports: [
+      { name: 'api', port: 8081, targetPort: 'api', protocol: 'TCP' },
+      { name: 'agent', port: 8083, targetPort: 'agent', protocol: 'TCP' },
+      { name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' },
+    ],
   });
   const custom = managerManifests({ namespace: 'tools', version: '1.2.3', image: 'registry.local/tm:dev' });
   assert.equal(custom.deployment.spec!.template.spec!.containers[0]!.image, 'registry.local/tm:dev');
+  assert.deepEqual(custom.deployment.spec!.template.spec!.containers[0]!.args!.slice(-4), ['--agent-image', 'registry.local/tm:dev', '--agent-manager-address', 'traffic-manager.tools.svc:8083']);
   assert.equal(custom.clusterRoleBinding.metadata?.name, 'kubetun-traffic-manager-tools');
 });
 
