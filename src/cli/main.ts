@@ -21,6 +21,7 @@ const REGISTRATIONS: Record<string, Registration> = {
   sandbox: async () => (await import('./sandbox-command.js')).registerSandboxCommands,
   manager: async () => (await import('./traffic-manager-command.js')).registerTrafficManagerCommand,
   daemons: async () => (await import('./daemon-commands.js')).registerDaemonCommands,
+  intercept: async () => (await import('./intercept-commands.js')).registerInterceptCommands,
 };
 
 // Long-running processes load only the command they run: the others pull in @kubernetes/client-node, about 80 MiB
