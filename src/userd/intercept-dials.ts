@@ -3,6 +3,8 @@
 // so that the cluster client gets a refusal instead of a hang.
 
 import * as dgram from 'node:dgram';
+import * as http2 from 'node:http2';
+import type { ClientHttp2Stream } from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { InterceptDial } from '../gen/kubetun/manager/v1/manager_pb.js';
@@ -81,15 +83,40 @@ async function serveTcp(streams: DialStreams, dial: InterceptDial, target: DialT
   join(socket, stream, dial.mirror);
 }
 
+/** Resets the tunnel stream: RFC 9113 §8.5 reports a TCP error on the proxy's side as CONNECT_ERROR. */
+function resetStream(stream: Duplex): void {
+  if (stream.destroyed) return;
+  if ('rstCode' in stream) (stream as ClientHttp2Stream).close(http2.constants.NGHTTP2_CONNECT_ERROR);
+  else stream.destroy(new Error('the local connection was reset'));
+}
+
 /**
- * Pipes both ways with backpressure; each side's end (FIN) is passed on while the other direction keeps flowing.
- * A mirror's answer is read and thrown away: the pod answers the cluster client.
+ * Pipes both ways with backpressure; each side's end (FIN) is passed on while the other direction keeps flowing,
+ * and a reset on either side resets the other (a clean close never does: the other side's writes may still be
+ * queued). A mirror's answer is read and thrown away: the pod answers the cluster client.
  */
 function join(socket: net.Socket, stream: Duplex, mirror: boolean): void {
-  socket.on('error', () => stream.destroy());
-  stream.on('error', () => socket.destroy());
-  socket.on('close', () => stream.destroy());
-  stream.on('close', () => socket.destroy());
+  let aborted = false;
+  // libuv cannot reset a socket after its FIN was sent: then it is only closed.
+  const resetSocket = (): void => {
+    if (socket.destroyed) return;
+    if (socket.writableEnded) socket.destroy();
+    else socket.resetAndDestroy();
+  };
+  // 'aborted' (the manager reset the stream) comes before the 'end' Node emits on any close, so the socket is
+  // reset before pipe could turn that 'end' into a FIN.
+  stream.on('aborted', () => {
+    aborted = true;
+    resetSocket();
+  });
+  stream.on('error', resetSocket);
+  stream.on('close', () => {
+    if (aborted || !stream.readableEnded || !stream.writableFinished) resetSocket();
+  });
+  socket.on('error', () => resetStream(stream));
+  socket.on('close', (hadError) => {
+    if (hadError || !socket.readableEnded) resetStream(stream);
+  });
   stream.pipe(socket);
   if (!mirror) {
     socket.pipe(stream);
