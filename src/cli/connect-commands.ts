@@ -1,10 +1,11 @@
 // kubetun connect | status | quit, and the daemons' own entry points (started by connect, not by users).
-import { toJson } from '@bufbuild/protobuf';
+import { create, toJson } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import type { Command } from 'commander';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, resolve } from 'node:path';
 import { SessionStatusSchema, UserDaemon, type SessionStatus } from '../gen/kubetun/daemon/v1/daemon_pb.js';
+import { InterceptListSchema, type InterceptList } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import { userDaemonSocket, userRunDir } from '../local-paths.js';
 import { isLoopbackHost } from '../net/loopback.js';
@@ -12,11 +13,12 @@ import { socketAnswers, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { kubetunVersion } from '../version.js';
 import { fail } from './daemon-commands.js';
 import { ensureRootDaemon, ensureUserDaemon } from './daemon-launcher.js';
+import { formatIntercepts } from './intercept-format.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /** The user daemon's socket, in the user's own (checked) directory; a bad directory or sandbox name ends the command. */
-function userSocket(): string {
+export function userSocket(): string {
   try {
     return userDaemonSocket(userRunDir());
   } catch (error) {
@@ -24,7 +26,7 @@ function userSocket(): string {
   }
 }
 
-function userDaemon() {
+export function userDaemon() {
   return createClient(UserDaemon, unixRpcTransport(userSocket()));
 }
 
@@ -237,21 +239,28 @@ export function registerConnectCommands(program: Command): void {
 
   program
     .command('status')
-    .description('show the connection, routes, DNS and flow counters')
+    .description('show the connection, routes, DNS, flow counters and intercepts')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: { output: string }) => {
       let status: SessionStatus;
+      let intercepts: InterceptList = create(InterceptListSchema);
       if (!(await socketAnswers(userSocket()))) {
         status = { state: 'disconnected' } as SessionStatus;
       } else {
         try {
           status = await userDaemon().status({});
+          if (status.state !== 'disconnected') intercepts = await userDaemon().listIntercepts({});
         } catch (error) {
           fail(error);
         }
       }
-      if (opts.output === 'json') console.log(JSON.stringify(toJson(SessionStatusSchema, status, { alwaysEmitImplicit: true }), null, 2));
-      else console.log(formatStatus(status));
+      if (opts.output === 'json') {
+        const list = toJson(InterceptListSchema, intercepts, { alwaysEmitImplicit: true }) as { intercepts: unknown[] };
+        const json = { ...(toJson(SessionStatusSchema, status, { alwaysEmitImplicit: true }) as object), intercepts: list.intercepts };
+        console.log(JSON.stringify(json, null, 2));
+      } else {
+        console.log(status.state === 'disconnected' ? formatStatus(status) : `${formatStatus(status)}\n${formatIntercepts(intercepts.intercepts)}`);
+      }
     });
 
   program

@@ -22,6 +22,7 @@ const REGISTRATIONS: Record<string, Registration> = {
   manager: async () => (await import('./traffic-manager-command.js')).registerTrafficManagerCommand,
   daemons: async () => (await import('./daemon-commands.js')).registerDaemonCommands,
   agent: async () => (await import('../agent/agent-commands.js')).registerAgentCommands,
+  intercept: async () => (await import('./intercept-commands.js')).registerInterceptCommands,
 };
 
 // Long-running processes load only the command they run: the others pull in @kubernetes/client-node, about 80 MiB

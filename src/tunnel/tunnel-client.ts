@@ -19,12 +19,15 @@ import {
   DNS_QUERY_PATH,
   ERROR_HEADER,
   ERROR_MESSAGE_HEADER,
+  INTERCEPT_PROTOCOL,
   SESSION_HEADER,
   SESSION_MEMORY_MIB,
   STREAM_WINDOW_BYTES,
   connectUdpPath,
   errorCodeFor,
   formatAuthority,
+  interceptPath,
+  type WireErrorReason,
 } from './protocol.js';
 import { TunnelError } from './tunnel-error.js';
 import { UdpTunnel } from './udp-tunnel.js';
@@ -209,6 +212,52 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     return new UdpTunnel(stream);
   }
 
+  /**
+   * Claims an intercepted connection the manager announced (InterceptDial.id): resolves once the manager has spliced
+   * it with the agent's stream. The Duplex behaves like openTcp's, its peer being the cluster client. UDP dials carry
+   * datagram capsules on it.
+   */
+  async openInterceptStream(dialId: string): Promise<Duplex> {
+    const stream = this.request(this.interceptHeaders(dialId));
+    await this.response(stream, `intercepted connection ${dialId}`);
+    return stream;
+  }
+
+  /** Claims an intercepted UDP flow: datagrams both ways, as openUdp's. */
+  async openInterceptUdp(dialId: string): Promise<UdpTunnel> {
+    const stream = this.request({ ...this.interceptHeaders(dialId), 'capsule-protocol': '?1' });
+    await this.response(stream, `intercepted UDP flow ${dialId}`);
+    return new UdpTunnel(stream);
+  }
+
+  /**
+   * Answers an announced dial with a failure (the local port did not answer): the manager fails the agent's stream
+   * with it, so the cluster client sees a refusal or an HTTP 502 instead of waiting. Resolves when the manager has
+   * answered or the stream is gone; it never rejects once sent.
+   */
+  async refuseDial(dialId: string, reason: WireErrorReason, message: string): Promise<void> {
+    const headers = this.interceptHeaders(dialId);
+    headers[ERROR_HEADER] = reason;
+    // Header values cannot carry line breaks; the message is a sentence anyway.
+    headers[ERROR_MESSAGE_HEADER] = message.replace(/[\r\n]+/g, ' ');
+    const stream = this.request(headers, true);
+    await new Promise<void>((resolve) => {
+      stream.once('response', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+      stream.on('error', () => undefined);
+      stream.once('close', resolve);
+      stream.resume();
+    });
+  }
+
+  private interceptHeaders(dialId: string): http2.OutgoingHttpHeaders {
+    return {
+      ':method': 'CONNECT',
+      ':protocol': INTERCEPT_PROTOCOL,
+      ':scheme': this.url.protocol === 'https:' ? 'https' : 'http',
+      ':path': interceptPath(dialId),
+    };
+  }
+
   /** Resolves a DNS query (wire format) in the cluster with this session's namespace search path. */
   async dnsQuery(message: Buffer): Promise<Buffer> {
     const stream = this.request({
@@ -280,11 +329,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     });
   }
 
-  private request(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+  private request(headers: http2.OutgoingHttpHeaders, endStream = false): http2.ClientHttp2Stream {
     if (this.sessionId !== undefined) headers[SESSION_HEADER] = this.sessionId;
     if (this.bearerToken !== undefined) headers.authorization = `Bearer ${this.bearerToken}`;
     try {
-      return this.session.request(headers, { endStream: false });
+      return this.session.request(headers, { endStream });
     } catch (error) {
       throw this.connectionError(error);
     }

@@ -27,6 +27,7 @@ import { listenUnixRpc, unixRpcTransport } from '../rpc/unix-socket-rpc.js';
 import { ERROR_MESSAGE_HEADER } from '../tunnel/protocol.js';
 import { TunnelClient, type TunnelClientOptions } from '../tunnel/tunnel-client.js';
 import { kubetunVersion } from '../version.js';
+import { InterceptRegistry, type InterceptSession } from './intercepts.js';
 import { managerCredentials, type ManagerCredentials } from './manager-credentials.js';
 import { ManagerForwarder } from './manager-forwarder.js';
 import { withTunnelEndpoints } from './tunnel-endpoints.js';
@@ -35,6 +36,7 @@ const REMAIN_INTERVAL_MS = 5_000;
 
 /** The manager reached through the Kubernetes API. */
 interface KubeLink {
+  config: KubeConfig;
   context: string;
   managerNamespace: string;
   forwarder: ManagerForwarder;
@@ -65,6 +67,7 @@ interface ActiveSession {
 export class UserDaemonService {
   private active: ActiveSession | null = null;
   private readonly root: Client<typeof RootDaemon>;
+  private readonly intercepts: InterceptRegistry;
 
   constructor(
     private readonly dir: string,
@@ -72,6 +75,7 @@ export class UserDaemonService {
     private readonly exit: () => void,
     rootSocket = rootDaemonSocket(dir),
   ) {
+    this.intercepts = new InterceptRegistry(() => this.interceptSession(), log);
     this.root = withTunnelEndpoints(createClient(RootDaemon, unixRpcTransport(rootSocket)), () => this.active?.request);
   }
 
@@ -86,8 +90,15 @@ export class UserDaemonService {
         return {};
       },
       version: () => create(DaemonVersionSchema, { version: kubetunVersion() }),
+      ...this.intercepts.rpcs,
     });
   };
+
+  private interceptSession(): InterceptSession | null {
+    const active = this.active;
+    if (active === null || active.state !== 'connected') return null;
+    return { tunnel: active.tunnel, sessionId: active.sessionId, namespace: active.namespace, kube: active.kube?.config ?? active.credentialsKube };
+  }
 
   async connect(request: ConnectRequest): Promise<SessionStatus> {
     if (this.active !== null) {
@@ -192,7 +203,7 @@ export class UserDaemonService {
       return stream;
     };
     // dial runs only for connections accepted after listen() resolved, when link is set.
-    const link: KubeLink = { context: config.getCurrentContext(), managerNamespace, pod, forwarder: await ManagerForwarder.listen(managerForwardSocket(this.dir), dial, this.log) };
+    const link: KubeLink = { config, context: config.getCurrentContext(), managerNamespace, pod, forwarder: await ManagerForwarder.listen(managerForwardSocket(this.dir), dial, this.log) };
     return link;
   }
 
@@ -250,6 +261,8 @@ export class UserDaemonService {
     this.active = null;
     if (active === null) return;
     clearInterval(active.keepalive);
+    // Departing ends the session's intercepts at the manager.
+    this.intercepts.clear();
     await active.tunnel.manager.depart({ id: active.sessionId }).catch(() => undefined);
     active.tunnel.close();
     await this.root.disconnect({}).catch((e: Error) => this.log.warn(`root daemon disconnect: ${e.message}`));
@@ -281,7 +294,7 @@ export class UserDaemonService {
       if (error instanceof ConnectError && error.code === Code.NotFound) {
         // The manager forgot us (it restarted, or we were away longer than its TTL): arrive again.
         this.log.warn('session expired at the manager; arriving again');
-        await this.rearrive(active).catch((e: Error) => this.log.warn(`re-arrive failed: ${e.message}`));
+        await this.rearrive(active).then(() => this.intercepts.sessionRenewed()).catch((e: Error) => this.log.warn(`re-arrive failed: ${e.message}`));
       } else if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
         // The token expired (an exec plugin's or a ServiceAccount's): fetch a fresh one; the root daemon, whose own
         // connection sends the same token, is connected again with it.
@@ -315,6 +328,7 @@ export class UserDaemonService {
             await this.rearrive(active);
             active.state = 'connected';
             this.watchTunnel(active);
+            void this.intercepts.sessionRenewed();
             this.log.info('reconnected to the traffic manager');
             return;
           } catch (e) {
