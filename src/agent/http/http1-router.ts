@@ -101,6 +101,10 @@ class Http1Connection {
   ) {}
 
   async run(): Promise<void> {
+    // A client gone while a destination is still thinking: the wait for its answer ends with its connection.
+    this.client.stream.once('close', () => {
+      if (!this.handedOff) for (const upstream of this.upstreams.values()) upstream.reader.stream.destroy();
+    });
     try {
       while (await this.exchange());
     } catch (error) {
@@ -202,6 +206,10 @@ class Http1Connection {
     if (known !== undefined && !known.reader.done && !known.reader.stream.writableEnded) return known;
     if (known !== undefined) known.reader.stream.destroy();
     const stream = key === APP ? await this.hooks.openApp() : await this.hooks.openIntercept(key, false);
+    if (this.client.stream.destroyed) {
+      stream.destroy();
+      throw new StreamClosedError('the client left while its destination was being opened');
+    }
     const upstream = { key, reader: new ByteReader(stream), used: false };
     this.upstreams.set(key, upstream);
     return upstream;

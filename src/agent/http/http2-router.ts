@@ -13,6 +13,8 @@ import { WiretapCopy } from './wiretap-copy.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 const APP = '';
+/** Streams one cluster client may have open at once on one connection (each holds a stream to a destination). */
+const MAX_STREAMS = 256;
 
 /** The regular header fields, for matching: one entry per value, as an HTTP/1 request would list them. */
 export function requestHeadOf(headers: IncomingHttpHeaders): RequestHead {
@@ -163,7 +165,7 @@ function answer(stream: ServerHttp2Stream, status: number, text: string): void {
 /** Serves an HTTP/2 prior-knowledge connection; the preface bytes read while sniffing are already unshifted. */
 export function serveHttp2(socket: Socket, hooks: HttpRoutingHooks, log: Logger): void {
   const connection = new Http2Connection(hooks, log);
-  const server = http2.createServer({ settings: { maxHeaderListSize: HEADER_BYTES_LIMIT }, maxHeaderListPairs: 128 });
+  const server = http2.createServer({ settings: { maxHeaderListSize: HEADER_BYTES_LIMIT, maxConcurrentStreams: MAX_STREAMS }, maxHeaderListPairs: 128 });
   server.on('stream', (stream, headers) => connection.route(stream, headers));
   server.on('session', (session) => {
     session.on('error', (error: Error) => log.debug('intercepted HTTP/2 connection failed', { error: error.message }));

@@ -260,3 +260,34 @@ test('a reused upstream closed without answering: a bodiless request is sent aga
     await server.close();
   }
 });
+
+test('a client gone while the destination has not answered closes the destination connection too', async () => {
+  let upstreamClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+  const silent = await listen(net.createServer((s) => s.on('close', () => upstreamClosed())));
+  const agent = await startAgent({ app: silent.port, intercepts: {} });
+  const socket = net.connect(agent.port, '127.0.0.1');
+  try {
+    socket.write('GET /never HTTP/1.1\r\nhost: x\r\n\r\n');
+    while (agent.appDials() === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    socket.destroy();
+    await closed;
+  } finally {
+    await agent.close();
+    await silent.close();
+  }
+});
+
+test('Expect: 100-continue: the interim answer comes back before the body is sent', async () => {
+  const agent = await startAgent({ app: app.port, intercepts: {} });
+  const socket = net.connect(agent.port, '127.0.0.1');
+  try {
+    socket.write('POST /expect HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nexpect: 100-continue\r\n\r\n');
+    assert.match(await readUntil(socket, (t) => t.includes('\r\n\r\n')), /^HTTP\/1\.1 100 Continue\r\n/);
+    socket.write('abc');
+    assert.match(await readUntil(socket, (t) => t.includes('app: /expect 3')), /200 OK/);
+  } finally {
+    socket.destroy();
+    await agent.close();
+  }
+});
