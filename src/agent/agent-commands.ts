@@ -24,7 +24,14 @@ async function runTrafficAgent(): Promise<void> {
   const level = process.env.KUBETUN_LOG_LEVEL ?? 'info';
   // Logs on stdout: the container's log, one JSON object per line.
   const log = createLogger(isLogLevel(level) ? level : 'info', (line) => process.stdout.write(line));
-  const agent = await startTrafficAgent(env, log);
+  let agent;
+  try {
+    agent = await startTrafficAgent(env, log);
+  } catch (error) {
+    // A port the agent cannot take (in use, not permitted) stops the pod's start with the reason.
+    process.stderr.write(`kubetun traffic-agent: cannot listen: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
   const stop = (): void => {
     log.info('the traffic agent stops');
     void agent.stop().then(() => process.exit(0));

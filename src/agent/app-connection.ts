@@ -35,6 +35,11 @@ export function resetSocket(socket: net.Socket): void {
  * writer's buffer is full; a FIN is passed on as end(); an error or a reset on one side resets the other.
  */
 export function splice(socket: net.Socket, other: Duplex): void {
+  // The cluster client may have gone while the other side was being opened.
+  if (socket.destroyed) {
+    other.destroy();
+    return;
+  }
   let done = false;
   const abort = (): void => {
     if (done) return;
@@ -43,7 +48,11 @@ export function splice(socket: net.Socket, other: Duplex): void {
     other.destroy();
   };
   socket.pipe(other);
-  other.pipe(socket);
+  // A client HTTP/2 stream reset by the peer emits 'end' first and 'aborted' just after (within the same turn):
+  // the FIN waits one turn so that a reset becomes an RST, not a FIN. (A socket never emits 'aborted'.)
+  other.pipe(socket, { end: false });
+  other.on('end', () => setImmediate(() => done || socket.end()));
+  other.on('aborted', abort);
   socket.on('error', abort);
   other.on('error', abort);
   // A side closed before both of its directions ended was reset (an HTTP/2 RST_STREAM, a socket's RST).

@@ -51,6 +51,8 @@ export interface StreamSource {
   port: number;
 }
 
+/** A directive lists at most a few hundred intercepts; anything larger is a broken manager. */
+const MAX_DIRECTIVE_BYTES = 4 * 1024 * 1024;
 /** Beyond the manager's own claim timeout, so that its 504 (with its message) normally arrives first. */
 const OPEN_STREAM_TIMEOUT_MS = DIAL_CLAIM_TIMEOUT_MS + 5_000;
 
@@ -108,11 +110,6 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     this.wake?.();
     this.session?.destroy();
     await this.running;
-  }
-
-  /** True while an arrival is acknowledged (an agent id is known). */
-  get arrived(): boolean {
-    return this.agentId !== undefined;
   }
 
   /**
@@ -277,7 +274,7 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     const origin = `http://${this.authority}`;
     const client: Client<typeof Agent> = createClient(
       Agent,
-      createGrpcTransport({ baseUrl: origin, sessionManager: new ControlSession(origin, session) }),
+      createGrpcTransport({ baseUrl: origin, sessionManager: new ControlSession(origin, session), readMaxBytes: MAX_DIRECTIVE_BYTES }),
     );
     const closed = new AbortController();
     session.once('close', () => closed.abort());

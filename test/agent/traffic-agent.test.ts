@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
+import { constants as http2constants } from 'node:http2';
 import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { AgentPortConfig } from '../../src/agent/agent-contract.js';
@@ -19,6 +20,14 @@ const LINK = { backoff: { minMs: 20, maxMs: 100 }, heartbeat: { intervalMs: 100,
 async function nextAgentStream(manager: ManagerDouble): Promise<AgentStream> {
   const [s] = (await once(manager, 'agentStream')) as [AgentStream];
   return s;
+}
+
+/** 'FIN' when the agent closed the connection, else the error code (ECONNRESET for an RST). */
+function howItEnds(client: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    client.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    client.once('end', () => resolve('FIN'));
+  });
 }
 
 describe('traffic agent (against a test double of the traffic manager)', { timeout: 30_000 }, () => {
@@ -101,9 +110,21 @@ describe('traffic agent (against a test double of the traffic manager)', { timeo
     manager.once('agentStream', ({ stream }: AgentStream) => {
       stream.respond({ ':status': 502, [ERROR_MESSAGE_HEADER]: 'nothing listens on localhost:8080' }, { endStream: true });
     });
+    assert.equal(await howItEnds(net.connect(tcpPort.agentPort, '127.0.0.1')), 'ECONNRESET');
+    await setIntercepts();
+  });
+
+  test('an agent stream the manager resets after it was taken resets the cluster client\'s connection (no FIN)', async () => {
+    await setIntercepts({ id: 'icpt-global', mode: 'global', containerPort: app.port, protocol: 'TCP' });
+    manager.once('agentStream', ({ stream }: AgentStream) => {
+      stream.respond({ ':status': 200 });
+      stream.write('partial');
+      stream.once('data', () => stream.close(http2constants.NGHTTP2_CANCEL));
+    });
     const client = net.connect(tcpPort.agentPort, '127.0.0.1');
-    const [error] = (await once(client, 'error')) as [NodeJS.ErrnoException];
-    assert.equal(error.code, 'ECONNRESET');
+    await once(client, 'data');
+    client.write('go');
+    assert.equal(await howItEnds(client), 'ECONNRESET');
     await setIntercepts();
   });
 
@@ -163,9 +184,7 @@ describe('traffic agent of a replaced container (against a test double of the tr
     const agent = await startTrafficAgent(agentEnvironment(manager.port, [port], true), watch.log, { link: LINK });
     try {
       await arrived;
-      const client = net.connect(port.agentPort, '127.0.0.1');
-      const [error] = (await once(client, 'error')) as [NodeJS.ErrnoException];
-      assert.equal(error.code, 'ECONNRESET');
+      assert.equal(await howItEnds(net.connect(port.agentPort, '127.0.0.1')), 'ECONNRESET');
     } finally {
       await agent.stop();
       await manager.stop();
