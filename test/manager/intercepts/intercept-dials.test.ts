@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { ClientHttp2Stream } from 'node:http2';
 import { test } from 'node:test';
-import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { Agent, Manager, type AgentDirective, type AgentInfoSchema, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
+import { Agent, Manager, type AgentDirective, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { startTrafficManager } from '../../../src/manager/traffic-manager.js';
 import {
   AGENT_HEADER,
@@ -23,19 +22,9 @@ import {
   interceptPath,
 } from '../../../src/tunnel/protocol.js';
 import { testManagerConfig } from '../../tunnel/tunnel-fixture.js';
-import { connectPeer, echoApi, echoPod, responseOf, type H2Peer } from './intercept-fixture.js';
+import { connectPeer, echoAgentInfo, echoApi, echoPod, responseOf, type H2Peer } from './intercept-fixture.js';
 
 const CLAIM_TIMEOUT_MS = 1_000;
-
-const agentInfo = (pod: string): MessageInitShape<typeof AgentInfoSchema> => ({
-  pod,
-  namespace: 'default',
-  workload: 'echo',
-  kind: 'Deployment',
-  container: 'echo',
-  ports: [{ agentPort: 9900, containerPort: 8080, name: 'http', protocol: 'TCP', takeover: 'named-port' }],
-  environment: { GREETING: 'hi' },
-});
 
 function agentStream(peer: H2Peer, agentId: string, interceptId: string): ClientHttp2Stream {
   return peer.session.request({
@@ -85,10 +74,10 @@ test('an agent stream is announced to the client, answered and spliced; failures
     assert.equal(intercept.state, 'waiting');
 
     // Another pod's claim is refused: the caller's address is not echo-2's.
-    const impostor = agent.client(Agent).arriveAsAgent(agentInfo('echo-2'))[Symbol.asyncIterator]();
+    const impostor = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-2'))[Symbol.asyncIterator]();
     await assert.rejects(impostor.next(), (error: ConnectError) => error.code === Code.PermissionDenied && /127\.0\.0\.1 is not an address of the pod default\/echo-2/.test(error.message));
 
-    const directives: AsyncIterator<AgentDirective> = agent.client(Agent).arriveAsAgent(agentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
+    const directives: AsyncIterator<AgentDirective> = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
     const { agentId } = (await directives.next()).value as AgentDirective;
     assert.match(agentId, /^[A-Za-z0-9_-]+$/);
     const told = (await directives.next()).value as AgentDirective;
