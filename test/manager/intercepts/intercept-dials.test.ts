@@ -152,3 +152,37 @@ test('without a Kubernetes API the intercept RPCs refuse, and the agent listener
   }
   await assert.rejects(startTrafficManager(testManagerConfig({ agentListen: { host: '127.0.0.1', port: 0 } })), /--agent-listen needs the Kubernetes API/);
 });
+
+test('caps: agents in all, and pending connections per agent (the one over answered 429 at once)', { timeout: 30_000 }, async () => {
+  const api = echoApi();
+  api.pods.push(echoPod('echo-1', '127.0.0.1'), echoPod('echo-3', '127.0.0.1'));
+  const manager = await startTrafficManager(
+    testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, limits: { agents: 1, pendingDialsPerAgent: 1 } }),
+  );
+  const client = await connectPeer(manager.url);
+  const agent = await connectPeer(manager.agentUrl!);
+  const stop = new AbortController();
+  try {
+    const control = client.client(Manager);
+    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
+    const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
+    const { agentId } = (await directives.next()).value as AgentDirective;
+    await directives.next();
+    const second = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-3'))[Symbol.asyncIterator]();
+    await assert.rejects(second.next(), (error: ConnectError) => error.code === Code.ResourceExhausted && /limit of 1 agents/.test(error.message));
+
+    const dials = control.watchDials({ id: sessionId }, { signal: stop.signal })[Symbol.asyncIterator]();
+    const first = agentStream(agent, agentId, intercept.id);
+    await dials.next();
+    const over = await responseOf(agentStream(agent, agentId, intercept.id));
+    assert.equal(over[':status'], 429);
+    assert.match(String(over[ERROR_MESSAGE_HEADER]), /1 pending connections per agent/);
+    first.close();
+  } finally {
+    stop.abort();
+    client.close();
+    agent.close();
+    await manager.close();
+  }
+});
