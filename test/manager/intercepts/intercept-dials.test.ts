@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { ClientHttp2Stream } from 'node:http2';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Agent, Manager, type AgentDirective, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { startTrafficManager } from '../../../src/manager/traffic-manager.js';
@@ -92,6 +93,9 @@ test('an agent stream is announced to the client, answered and spliced; failures
     const fromAgent = agentStream(agent, agentId, intercept.id);
     const dial = (await dials.next()).value as InterceptDial;
     assert.deepEqual([dial.interceptId, dial.pod, dial.containerPort, dial.protocol, dial.source, dial.mirror], [intercept.id, 'echo-1', 8080, 'TCP', '10.244.0.9:41000', false]);
+    // Another session cannot take it.
+    const { id: otherSession } = await control.arriveAsClient({ name: 'eve@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    assert.equal((await responseOf(answer(client, otherSession, dial.id)))[':status'], 504);
     const fromClient = answer(client, sessionId, dial.id);
     const responses = await Promise.all([responseOf(fromAgent), responseOf(fromClient)]);
     assert.deepEqual(responses.map((r) => r[':status']), [200, 200]);
@@ -181,6 +185,38 @@ test('caps: agents in all, and pending connections per agent (the one over answe
     first.close();
   } finally {
     stop.abort();
+    client.close();
+    agent.close();
+    await manager.close();
+  }
+});
+
+test('each listener serves only its own API; an agent whose connection is lost is gone (the intercept waits again)', { timeout: 30_000 }, async () => {
+  const api = echoApi();
+  api.pods.push(echoPod('echo-1', '127.0.0.1'));
+  const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 } }));
+  const client = await connectPeer(manager.url);
+  const agent = await connectPeer(manager.agentUrl!);
+  try {
+    await assert.rejects(agent.client(Manager).version({}), (error: ConnectError) => error.code === Code.Unimplemented);
+    const wrongPlace = client.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
+    await assert.rejects(wrongPlace.next(), (error: ConnectError) => error.code === Code.Unimplemented);
+
+    const control = client.client(Manager);
+    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
+    const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
+    await directives.next();
+    await directives.next();
+    assert.equal((await control.getIntercept({ sessionId, id: intercept.id })).state, 'active');
+    agent.session.destroy();
+    while ((await control.getIntercept({ sessionId, id: intercept.id })).state !== 'waiting') await sleep(20);
+    const listed = await control.listWorkloads({ sessionId, namespace: 'default' });
+    assert.deepEqual(
+      listed.workloads.map((w) => [w.name, w.agent, w.intercepts.map((i) => [i.client, i.spec?.mode, Object.keys(i.environment).length])]),
+      [['echo', 'rolling-out', [['alice@laptop', 'global', 0]]]],
+    );
+  } finally {
     client.close();
     agent.close();
     await manager.close();
