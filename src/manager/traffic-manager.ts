@@ -19,6 +19,7 @@ import {
   parseIdPath,
 } from '../tunnel/protocol.js';
 import type { KubeAccess } from '../k8s/resilient-informer.js';
+import { managerKubeAccess } from './discovery/manager-kube.js';
 import { startAgentListener, type AgentListener } from './intercepts/agent-listener.js';
 import { AgentRegistry } from './intercepts/agent-registry.js';
 import { kubeAgentVerifier, type AgentVerifier } from './intercepts/agent-verifier.js';
@@ -45,6 +46,8 @@ import { serveUdpFlow } from './udp-flow.js';
 
 /** The settings from the command line (manager-config.ts; discovery runs beside it), and what only code can give. */
 export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' | 'discovery' | 'clientAuth'> {
+  /** The command line's Kubernetes access (kubeconfig or in-cluster), used for intercepts when `kube` is not given. */
+  discovery?: Pick<ManagerSettings['discovery'], 'kube'>;
   version: string;
   log: Logger;
   /** How clients of a TLS listener prove who they are; required when one is served. */
@@ -57,7 +60,7 @@ export interface TrafficManagerConfig extends Omit<ManagerSettings, 'logLevel' |
   limits?: Partial<ManagerLimits>;
   /** Lets in-process tests dial target servers on this host's loopback (TargetPolicyOptions). */
   loopbackTargetsForTests?: boolean;
-  /** The manager's Kubernetes access (managerKubeAccess): intercepts need it. */
+  /** The manager's Kubernetes access: intercepts need it. Default: managerKubeAccess(discovery.kube). */
   kube?: KubeAccess;
   /** Replace the Kubernetes side of intercepts (tests where no API server can run). */
   workloadApi?: WorkloadApi;
@@ -128,8 +131,18 @@ function urlOf(address: AddressInfo, tls: boolean): string {
 }
 
 /** The intercept machinery over the API (or the tests' double); undefined without one. */
-function interceptingFor(config: TrafficManagerConfig, limits: ManagerLimits): (Intercepting & { verifier: AgentVerifier }) | undefined {
-  const api = config.workloadApi ?? (config.kube === undefined ? undefined : kubeWorkloadApi(config.kube));
+async function interceptingFor(config: TrafficManagerConfig, limits: ManagerLimits): Promise<(Intercepting & { verifier: AgentVerifier }) | undefined> {
+  let kube = config.kube;
+  const settings = config.discovery?.kube;
+  if (kube === undefined && config.workloadApi === undefined && settings !== undefined) {
+    try {
+      kube = await managerKubeAccess(settings);
+    } catch (error) {
+      // The tunnel works without it; intercepts then refuse, saying why there is no API.
+      config.log.warn('no Kubernetes access for intercepts', { error: (error as Error).message });
+    }
+  }
+  const api = config.workloadApi ?? (kube === undefined ? undefined : kubeWorkloadApi(kube));
   if (api === undefined) return undefined;
   const agents = new AgentRegistry(limits);
   const intercepts = new InterceptRegistry({ api, agents, log: config.log, interceptsPerSession: limits.interceptsPerSession });
@@ -151,7 +164,7 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     own: ownAddresses(),
     ...(config.loopbackTargetsForTests === true ? { loopbackForTests: true } : {}),
   });
-  const intercepting = interceptingFor(config, limits);
+  const intercepting = await interceptingFor(config, limits);
   if (config.agentListen !== undefined && intercepting === undefined) {
     throw new ListenerTrustError('--agent-listen needs the Kubernetes API to check arriving agents: run the manager in the cluster or give it --kubeconfig.');
   }

@@ -4,7 +4,7 @@
 import { Code, ConnectError, createContextKey, type ConnectRouter } from '@connectrpc/connect';
 import { Agent, type AgentInfo } from '../../gen/kubetun/manager/v1/manager_pb.js';
 import type { Logger } from '../../log/logger.js';
-import { LimitError } from '../manager-limits.js';
+import { admit, Allowance, LimitError } from '../manager-limits.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { AgentRefusedError, type AgentVerifier } from './agent-verifier.js';
 import type { InterceptRegistry } from './intercept-registry.js';
@@ -16,6 +16,8 @@ export const AGENT_CALLER = createContextKey<{ address: string; connection: obje
 
 const NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const MAX_PORTS = 64;
+/** Arrivals checked with the API at once: anything reaching the listener could otherwise flood the API server. */
+const VERIFICATIONS_AT_ONCE = 32;
 
 /** The fields the manager acts on, checked; a bad one is refused naming it. */
 function checkAgentInfo(info: AgentInfo): void {
@@ -38,6 +40,7 @@ export interface AgentServiceDeps {
 }
 
 export function agentRoutes(deps: AgentServiceDeps): (router: ConnectRouter) => void {
+  const verifications = new Allowance('agent arrivals being checked', VERIFICATIONS_AT_ONCE);
   return (router) =>
     router.service(Agent, {
       async *arriveAsAgent(info, context) {
@@ -45,6 +48,8 @@ export function agentRoutes(deps: AgentServiceDeps): (router: ConnectRouter) => 
         if (caller === undefined) throw new ConnectError('the caller is unknown.', Code.Unauthenticated);
         checkAgentInfo(info);
         const pod = `${info.namespace}/${info.pod}`;
+        const checking = admit(verifications);
+        if (!checking.admitted) throw new ConnectError(checking.message, Code.ResourceExhausted);
         try {
           await deps.verifier.verify(info, caller.address);
         } catch (error) {
@@ -54,6 +59,8 @@ export function agentRoutes(deps: AgentServiceDeps): (router: ConnectRouter) => 
           }
           if (error instanceof WorkloadApiError) throw new ConnectError(`cannot check the agent with the Kubernetes API: ${error.message}`, Code.Unavailable);
           throw error;
+        } finally {
+          checking.release();
         }
         let agent;
         try {

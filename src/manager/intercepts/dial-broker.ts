@@ -119,6 +119,8 @@ export class DialBroker {
     stream.once('close', () => this.forget(id));
     const removeEndHook = session.onEnd(() => this.fail(id, 'session', 'The intercepting client\'s session ended.'));
     stream.once('close', removeEndHook);
+    // Dials that failed or were answered while queued go, so the queue stays within the pending caps.
+    dials.queue = dials.queue.filter((queued) => this.dials.has(queued.id!));
     dials.queue.push({
       id,
       interceptId,
@@ -146,7 +148,7 @@ export class DialBroker {
     }
     const reason = header(headers, ERROR_HEADER);
     if (reason !== undefined) {
-      const known = (reason in STATUS_FOR_REASON ? reason : 'refused') as WireErrorReason;
+      const known = (Object.hasOwn(STATUS_FOR_REASON, reason) ? reason : 'refused') as WireErrorReason;
       answerFailure(agentStream, known, `The intercepting client: ${header(headers, ERROR_MESSAGE_HEADER) ?? 'its local dial failed'}`);
       if (!stream.closed) stream.respond({ ':status': 200 }, { endStream: true });
       return;

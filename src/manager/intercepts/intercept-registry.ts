@@ -112,6 +112,9 @@ export class InterceptRegistry {
     };
     this.intercepts.set(intercept.id, intercept);
     intercept.removeEndHook = session.onEnd(() => this.end(intercept));
+    const gone = (): ConnectError => new ConnectError('the session ended while the intercept was being set up.', Code.Aborted);
+    // A session that ended during the API calls has run the hook already: nothing is patched for it.
+    if (!this.intercepts.has(intercept.id)) throw gone();
     try {
       const patch = enablingPatch(workload, agentTargetPorts(ports, port.container), port.container, mode === 'replace');
       if (patch !== undefined) {
@@ -122,7 +125,7 @@ export class InterceptRegistry {
       this.end(intercept);
       throw error;
     }
-    if (!this.intercepts.has(intercept.id)) throw new ConnectError('the session ended while the intercept was being set up.', Code.Aborted);
+    if (!this.intercepts.has(intercept.id)) throw gone();
     this.deps.log.info('intercept created', { session: session.tag, workload: key, mode, port: port.containerPort });
     this.tellAgents(key);
     return this.info(intercept, true);

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { ClientHttp2Stream } from 'node:http2';
 import { test } from 'node:test';
-import type { MessageInitShape } from '@bufbuild/protobuf';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { Agent, Manager, type AgentDirective, type AgentInfoSchema, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
+import { Agent, Manager, type AgentDirective, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { startTrafficManager } from '../../../src/manager/traffic-manager.js';
 import {
   AGENT_HEADER,
@@ -23,19 +23,9 @@ import {
   interceptPath,
 } from '../../../src/tunnel/protocol.js';
 import { testManagerConfig } from '../../tunnel/tunnel-fixture.js';
-import { connectPeer, echoApi, echoPod, responseOf, type H2Peer } from './intercept-fixture.js';
+import { connectPeer, echoAgentInfo, echoApi, echoPod, responseOf, type H2Peer } from './intercept-fixture.js';
 
 const CLAIM_TIMEOUT_MS = 1_000;
-
-const agentInfo = (pod: string): MessageInitShape<typeof AgentInfoSchema> => ({
-  pod,
-  namespace: 'default',
-  workload: 'echo',
-  kind: 'Deployment',
-  container: 'echo',
-  ports: [{ agentPort: 9900, containerPort: 8080, name: 'http', protocol: 'TCP', takeover: 'named-port' }],
-  environment: { GREETING: 'hi' },
-});
 
 function agentStream(peer: H2Peer, agentId: string, interceptId: string): ClientHttp2Stream {
   return peer.session.request({
@@ -85,10 +75,10 @@ test('an agent stream is announced to the client, answered and spliced; failures
     assert.equal(intercept.state, 'waiting');
 
     // Another pod's claim is refused: the caller's address is not echo-2's.
-    const impostor = agent.client(Agent).arriveAsAgent(agentInfo('echo-2'))[Symbol.asyncIterator]();
+    const impostor = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-2'))[Symbol.asyncIterator]();
     await assert.rejects(impostor.next(), (error: ConnectError) => error.code === Code.PermissionDenied && /127\.0\.0\.1 is not an address of the pod default\/echo-2/.test(error.message));
 
-    const directives: AsyncIterator<AgentDirective> = agent.client(Agent).arriveAsAgent(agentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
+    const directives: AsyncIterator<AgentDirective> = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
     const { agentId } = (await directives.next()).value as AgentDirective;
     assert.match(agentId, /^[A-Za-z0-9_-]+$/);
     const told = (await directives.next()).value as AgentDirective;
@@ -103,6 +93,9 @@ test('an agent stream is announced to the client, answered and spliced; failures
     const fromAgent = agentStream(agent, agentId, intercept.id);
     const dial = (await dials.next()).value as InterceptDial;
     assert.deepEqual([dial.interceptId, dial.pod, dial.containerPort, dial.protocol, dial.source, dial.mirror], [intercept.id, 'echo-1', 8080, 'TCP', '10.244.0.9:41000', false]);
+    // Another session cannot take it.
+    const { id: otherSession } = await control.arriveAsClient({ name: 'eve@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    assert.equal((await responseOf(answer(client, otherSession, dial.id)))[':status'], 504);
     const fromClient = answer(client, sessionId, dial.id);
     const responses = await Promise.all([responseOf(fromAgent), responseOf(fromClient)]);
     assert.deepEqual(responses.map((r) => r[':status']), [200, 200]);
@@ -162,4 +155,70 @@ test('without a Kubernetes API the intercept RPCs refuse, and the agent listener
     await manager.close();
   }
   await assert.rejects(startTrafficManager(testManagerConfig({ agentListen: { host: '127.0.0.1', port: 0 } })), /--agent-listen needs the Kubernetes API/);
+});
+
+test('caps: agents in all, and pending connections per agent (the one over answered 429 at once)', { timeout: 30_000 }, async () => {
+  const api = echoApi();
+  api.pods.push(echoPod('echo-1', '127.0.0.1'), echoPod('echo-3', '127.0.0.1'));
+  const manager = await startTrafficManager(
+    testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, limits: { agents: 1, pendingDialsPerAgent: 1 } }),
+  );
+  const client = await connectPeer(manager.url);
+  const agent = await connectPeer(manager.agentUrl!);
+  const stop = new AbortController();
+  try {
+    const control = client.client(Manager);
+    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
+    const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
+    const { agentId } = (await directives.next()).value as AgentDirective;
+    await directives.next();
+    const second = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-3'))[Symbol.asyncIterator]();
+    await assert.rejects(second.next(), (error: ConnectError) => error.code === Code.ResourceExhausted && /limit of 1 agents/.test(error.message));
+
+    const dials = control.watchDials({ id: sessionId }, { signal: stop.signal })[Symbol.asyncIterator]();
+    const first = agentStream(agent, agentId, intercept.id);
+    await dials.next();
+    const over = await responseOf(agentStream(agent, agentId, intercept.id));
+    assert.equal(over[':status'], 429);
+    assert.match(String(over[ERROR_MESSAGE_HEADER]), /1 pending connections per agent/);
+    first.close();
+  } finally {
+    stop.abort();
+    client.close();
+    agent.close();
+    await manager.close();
+  }
+});
+
+test('each listener serves only its own API; an agent whose connection is lost is gone (the intercept waits again)', { timeout: 30_000 }, async () => {
+  const api = echoApi();
+  api.pods.push(echoPod('echo-1', '127.0.0.1'));
+  const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 } }));
+  const client = await connectPeer(manager.url);
+  const agent = await connectPeer(manager.agentUrl!);
+  try {
+    await assert.rejects(agent.client(Manager).version({}), (error: ConnectError) => error.code === Code.Unimplemented);
+    const wrongPlace = client.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
+    await assert.rejects(wrongPlace.next(), (error: ConnectError) => error.code === Code.Unimplemented);
+
+    const control = client.client(Manager);
+    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
+    const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
+    await directives.next();
+    await directives.next();
+    assert.equal((await control.getIntercept({ sessionId, id: intercept.id })).state, 'active');
+    agent.session.destroy();
+    while ((await control.getIntercept({ sessionId, id: intercept.id })).state !== 'waiting') await sleep(20);
+    const listed = await control.listWorkloads({ sessionId, namespace: 'default' });
+    assert.deepEqual(
+      listed.workloads.map((w) => [w.name, w.agent, w.intercepts.map((i) => [i.client, i.spec?.mode, Object.keys(i.environment).length])]),
+      [['echo', 'rolling-out', [['alice@laptop', 'global', 0]]]],
+    );
+  } finally {
+    client.close();
+    agent.close();
+    await manager.close();
+  }
 });

@@ -6,6 +6,8 @@ import * as http2 from 'node:http2';
 import { createClient, type Client } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import type { DescService } from '@bufbuild/protobuf';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { AgentInfoSchema } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { ControlSession } from '../../../src/tunnel/control-session.js';
 import { AGENT_CONTAINER } from '../../../src/agent/agent-contract.js';
 import {
@@ -95,6 +97,18 @@ export function echoApi(): MemoryWorkloadApi {
 export function echoPod(name: string, ip: string): Pod {
   return { namespace: 'default', name, podIps: [ip], containers: ['echo', AGENT_CONTAINER], owner: { kind: 'ReplicaSet', name: 'echo-5d9f' } };
 }
+
+/** What echo's agent in `pod` says of itself (port 8080 taken by name). */
+export const echoAgentInfo = (pod: string, replaced = false): MessageInitShape<typeof AgentInfoSchema> => ({
+  pod,
+  namespace: 'default',
+  workload: 'echo',
+  kind: 'Deployment',
+  container: 'echo',
+  ports: [{ agentPort: 9900, containerPort: 8080, name: 'http', protocol: 'TCP', takeover: 'named-port' }],
+  environment: { GREETING: 'hi' },
+  replaced,
+});
 
 export interface H2Peer {
   session: http2.ClientHttp2Session;

@@ -12,7 +12,7 @@ import { AgentRegistry } from '../../../src/manager/intercepts/agent-registry.js
 import { InterceptRegistry } from '../../../src/manager/intercepts/intercept-registry.js';
 import { DEFAULT_LIMITS } from '../../../src/manager/manager-limits.js';
 import { SessionRegistry } from '../../../src/manager/session-registry.js';
-import { echoApi, type MemoryWorkloadApi } from './intercept-fixture.js';
+import { echoAgentInfo, echoApi, type MemoryWorkloadApi } from './intercept-fixture.js';
 
 function setup(api: MemoryWorkloadApi = echoApi(), interceptsPerSession = 16) {
   let now = 0;
@@ -20,20 +20,7 @@ function setup(api: MemoryWorkloadApi = echoApi(), interceptsPerSession = 16) {
   const agents = new AgentRegistry(DEFAULT_LIMITS);
   const intercepts = new InterceptRegistry({ api, agents, log: silentLogger, interceptsPerSession });
   const arrive = (name: string) => sessions.arrive({ name, namespace: 'default', hostname: 'laptop', version: 't' }, `id-${name}`);
-  const agent = (pod: string, replaced = false) =>
-    agents.add(
-      create(AgentInfoSchema, {
-        pod,
-        namespace: 'default',
-        workload: 'echo',
-        kind: 'Deployment',
-        container: 'echo',
-        ports: [{ agentPort: 9900, containerPort: 8080, name: 'http', protocol: 'TCP', takeover: 'named-port' }],
-        environment: { GREETING: 'hi' },
-        replaced,
-      }),
-      undefined,
-    );
+  const agent = (pod: string, replaced = false) => agents.add(create(AgentInfoSchema, echoAgentInfo(pod, replaced)), undefined);
   return { api, sessions, agents, intercepts, arrive, agent, advance: (ms: number) => (now += ms) };
 }
 
