@@ -3,10 +3,12 @@
 
 import { Option, type Command } from 'commander';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { AgentRollback } from '../k8s/agent-rollback.js';
 import { InstallError, Installer, type ApplyAction, type RemoveAction } from '../k8s/installer.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, KubeConfigError, loadKubeConfig } from '../k8s/kube-client.js';
 import {
   DEFAULT_NAMESPACE,
+  MANAGER_NAME,
   ManifestError,
   managerManifests,
   manifestList,
@@ -14,6 +16,7 @@ import {
   manifestsYaml,
   type ManagerManifests,
 } from '../k8s/manager-manifests.js';
+import { createWebhookTls, webhookDnsNames, type WebhookTls } from '../k8s/webhook-tls.js';
 import { kubetunVersion } from '../version.js';
 
 const USAGE_EXIT_CODE = 2;
@@ -58,7 +61,10 @@ function milliseconds(command: Command, flag: string, text: string): number {
 }
 
 interface Prepared {
+  /** Without the webhook's TLS: enough to name every object. */
   manifests: ManagerManifests;
+  /** The same objects, with the webhook's CA and certificate. */
+  withWebhookTls: (tls: WebhookTls) => ManagerManifests;
   timeoutMs: number;
   requestTimeoutMs: number;
 }
@@ -67,8 +73,9 @@ interface Prepared {
 function prepare(command: Command, flags: ClusterFlags, image?: string, tlsSecret?: string): Prepared {
   const timeoutMs = milliseconds(command, '--timeout', flags.timeout);
   const requestTimeoutMs = milliseconds(command, '--request-timeout', flags.requestTimeout);
+  const options = { namespace: flags.namespace, version: kubetunVersion(), image, ...(tlsSecret === undefined ? {} : { tlsSecret }) };
   try {
-    return { manifests: managerManifests({ namespace: flags.namespace, version: kubetunVersion(), image, ...(tlsSecret === undefined ? {} : { tlsSecret }) }), timeoutMs, requestTimeoutMs };
+    return { manifests: managerManifests(options), withWebhookTls: (webhookTls) => managerManifests({ ...options, webhookTls }), timeoutMs, requestTimeoutMs };
   } catch (error) {
     if (!(error instanceof ManifestError)) throw error;
     return command.error(`kubetun ${command.name()}: ${error.message}`, { exitCode: USAGE_EXIT_CODE });
@@ -90,15 +97,23 @@ async function install(flags: InstallFlags, command: Command): Promise<void> {
   if (flags.output !== undefined && flags.dryRun !== true) {
     command.error(`kubetun install: -o/--output only goes with --dry-run (which prints the objects instead of applying them)`, { exitCode: USAGE_EXIT_CODE });
   }
-  const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags, flags.image, flags.tlsSecret);
-  const objects = manifestList(manifests);
+  const { manifests: named, withWebhookTls, timeoutMs, requestTimeoutMs } = prepare(command, flags, flags.image, flags.tlsSecret);
+  const dnsNames = webhookDnsNames(MANAGER_NAME, flags.namespace);
   if (flags.dryRun === true) {
+    // A new CA each time: what is printed is a complete, consistent set to apply.
+    const objects = manifestList(withWebhookTls(createWebhookTls(dnsNames)));
     process.stdout.write(flags.output === 'json' ? manifestsJson(objects) : manifestsYaml(objects));
     return;
   }
   await report(command, async () => {
     const installer = new Installer(loadKubeConfig(flags), requestTimeoutMs);
-    await installer.applyAll(objects, (object, action) => console.log(`${label(object)} ${APPLIED[action]}`));
+    const applied = (object: KubernetesObject, action: ApplyAction): void => console.log(`${label(object)} ${APPLIED[action]}`);
+    // The namespace first, as always; then the webhook's Secret in it is kept or renewed, and the rest follows.
+    await installer.applyAll([named.namespace], applied);
+    const { tls, renewed } = await installer.webhookTls(named.webhookSecret, dnsNames);
+    if (renewed !== undefined) console.log(`${label(named.webhookSecret)}: ${renewed}; a new CA and certificate replace it`);
+    const manifests = withWebhookTls(tls);
+    await installer.applyAll(manifestList(manifests).filter((object) => object.kind !== 'Namespace'), applied);
     const { deployment } = manifests;
     console.log(`waiting up to ${timeoutMs / 1000} s for deployment ${flags.namespace}/${deployment.metadata?.name} to be available`);
     await installer.waitAvailable(deployment, timeoutMs);
@@ -109,17 +124,35 @@ async function install(flags: InstallFlags, command: Command): Promise<void> {
 async function uninstall(flags: ClusterFlags, command: Command): Promise<void> {
   const { manifests, timeoutMs, requestTimeoutMs } = prepare(command, flags);
   await report(command, async () => {
-    const installer = new Installer(loadKubeConfig(flags), requestTimeoutMs);
+    const config = loadKubeConfig(flags);
+    const installer = new Installer(config, requestTimeoutMs);
+    const rollback = new AgentRollback(config, requestTimeoutMs);
     // "not found" lines wait until something is found: a plain "not installed" reads better than one per object.
     const held: string[] = [];
     let found = false;
-    await installer.removeAll(manifests, timeoutMs, (object, action) => {
-      held.push(`${label(object)} ${REMOVED[action]}`);
-      found ||= action !== 'absent';
-      if (!found) return;
-      console.log(held.splice(0).join('\n'));
-      if (action === 'deleted' && object.kind === 'Namespace') console.log(`waiting up to ${timeoutMs / 1000} s for namespace ${flags.namespace} to be gone`);
-    });
+    const say = (line: string, finding: boolean): void => {
+      held.push(line);
+      found ||= finding;
+      if (found) console.log(held.splice(0).join('\n'));
+    };
+    // Once no webhook injects agents, the workloads are rolled out without them.
+    const removeAgents = async (): Promise<void> => {
+      const others = await rollback.otherInjectors(flags.namespace);
+      if (others.length > 0) {
+        say(`agents stay in their workloads: kubetun is installed in namespace ${others.join(', ')} too, and its injector serves them`, false);
+        return;
+      }
+      await rollback.rollBack((w) => say(`${w.kind.toLowerCase()}/${w.name} in namespace ${w.namespace}: agent removed (its pods roll out)`, true));
+    };
+    await installer.removeAll(
+      manifests,
+      timeoutMs,
+      (object, action) => {
+        say(`${label(object)} ${REMOVED[action]}`, action !== 'absent');
+        if (found && action === 'deleted' && object.kind === 'Namespace') console.log(`waiting up to ${timeoutMs / 1000} s for namespace ${flags.namespace} to be gone`);
+      },
+      removeAgents,
+    );
     if (!found) {
       console.log(`kubetun is not installed in namespace ${flags.namespace}: nothing to delete`);
       return;
@@ -140,7 +173,7 @@ function clusterOptions(command: Command): Command {
 
 export function registerInstallCommands(program: Command): void {
   clusterOptions(program.command('install'))
-    .description('deploy the traffic manager into the cluster (or update it), and wait until it is available')
+    .description('deploy the traffic manager and its agent injector (a mutating webhook) into the cluster (or update them), and wait until it is available')
     .option('--image <ref>', `the traffic manager's image (default ghcr.io/kubetun/traffic-manager:${kubetunVersion()})`)
     .option('--tls-secret <name>', "a kubernetes.io/tls Secret in the namespace: the manager also serves TLS on port 8443 for kubetun connect --manager-url, admitting users allowed to port-forward to it")
     .option('--dry-run', 'print the objects instead of applying them; contacts no cluster')
@@ -148,6 +181,6 @@ export function registerInstallCommands(program: Command): void {
     .action(install);
 
   clusterOptions(program.command('uninstall'))
-    .description('remove the traffic manager and everything install created, and wait until its namespace is gone')
+    .description('remove the agent injector, take the agents out of the workloads, remove the traffic manager and everything install created, and wait until its namespace is gone')
     .action(uninstall);
 }

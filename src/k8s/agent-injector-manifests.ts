@@ -3,7 +3,8 @@
 // Deployment, Service and NetworkPolicy the agent listener (8083) and the webhook listener (8444, 443 on the
 // Service). Pure data, as the rest of the manifests.
 
-import type { V1Container, V1MutatingWebhookConfiguration, V1PodSpec, V1PolicyRule, V1Secret, V1Service, V1NetworkPolicy } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import type { V1Container, V1MutatingWebhookConfiguration, V1PodTemplateSpec, V1PolicyRule, V1Secret, V1Service, V1NetworkPolicy } from '@kubernetes/client-node';
 import { AGENT_LABEL, AGENT_LABEL_VALUE } from '../agent/agent-contract.js';
 import { TLS_CERT_KEY, TLS_KEY_KEY, webhookTlsSecretData, type WebhookTls } from './webhook-tls.js';
 
@@ -15,6 +16,7 @@ export const WEBHOOK_TLS_SECRET = 'traffic-manager-webhook-tls';
 export const WEBHOOK_NAME = 'agent-injector.kubetun.io';
 export const WEBHOOK_PATH = '/mutate-pods';
 const WEBHOOK_TLS_MOUNT = '/etc/kubetun/webhook-tls';
+export const WEBHOOK_CERT_ANNOTATION = 'kubetun.io/webhook-certificate';
 // Well inside the API server's 30 s limit: a labelled pod's creation waits at most this long for a manager that
 // does not answer, then starts without the agent (failurePolicy Ignore).
 const WEBHOOK_TIMEOUT_SECONDS = 5;
@@ -82,8 +84,14 @@ export const AGENT_RBAC_RULES: V1PolicyRule[] = [
 ];
 
 /** The manager's container and pod serve agents and the webhook; its Service and NetworkPolicy let them in. */
-export function addAgentInjector(parts: { pod: V1PodSpec; container: V1Container; service: V1Service; networkPolicy: V1NetworkPolicy }, options: InjectorOptions): void {
-  const { pod, container, service, networkPolicy } = parts;
+export function addAgentInjector(parts: { template: V1PodTemplateSpec; container: V1Container; service: V1Service; networkPolicy: V1NetworkPolicy }, options: InjectorOptions): void {
+  const { template, container, service, networkPolicy } = parts;
+  const pod = template.spec!;
+  if (options.tls !== undefined) {
+    // The manager reads its certificate at start: a new one (and the caBundle that goes with it) rolls it out.
+    const fingerprint = createHash('sha256').update(options.tls.certPem).digest('hex').slice(0, 16);
+    template.metadata = { ...template.metadata, annotations: { ...template.metadata?.annotations, [WEBHOOK_CERT_ANNOTATION]: fingerprint } };
+  }
   container.args = [
     ...(container.args ?? []),
     '--agent-listen',

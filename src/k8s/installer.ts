@@ -12,10 +12,12 @@ import {
   type V1Deployment,
   type V1Namespace,
   type V1Pod,
+  type V1Secret,
 } from '@kubernetes/client-node';
 import { DEFAULT_REQUEST_TIMEOUT_MS, describeApiError, timedApiConfiguration } from './kube-client.js';
 import { notReadyReason } from './manager-locator.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, MANAGER_NAME, selectorLabels, type ManagerManifests } from './manager-manifests.js';
+import { createWebhookTls, webhookTlsFromSecretData, webhookTlsProblem, type WebhookTls } from './webhook-tls.js';
 
 const POLL_MS = 1_000;
 
@@ -74,12 +76,22 @@ export class Installer {
     this.core = new CoreV1Api(configuration);
   }
 
-  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  private async call<T>(what: string, run: () => Promise<T>, object?: KubernetesObject): Promise<T> {
     try {
       return await run();
     } catch (error) {
-      throw new InstallError(describeApiError(error, what, this.config));
+      throw this.failure(error, what, object);
     }
+  }
+
+  /** The API's refusal for a person; the webhook's needs a permission ordinary namespace admins lack, so it says so. */
+  private failure(error: unknown, what: string, object?: KubernetesObject): InstallError {
+    const message = describeApiError(error, what, this.config);
+    if (object?.kind !== 'MutatingWebhookConfiguration' || !(error instanceof ApiException) || error.code !== 403) return new InstallError(message);
+    return new InstallError(
+      `${message}. kubetun's agent injector needs permission to get, create, update and delete mutatingwebhookconfigurations ` +
+        '(admissionregistration.k8s.io, cluster-scoped); ask a cluster admin to grant it, or to run this command',
+    );
   }
 
   /** The object as the cluster has it, or null when it does not exist. */
@@ -88,7 +100,7 @@ export class Installer {
       return await this.objects.read({ apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, namespace: object.metadata?.namespace } });
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) return null;
-      throw new InstallError(describeApiError(error, `read ${objectName(object)}`, this.config));
+      throw this.failure(error, `read ${objectName(object)}`, object);
     }
   }
 
@@ -97,7 +109,7 @@ export class Installer {
     const name = objectName(desired);
     const existing = await this.read(desired);
     if (existing === null) {
-      await this.call(`create ${name}`, () => this.objects.create(desired));
+      await this.call(`create ${name}`, () => this.objects.create(desired), desired);
       return 'created';
     }
     if (desired.kind === 'Namespace' && (existing as V1Namespace).status?.phase === 'Terminating') {
@@ -110,7 +122,7 @@ export class Installer {
       );
     }
     if (covers(existing, desired)) return 'unchanged';
-    await this.call(`update ${name}`, () => this.objects.replace(overlay(existing, desired)));
+    await this.call(`update ${name}`, () => this.objects.replace(overlay(existing, desired)), desired);
     return 'updated';
   }
 
@@ -135,25 +147,46 @@ export class Installer {
     } catch (error) {
       // Gone between the read and the delete: the same outcome.
       if (error instanceof ApiException && error.code === 404) return 'deleted';
-      throw new InstallError(describeApiError(error, `delete ${objectName(object)}`, this.config));
+      throw this.failure(error, `delete ${objectName(object)}`, object);
     }
     return 'deleted';
   }
 
-  /** Removes what install created, the namespace last; waits (up to timeoutMs) until a deleted namespace is gone. */
+  /**
+   * The agent injector's CA and certificate: those of the Secret install made before while they still serve
+   * (so the caBundle and the mounted certificate stay a pair), else new ones, with the reason the old were not kept.
+   */
+  async webhookTls(secret: V1Secret, dnsNames: readonly [string, ...string[]]): Promise<{ tls: WebhookTls; renewed?: string }> {
+    const existing = (await this.read(secret)) as V1Secret | null;
+    if (existing === null || !isManaged(existing)) return { tls: createWebhookTls(dnsNames) };
+    const stored = webhookTlsFromSecretData(existing.data);
+    const problem = webhookTlsProblem(stored, dnsNames);
+    return problem === null ? { tls: stored as WebhookTls } : { tls: createWebhookTls(dnsNames), renewed: problem };
+  }
+
+  /**
+   * Removes what install created: the webhook first (no new pod gets an agent), then `afterWebhook` (taking the
+   * agents out), then the rest, the namespace last; waits (up to timeoutMs) until a deleted namespace is gone.
+   */
   async removeAll(
     manifests: ManagerManifests,
     timeoutMs: number,
     report: (object: KubernetesObject, action: RemoveAction) => void,
+    afterWebhook: () => Promise<void> = async () => undefined,
   ): Promise<RemoveAction[]> {
-    const { deployment, service, networkPolicy, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace } = manifests;
+    const { webhookConfiguration, deployment, service, networkPolicy, webhookSecret, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace } = manifests;
     const actions: RemoveAction[] = [];
+    const removeEach = async (objects: KubernetesObject[]): Promise<void> => {
+      for (const object of objects) {
+        const action = await this.remove(object);
+        report(object, action);
+        actions.push(action);
+      }
+    };
+    await removeEach([webhookConfiguration]);
+    await afterWebhook();
     // The NetworkPolicy goes after the Deployment: its pods stay unreachable for as long as they run.
-    for (const object of [deployment, service, networkPolicy, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace]) {
-      const action = await this.remove(object);
-      report(object, action);
-      actions.push(action);
-    }
+    await removeEach([deployment, service, networkPolicy, webhookSecret, roleBinding, role, serviceAccount, clusterRoleBinding, clusterRole, namespace]);
     if (actions.at(-1) === 'deleted') await this.waitGone(namespace, timeoutMs);
     return actions;
   }

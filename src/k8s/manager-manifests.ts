@@ -231,8 +231,8 @@ function baseManifests(options: ManifestOptions): ManagerManifests {
       },
     },
   };
-  const pod = manifests.deployment.spec!.template.spec!;
-  addAgentInjector({ pod, container: pod.containers[0]!, service: manifests.service, networkPolicy: manifests.networkPolicy }, injector);
+  const template = manifests.deployment.spec!.template;
+  addAgentInjector({ template, container: template.spec!.containers[0]!, service: manifests.service, networkPolicy: manifests.networkPolicy }, injector);
   return manifests;
 }
 

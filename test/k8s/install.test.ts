@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { covers } from '../../src/k8s/installer.js';
 import { managerManifests, manifestList } from '../../src/k8s/manager-manifests.js';
+import { createWebhookTls, webhookDnsNames, webhookTlsFromSecretData, type WebhookTls } from '../../src/k8s/webhook-tls.js';
 import { SERVICE_ACCOUNT_ISSUER } from '../../src/sandbox/control-plane/command-lines.js';
 import { kubetunVersion } from '../../src/version.js';
 import { startTestControlPlane, TEST_API_ADDRESS, type TestControlPlane } from '../helpers/control-plane.js';
@@ -99,11 +100,17 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
     };
     const manifests = managerManifests({ namespace: 'kubetun', version: kubetunVersion() });
     const objects = manifestList(manifests);
+    // What install applied: the manifests with the webhook TLS it made, as its Secret holds it.
+    const installedManifests = async () => {
+      const secret = (await get(manifests.webhookSecret)).body as { data?: Record<string, string> };
+      return managerManifests({ namespace: 'kubetun', version: kubetunVersion(), webhookTls: webhookTlsFromSecretData(secret.data) as WebhookTls });
+    };
 
     await t.test('the manifests pass the API server schema (server-side dry run) and keep every field', async () => {
       // Namespaced objects go to `default` (the dry-run namespace does not exist); the dry-run answer is the
       // object as stored, so a misspelt field (dropped by a 1.20 server) fails `covers`.
-      const inDefault = manifestList(managerManifests({ namespace: 'default', version: kubetunVersion() }));
+      const webhookTls = createWebhookTls(webhookDnsNames('traffic-manager', 'default'));
+      const inDefault = manifestList(managerManifests({ namespace: 'default', version: kubetunVersion(), webhookTls }));
       const probes = [objects[0]!, ...inDefault.slice(1)];
       const answers = await cp.api(probes.map((object) => ({ method: 'POST' as const, path: `${collectionPath(object)}?dryRun=All`, body: object })));
       answers.forEach((answer, i) => {
@@ -130,7 +137,7 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
         run.stderr,
         /^kubetun install: the traffic manager is not available after 8 s: pod traffic-manager-[a-z0-9]+-[a-z0-9]+: it is not scheduled: .*; see "kubectl -n kubetun describe pod traffic-manager-[a-z0-9-]+"\. Its objects are installed/m,
       );
-      for (const object of objects) {
+      for (const object of manifestList(await installedManifests())) {
         const { status, body } = await get(object);
         assert.equal(status, 200, `${object.kind} is missing`);
         assert.ok(covers(body, JSON.parse(JSON.stringify(object))), `${object.kind} differs from the manifest: ${JSON.stringify(body)}`);
@@ -199,7 +206,11 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
       );
       const uninstall = await kubetun(['uninstall', '--kubeconfig', file]);
       assert.equal(uninstall.code, 1);
-      assert.match(uninstall.stderr, /cannot read Deployment kubetun\/traffic-manager: user "system:serviceaccount:default:nobody" lacks the permission to get deployments\.apps in namespace "kubetun"/);
+      // Uninstall starts with the webhook, whose cluster-scoped permission is named with the advice.
+      assert.match(
+        uninstall.stderr,
+        /cannot read MutatingWebhookConfiguration kubetun-agent-injector-kubetun: user "system:serviceaccount:default:nobody" lacks the permission to get mutatingwebhookconfigurations\.admissionregistration\.k8s\.io cluster-wide \(403 Forbidden\); .*\. kubetun's agent injector needs permission to get, create, update and delete mutatingwebhookconfigurations \(admissionregistration\.k8s\.io, cluster-scoped\); ask a cluster admin to grant it, or to run this command$/m,
+      );
     });
 
     await t.test('an expired or invalid token gets the 401 advice; a wrong --context lists the contexts; a refused or silent server is named', async () => {
@@ -230,7 +241,7 @@ test('install and uninstall against a real API server: schema, idempotence, upgr
       writeFileSync(closed, tokenKubeconfig(server, caPem, 'jane', 'x'));
       const refused = await kubetun(['uninstall', '--kubeconfig', closed]);
       assert.equal(refused.code, 1);
-      assert.equal(refused.stderr, `kubetun uninstall: cannot read Deployment kubetun/traffic-manager: ${server} refused the connection: is the cluster running, and is this the right --context?\n`);
+      assert.equal(refused.stderr, `kubetun uninstall: cannot read MutatingWebhookConfiguration kubetun-agent-injector-kubetun: ${server} refused the connection: is the cluster running, and is this the right --context?\n`);
 
       // A server that accepts connections and never answers: --request-timeout ends the wait.
       const silent = cp.ns.spawn(process.execPath, ['-e', `require('node:net').createServer(() => {}).listen(6445, '${TEST_API_ADDRESS}', () => console.log('ready'))`]);
@@ -255,7 +266,11 @@ test('install --dry-run prints the manifests without a cluster; bad flags exit w
   const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '/nonexistent/kubeconfig' } });
   const yaml = cli(['install', '--dry-run', '--namespace', 'tools', '--image', 'registry.test/tm:1']);
   assert.equal(yaml.status, 0, yaml.stderr);
-  assert.equal(yaml.stdout.match(/^kind: /gm)?.length, 9);
+  assert.equal(yaml.stdout.match(/^kind: /gm)?.length, 11);
+  assert.match(yaml.stdout, /^kind: MutatingWebhookConfiguration$/m);
+  // A complete set to apply: the CA in the caBundle, the certificate and key in the Secret (long values fold).
+  assert.match(yaml.stdout, /caBundle: >-\n +[A-Za-z0-9+/=]{100,}$/m);
+  assert.match(yaml.stdout, /tls\.key: >-\n +[A-Za-z0-9+/=]{100,}$/m);
   assert.match(yaml.stdout, /image: registry\.test\/tm:1$/m);
   assert.match(yaml.stdout, /^ {2}name: kubetun-traffic-manager-tools$/m);
   // What least privilege and loopback listening look like to someone reading the dry run.
@@ -264,7 +279,7 @@ test('install --dry-run prints the manifests without a cluster; bad flags exit w
   }
   const json = cli(['install', '--dry-run', '-o', 'json']);
   assert.equal(json.status, 0, json.stderr);
-  assert.equal((JSON.parse(json.stdout) as { items: unknown[] }).items.length, 9);
+  assert.equal((JSON.parse(json.stdout) as { items: unknown[] }).items.length, 11);
 
   const usage: [string[], RegExp][] = [
     [['install', '-o', 'json'], /-o\/--output only goes with --dry-run/],
