@@ -1,9 +1,11 @@
 // A test double for the traffic manager's side of intercept streams: a real node:http2 server (extended CONNECT on)
 // that answers each kubetun-intercept stream with 200 and hands it to the test as the agent's end, or records a
-// refusal (kubetun-error). Only the stream side: no control API.
+// refusal (kubetun-error). The control API is whatever `routes` the test gives (its own double of the manager's).
 
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { ConnectRouter } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
 
 export interface InterceptStreamDouble {
   url: string;
@@ -16,8 +18,14 @@ export interface InterceptStreamDouble {
 }
 
 /** `status` other than 200: every stream without kubetun-error is answered so, with `errorHeaders`. */
-export async function startInterceptDouble(status = 200, errorHeaders: http2.OutgoingHttpHeaders = {}): Promise<InterceptStreamDouble> {
+export async function startInterceptDouble(
+  status = 200,
+  errorHeaders: http2.OutgoingHttpHeaders = {},
+  routes?: (router: ConnectRouter) => void,
+): Promise<InterceptStreamDouble> {
   const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+  // A 'request' listener is also what makes the server emit 'connect'.
+  server.on('request', routes === undefined ? (_req, res: http2.Http2ServerResponse) => res.writeHead(404).end() : connectNodeAdapter({ routes }));
   const waiters: (() => void)[] = [];
   const double: InterceptStreamDouble = {
     url: '',
@@ -31,7 +39,8 @@ export async function startInterceptDouble(status = 200, errorHeaders: http2.Out
       }),
   };
   server.on('session', (session) => session.on('error', () => undefined));
-  server.on('stream', (stream, headers) => {
+  // CONNECT streams come as 'connect', not as 'request'.
+  server.on('connect', ({ stream, headers }: http2.Http2ServerRequest) => {
     stream.on('error', () => undefined);
     if (headers['kubetun-error'] !== undefined) {
       double.refused.push({ headers, endedAtOnce: stream.readableEnded || stream.endAfterHeaders });
