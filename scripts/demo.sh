@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-kubetun() { node dist/src/cli/main.js "$@"; }
+kubetun() { node -- dist/src/cli/main.js "$@"; }
 in_workstation() { kubetun sandbox exec -- "$@"; }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 

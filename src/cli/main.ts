@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// `node --`: Node 20 takes a later --env-file as its own option (kubetun intercept --env-file) and exits when the file does not exist yet.
 import { Command } from 'commander';
 import { kubetunVersion } from '../version.js';
 

@@ -18,7 +18,7 @@ export function workstationCommand(
   config: SandboxConfig,
   command: readonly string[],
 ): { file: string; args: string[]; env: Record<string, string> } {
-  const resolved = command[0] === 'kubetun' ? [process.execPath, KUBETUN_MAIN, ...command.slice(1)] : command;
+  const resolved = command[0] === 'kubetun' ? [process.execPath, '--', KUBETUN_MAIN, ...command.slice(1)] : command;
   return {
     file: 'ip',
     args: ['netns', 'exec', config.namespaces.workstation, ...resolved],
