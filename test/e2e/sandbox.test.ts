@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseIp, parsePrefix, prefixContains } from '../../src/netstack/wire/ip-address.js';
 import { controlPlaneSkipReason } from '../helpers/control-plane.js';
 import { findBinary, runInNetns, type CommandResult } from '../../src/sandbox/host-commands.js';
@@ -50,6 +50,27 @@ async function curlJson(netns: string, url: string): Promise<EchoReply> {
 
 async function dig(netns: string, args: string[]): Promise<CommandResult> {
   return inNetns(netns, ['dig', '+time=2', '+tries=1', ...args]);
+}
+
+/** A process's environment, as /proc shows it. */
+function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((e) => e.includes('='));
+  return Object.fromEntries(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null && value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function apiJson<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const [answer] = await sandboxApi(config, [{ method, path, ...(body === undefined ? {} : { body }) }]);
+  return { status: answer!.status, body: (answer!.body.startsWith('{') ? JSON.parse(answer!.body) : answer!.body) as T };
 }
 
 const inside = (cidrs: readonly string[], ip: string): boolean => cidrs.some((c) => prefixContains(parsePrefix(c), parseIp(ip)));
@@ -127,6 +148,102 @@ test('up puts back a deleted service route of the node, and only that', { skip }
   assert.deepEqual(repaired.actions, [`restored the routes of ${node} to the service CIDRs`]);
   const v6 = await curlJson(node, `http://[${echo.clusterIPs.ipv6}]/`);
   assert.ok(v6.pod.startsWith('echo-'));
+});
+
+test("the echo pods' environment holds the plain value, the ConfigMap's and the Secret's, and envFrom's with its prefix", { skip }, () => {
+  for (const pod of podsOf(pods, 'echo')) {
+    assert.ok(pod.pid !== null, pod.name);
+    const env = environOf(pod.pid);
+    assert.equal(env.GREETING, 'hello');
+    assert.equal(env.ECHO_COLOR, 'blue');
+    assert.equal(env.ECHO_TOKEN, 's3cret-token');
+    assert.equal(env.CFG_color, 'blue');
+    assert.equal(env.POD_NAME, pod.name);
+  }
+});
+
+test('echo answers h2c with prior knowledge through its ClusterIP, with x-served-by and the request headers; hello (numeric targetPort) answers too', { skip }, async () => {
+  const result = await inNetns(netnsOf(client()), [
+    'curl', '-sS', '--max-time', '5', '--http2-prior-knowledge', '-D', '/dev/stderr', '-H', 'accept: application/json', '-H', 'x-dev: alice', `http://${echo.clusterIPs.ipv4}/?headers=1`,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const reply = JSON.parse(result.stdout) as EchoReply;
+  assert.equal(reply.httpVersion, '2.0');
+  assert.equal(reply.headers?.['x-dev'], 'alice');
+  assert.match(result.stderr, /^HTTP\/2 200/m);
+  assert.match(result.stderr, new RegExp(`^x-served-by: ${reply.pod}\r?$`, 'm'));
+  const hello = await curlJson(netnsOf(client()), 'http://hello.default/');
+  assert.deepEqual([hello.pod], podsOf(pods, 'hello').map((p) => p.name));
+});
+
+test('a container whose ConfigMap is missing waits (CreateContainerConfigError, with a Warning event) after its NET_ADMIN init container redirected a port with nft, and starts once the ConfigMap exists', { skip }, async () => {
+  const name = 'late-config';
+  const echoImage = config.deployments.find((d) => d.name === 'echo')!.image;
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { app: name } },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      initContainers: [
+        {
+          name: 'redirect',
+          image: echoImage,
+          command: ['nft', 'add table ip kt_probe; add chain ip kt_probe prerouting { type nat hook prerouting priority dstnat; }; add rule ip kt_probe prerouting tcp dport 81 redirect to :80'],
+          securityContext: { runAsUser: 0, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] } },
+        },
+      ],
+      containers: [
+        {
+          name: 'echo',
+          image: echoImage,
+          args: ['--port', '80'],
+          env: [
+            { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+            { name: 'LATE', valueFrom: { configMapKeyRef: { name, key: 'value' } } },
+          ],
+          readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 1 },
+        },
+      ],
+    },
+  };
+  const created = await apiJson('POST', '/api/v1/namespaces/default/pods', pod);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  try {
+    type PodStatus = { status?: { initContainerStatuses?: { state: { terminated?: { exitCode: number } } }[]; containerStatuses?: { state: { waiting?: { reason: string; message?: string } } }[] } };
+    const waiting = await until('CreateContainerConfigError', 60_000, async () => {
+      const { body } = await apiJson<PodStatus>('GET', `/api/v1/namespaces/default/pods/${name}`);
+      const state = body.status?.containerStatuses?.[0]?.state.waiting;
+      return state?.reason === 'CreateContainerConfigError' ? { state, init: body.status?.initContainerStatuses?.[0] } : null;
+    });
+    assert.equal(waiting.state.message, `configmap "${name}" not found`);
+    assert.equal(waiting.init?.state.terminated?.exitCode, 0, 'the init container ran nft and completed');
+    type EventList = { items: { type: string; reason: string; message: string; involvedObject: { fieldPath?: string }; source: { component: string } }[] };
+    const event = await until('the Warning event', 20_000, async () => {
+      const { body } = await apiJson<EventList>('GET', `/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3D${name}`);
+      return body.items.find((e) => e.type === 'Warning' && e.reason === 'Failed');
+    });
+    assert.equal(event.message, `Error: configmap "${name}" not found`);
+    assert.equal(event.involvedObject.fieldPath, 'spec.containers{echo}');
+    assert.equal(event.source.component, 'kubelet');
+
+    const configMap = await apiJson('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { value: 'arrived' } });
+    assert.equal(configMap.status, 201);
+    const ready = await until('the pod Ready', 60_000, async () => podsOf((await readCluster(config)).pods, name).find((p) => p.ready && p.pid !== null));
+    assert.equal(environOf(ready.pid!).LATE, 'arrived');
+    // The init container's redirect lives in the pod's namespace, not the node's.
+    const redirected = await curlJson(netnsOf(client()), `http://${ready.ipv4}:81/`);
+    assert.equal(redirected.pod, name);
+    assert.equal(redirected.server.port, 80);
+    const onNode = await inNetns(config.namespaces.node, ['nft', 'list', 'table', 'ip', 'kt_probe']);
+    assert.notEqual(onNode.code, 0);
+  } finally {
+    await sandboxApi(config, [
+      { method: 'DELETE', path: `/api/v1/namespaces/default/pods/${name}` },
+      { method: 'DELETE', path: `/api/v1/namespaces/default/configmaps/${name}` },
+    ]);
+    await until('the pod gone', 60_000, async () => (await apiJson('GET', `/api/v1/namespaces/default/pods/${name}`)).status === 404);
+  }
 });
 
 test('a pod reaching its own service through the ClusterIP (hairpin) gets answers from itself too', { skip }, async () => {

@@ -98,6 +98,18 @@ test('runAsUser/runAsGroup become setpriv options, the container over the pod; r
   assert.ok(!bad.ok && /runAsUser -1 is not a uid/.test(bad.message));
 });
 
+test('capabilities: an add alone keeps root whole; drop ALL with add NET_ADMIN keeps just that (the agent init container); bad names are refused', () => {
+  const add = { capabilities: { add: ['NET_ADMIN'] } };
+  assert.deepEqual(runAsPrefix({}, { name: 'init', securityContext: { runAsUser: 0, ...add } }), { ok: true, prefix: [] });
+  assert.deepEqual(runAsPrefix({}, { name: 'init', securityContext: { runAsUser: 0, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'CAP_NET_RAW'] } } }), {
+    ok: true,
+    prefix: ['setpriv', '--bounding-set=-all,+net_admin,+net_raw', '--'],
+  });
+  assert.deepEqual(runAsPrefix({}, { name: 'c', securityContext: { capabilities: { drop: ['NET_RAW'] } } }), { ok: true, prefix: ['setpriv', '--bounding-set=-net_raw', '--'] });
+  const bad = runAsPrefix({}, { name: 'c', securityContext: { capabilities: { drop: ['ALL'], add: ['net_admin,+sys_admin'] } } });
+  assert.ok(!bad.ok && /container c: "net_admin,\+sys_admin" is not a capability name/.test(bad.message));
+});
+
 test("the pod's fsGroup is the process's supplementary group, so it reads the volumes shared with that group", () => {
   assert.deepEqual(runAsPrefix({ securityContext: { runAsUser: 1000, fsGroup: 3000 } }, { name: 'c' }), {
     ok: true,
