@@ -132,6 +132,16 @@ test('a request line over 8 KiB is answered 414 and headers over 64 KiB 431, the
   }
 });
 
+test('a malformed chunked body ends the exchange with an answer, never a hang', async () => {
+  const agent = await startAgent({ app: app.port, intercepts: {} });
+  try {
+    const text = await exchangeRaw(agent.port, 'POST /bad HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcXX');
+    assert.match(text, /^HTTP\/1\.1 502 /);
+  } finally {
+    await agent.close();
+  }
+});
+
 test('openIntercept rejected: the cluster client gets 502 naming the failure, and the connection closes', async () => {
   const failure = new InterceptDialError('nothing listens on localhost:8080 on the laptop', 502);
   const agent = await startAgent({ app: app.port, intercepts: { a1: failure }, personal: [headerRoute('a1', 'x-dev', 'alice')] });
