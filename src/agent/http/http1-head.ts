@@ -160,8 +160,9 @@ export function wantsClose(minor: number, headers: readonly HeaderField[]): bool
 }
 
 /**
- * Removes an `Upgrade: h2c` offer (RFC 9113 §3.2 was dropped from RFC 9113; the server may ignore an upgrade, RFC
+ * Removes an `Upgrade: h2c` offer (RFC 7540 §3.2, deprecated by RFC 9113 §3.1; a server may ignore an upgrade, RFC
  * 9110 §7.8): the h2c token, HTTP2-Settings, and their Connection tokens, so the exchange continues as HTTP/1.1.
+ * Accepting it would mean answering 101 and serving the request as stream 1, which node:http2 cannot be handed.
  * Other fields keep their bytes. Returns the head unchanged when it offers no h2c.
  */
 export function withoutH2cUpgrade(head: RequestHeadBytes): Buffer {

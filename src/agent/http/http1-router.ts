@@ -182,7 +182,8 @@ class Http1Connection {
       throw new NoResponseError('the server closed the connection');
     }
     const body = relayBody(this.client, upstream.reader.stream, framing, copy);
-    body.catch(() => undefined);
+    // A request body cut short (client gone, malformed chunks) ends the exchange: the server would wait forever.
+    body.catch(() => this.drop(upstream));
     return { outcome: await this.relayResponse(upstream, head), body };
   }
 

@@ -89,7 +89,7 @@ class Http2Connection {
 
   private forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, trailers: { request: IncomingHttpHeaders }, session: ClientHttp2Session): void {
     if (stream.destroyed) return;
-    const ended = stream.readableEnded || (stream as { endAfterHeaders?: boolean }).endAfterHeaders === true;
+    const ended = stream.readableEnded || stream.endAfterHeaders;
     let out: ClientHttp2Stream;
     try {
       out = session.request(outgoing(headers), { endStream: ended, waitForTrailers: !ended });
@@ -132,7 +132,7 @@ class Http2Connection {
     for (const id of this.hooks.wiretaps()) {
       if (this.droppedTaps.has(id)) continue;
       this.hooks.counted(id);
-      const ended = stream.readableEnded || (stream as { endAfterHeaders?: boolean }).endAfterHeaders === true;
+      const ended = stream.readableEnded || stream.endAfterHeaders;
       const open = this.session(id, true).then((session) => {
         const copy = session.request(outgoing(headers), { endStream: ended });
         copy.resume();
@@ -158,6 +158,8 @@ function answer(stream: ServerHttp2Stream, status: number, text: string): void {
     stream.close(NGHTTP2_INTERNAL_ERROR);
     return;
   }
+  // The request body nobody will take is read and dropped, so the stream can close.
+  stream.resume();
   stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
   stream.end(`${text}\n`);
 }

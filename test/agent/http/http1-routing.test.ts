@@ -67,6 +67,25 @@ test('one kept-alive connection mixes matching and non-matching requests, each t
   }
 });
 
+test('the routes are read per request: an intercept added or removed while a connection lives takes effect at once', async () => {
+  const personal = [headerRoute('a1', 'x-dev', 'alice')];
+  const agent = await startAgent({ app: app.port, intercepts: { a1: alice.port }, personal });
+  const socket = net.connect(agent.port, '127.0.0.1');
+  try {
+    socket.write('GET /r1 HTTP/1.1\r\nhost: x\r\nx-dev: alice\r\n\r\n');
+    await readUntil(socket, (t) => t.includes('alice: /r1'));
+    personal.pop();
+    socket.write('GET /r2 HTTP/1.1\r\nhost: x\r\nx-dev: alice\r\n\r\n');
+    await readUntil(socket, (t) => t.includes('app: /r2'));
+    personal.push(headerRoute('a1', 'x-dev', 'alice'));
+    socket.write('GET /r3 HTTP/1.1\r\nhost: x\r\nx-dev: alice\r\n\r\n');
+    await readUntil(socket, (t) => t.includes('alice: /r3'));
+  } finally {
+    socket.destroy();
+    await agent.close();
+  }
+});
+
 test('pipelined requests are answered in request order', async () => {
   const agent = await startAgent({ app: app.port, intercepts: { a1: alice.port }, personal: [headerRoute('a1', 'x-dev', 'alice')] });
   try {
@@ -108,6 +127,16 @@ test('a request line over 8 KiB is answered 414 and headers over 64 KiB 431, the
     const smuggle = await exchangeRaw(agent.port, 'POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n');
     assert.match(smuggle, /^HTTP\/1\.1 400 /);
     assert.equal(agent.appDials(), 0, 'nothing bad reached the app');
+  } finally {
+    await agent.close();
+  }
+});
+
+test('a malformed chunked body ends the exchange with an answer, never a hang', async () => {
+  const agent = await startAgent({ app: app.port, intercepts: {} });
+  try {
+    const text = await exchangeRaw(agent.port, 'POST /bad HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcXX');
+    assert.match(text, /^HTTP\/1\.1 502 /);
   } finally {
     await agent.close();
   }
@@ -264,7 +293,8 @@ test('a reused upstream closed without answering: a bodiless request is sent aga
 test('a client gone while the destination has not answered closes the destination connection too', async () => {
   let upstreamClosed: () => void = () => undefined;
   const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
-  const silent = await listen(net.createServer((s) => s.on('close', () => upstreamClosed())));
+  // Reads (and ignores) the request, so it sees the agent's close; never answers.
+  const silent = await listen(net.createServer((s) => s.resume().on('close', () => upstreamClosed())));
   const agent = await startAgent({ app: silent.port, intercepts: {} });
   const socket = net.connect(agent.port, '127.0.0.1');
   try {

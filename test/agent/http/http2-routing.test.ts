@@ -106,7 +106,7 @@ test('HTTP/2: openIntercept rejected answers the stream 502 and others still wor
   });
   const session = http2.connect(`http://127.0.0.1:${agent.port}`);
   try {
-    const failed = await request(session, '/x', { 'x-dev': 'alice' });
+    const failed = await request(session, '/x', { 'x-dev': 'alice' }, 'a body no one takes'.repeat(10_000));
     assert.equal(failed.status, 502);
     assert.match(failed.body, /intercept a1 could not take the request: nothing listens/);
     assert.equal((await request(session, '/y')).body, 'app: /y 0');
