@@ -16,6 +16,8 @@ export interface PortDeps {
   /** No app container in the pod (a replace): without an intercept, connections are refused. */
   replaced: boolean;
   log: Logger;
+  /** Serves a connection of a port with personal intercepts or wiretaps (default: routeHttpConnection). */
+  routeHttp?: typeof routeHttpConnection;
 }
 
 /** Connections one port holds at once; more wait in the kernel's backlog. */
@@ -49,7 +51,7 @@ function serveConnection(socket: net.Socket, port: AgentPortConfig, deps: PortDe
       // The manager counts the streams it splices; the agent keeps no counts of its own.
       counted: () => undefined,
     };
-    routeHttpConnection(socket, hooks, deps.log);
+    (deps.routeHttp ?? routeHttpConnection)(socket, hooks, deps.log);
     return;
   }
   if (deps.replaced) {

@@ -13,6 +13,7 @@ import { UdpPort, type UdpPortOptions } from './udp-port.js';
 export interface TrafficAgentOptions {
   link?: ManagerLinkOptions;
   udp?: UdpPortOptions;
+  routeHttp?: PortDeps['routeHttp'];
 }
 
 export interface TrafficAgent {
@@ -41,6 +42,7 @@ export async function startTrafficAgent(env: AgentEnvironment, log: Logger, opti
     openAgentStream: (id, source, mirror) => link.openAgentStream(id, source, mirror),
     replaced: env.config.replaced,
     log,
+    ...(options.routeHttp ? { routeHttp: options.routeHttp } : {}),
   };
   const servers: Server[] = [];
   const udpPorts: UdpPort[] = [];
