@@ -29,6 +29,8 @@ export interface Intercept {
   /** user@host of the holder, shown to other users in conflicts and lists. */
   readonly client: string;
   requests: number;
+  /** Set once its workload's template says what it needs (for a replace: the annotation to undo). */
+  applied: boolean;
   removeEndHook: () => void;
 }
 
@@ -108,6 +110,7 @@ export class InterceptRegistry {
       filter,
       client: session.client.name,
       requests: 0,
+      applied: false,
       removeEndHook: () => undefined,
     };
     this.intercepts.set(intercept.id, intercept);
@@ -121,11 +124,16 @@ export class InterceptRegistry {
         await patchWorkload(this.deps.api, ref, patch);
         this.deps.log.info('workload enabled for the agent', { workload: key });
       }
+      intercept.applied = true;
     } catch (error) {
       this.end(intercept);
       throw error;
     }
-    if (!this.intercepts.has(intercept.id)) throw gone();
+    if (!this.intercepts.has(intercept.id)) {
+      // It ended during the patch, before `applied` was set.
+      this.undoReplace(intercept);
+      throw gone();
+    }
     this.deps.log.info('intercept created', { session: session.tag, workload: key, mode, port: port.containerPort });
     this.tellAgents(key);
     return this.info(intercept, true);
@@ -194,11 +202,14 @@ export class InterceptRegistry {
     intercept.removeEndHook();
     this.deps.log.info('intercept ended', { session: intercept.session.tag, workload: intercept.workload, mode: intercept.mode });
     this.tellAgents(intercept.workload);
-    if (intercept.mode === 'replace' && !this.ofWorkload(intercept.workload).some((i) => i.mode === 'replace')) {
-      // The app container comes back with a rollout; nobody waits for it.
-      patchWorkload(this.deps.api, intercept.ref, unreplacePatch).catch((error: Error) =>
-        this.deps.log.warn('cannot end the replace of a workload', { workload: intercept.workload, error: error.message }),
-      );
-    }
+    if (intercept.applied) this.undoReplace(intercept);
+  }
+
+  /** After the last replace of a workload, the app container comes back with a rollout; nobody waits for it. */
+  private undoReplace(intercept: Intercept): void {
+    if (intercept.mode !== 'replace' || this.ofWorkload(intercept.workload).some((i) => i.mode === 'replace')) return;
+    patchWorkload(this.deps.api, intercept.ref, unreplacePatch).catch((error: Error) =>
+      this.deps.log.warn('cannot end the replace of a workload', { workload: intercept.workload, error: error.message }),
+    );
   }
 }

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { ClientHttp2Stream } from 'node:http2';
+import { constants as http2constants, type ClientHttp2Stream } from 'node:http2';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -124,12 +124,21 @@ test('an agent stream is announced to the client, answered and spliced; failures
     assert.equal(timeout[':status'], 504);
     assert.equal(timeout[ERROR_HEADER], 'timeout');
 
-    // 4. A stream naming another agent's id, or an intercept the agent was not told, is refused.
+    // 4. A reset on the client's side resets the agent's stream.
+    const cut = agentStream(agent, agentId, intercept.id);
+    const dial4 = (await dials.next()).value as InterceptDial;
+    const cutting = answer(client, sessionId, dial4.id);
+    await Promise.all([responseOf(cut), responseOf(cutting)]);
+    cutting.close(http2constants.NGHTTP2_CANCEL);
+    await once(cut, 'close');
+    assert.equal(cut.rstCode, http2constants.NGHTTP2_CANCEL);
+
+    // 5. A stream naming another agent's id, or an intercept the agent was not told, is refused.
     assert.equal((await responseOf(agentStream(agent, 'not-an-agent', intercept.id)))[':status'], 403);
     assert.equal((await responseOf(agentStream(agent, agentId, 'other-intercept')))[':status'], 403);
-    assert.equal((await control.getIntercept({ sessionId, id: intercept.id })).requests, 3n);
+    assert.equal((await control.getIntercept({ sessionId, id: intercept.id })).requests, 4n);
 
-    // 5. The session departs: the agent is told at once that the intercept ended.
+    // 6. The session departs: the agent is told at once that the intercept ended.
     await control.depart({ id: sessionId });
     const after = (await directives.next()).value as AgentDirective;
     assert.deepEqual(after.intercepts, []);

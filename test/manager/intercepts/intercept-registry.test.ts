@@ -148,3 +148,22 @@ test('intercepts per session are capped', async () => {
   await intercepts.create(alice, spec('wiretap'));
   await refused(intercepts.create(alice, spec('wiretap')), Code.ResourceExhausted, /limit of 2 intercepts/);
 });
+
+test('a session that ends during the API calls gets no intercept and no patch', async () => {
+  const api = echoApi();
+  let release: () => void = () => undefined;
+  const slow = new Promise<void>((resolve) => (release = resolve));
+  const listServices = api.listServices.bind(api);
+  api.listServices = async (namespace) => {
+    await slow;
+    return listServices(namespace);
+  };
+  const { intercepts, arrive, sessions } = setup(api);
+  const alice = arrive('alice@a');
+  const creating = intercepts.create(alice, spec('replace'));
+  sessions.depart(alice.id, alice.owner);
+  release();
+  await refused(creating, Code.Aborted, /session ended/);
+  assert.equal(api.patches.length, 0);
+  assert.equal(intercepts.ofWorkload('Deployment/default/echo').length, 0);
+});
