@@ -19,6 +19,7 @@ const MAX_HEADER_BYTES = 16 * 1024;
 // The webhook configuration gives the API server 5 s; a client slower than this is not the API server.
 const REQUEST_TIMEOUT_MS = 10_000;
 const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+const MAX_CONNECTIONS = 256;
 
 export interface WebhookServer {
   /** `https://host:port`, with the bound port. */
@@ -129,6 +130,7 @@ export async function startWebhookServer(settings: WebhookSettings, log: Logger,
       maxHeaderSize: MAX_HEADER_BYTES,
       requestTimeout: REQUEST_TIMEOUT_MS,
       headersTimeout: REQUEST_TIMEOUT_MS,
+      handshakeTimeout: REQUEST_TIMEOUT_MS,
     },
     (req, res) => {
       handle(req, res).catch((error: unknown) => {
@@ -138,6 +140,9 @@ export async function startWebhookServer(settings: WebhookSettings, log: Logger,
       });
     },
   );
+  // Any pod may connect (the NetworkPolicy admits the API server, whose address is not known): held-open
+  // connections are bounded, and at worst the API server is turned away and pods start without the agent.
+  server.maxConnections = MAX_CONNECTIONS;
   server.on('clientError', (_error, socket) => socket.destroy());
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
