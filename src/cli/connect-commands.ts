@@ -245,7 +245,7 @@ export function registerConnectCommands(program: Command): void {
       let status: SessionStatus;
       let intercepts: InterceptList = create(InterceptListSchema);
       if (!(await socketAnswers(userSocket()))) {
-        status = { state: 'disconnected' } as SessionStatus;
+        status = create(SessionStatusSchema, { state: 'disconnected' });
       } else {
         try {
           status = await userDaemon().status({});

@@ -74,7 +74,7 @@ interface InterceptCommandOptions extends InterceptOptions, OutputOption {
 function writeEnvironment(info: InterceptInfo, opts: InterceptCommandOptions): void {
   if (opts.envFile !== undefined) {
     const skipped = writeDotenvFile(opts.envFile, info.environment);
-    if (skipped.length > 0) console.error(`kubetun: left out of ${opts.envFile} (not shell names; they are in --env-json): ${skipped.join(', ')}`);
+    if (skipped.length > 0) console.error(`kubetun: left out of ${opts.envFile} (not shell variable names; --env-json keeps every name): ${skipped.join(', ')}`);
   }
   if (opts.envJson !== undefined) writeJsonEnvFile(opts.envJson, info.environment);
 }
@@ -88,19 +88,29 @@ async function runIntercept(kind: InterceptCommand, name: string, argv: string[]
     info = await (await connectedDaemon()).intercept(request).catch((error: unknown) => {
       throw withHint(error, opts.namespace);
     });
-    writeEnvironment(info, opts);
   } catch (error) {
     failAs(opts.output, error);
+  }
+  try {
+    writeEnvironment(info, opts);
+  } catch (error) {
+    // The environment was asked for and cannot be had: the intercept is not left running without it.
+    await leaveQuietly(info, name);
+    failAs(opts.output, new Error(`cannot write the environment (the intercept was left): ${(error as Error).message}`));
   }
   // The environment holds Secret values: only the files (and the command) get it, never stdout.
   if (opts.output === 'json') console.log(JSON.stringify(toJson(InterceptInfoSchema, { ...info, environment: {} }, { alwaysEmitImplicit: true }), null, 2));
   else console.log(describeIntercept(info));
   if (argv.length === 0) return;
   const code = await runWithEnvironment(argv, info.environment);
+  await leaveQuietly(info, name);
+  process.exit(code);
+}
+
+async function leaveQuietly(info: InterceptInfo, name: string): Promise<void> {
   await userDaemon()
     .leave({ workload: info.spec?.workload ?? name, namespace: info.spec?.namespace ?? '' })
     .catch((error: unknown) => console.error(`kubetun: leaving the intercept failed: ${(error as Error).message}`));
-  process.exit(code);
 }
 
 function interceptCommand(program: Command, kind: InterceptCommand, description: string): Command {

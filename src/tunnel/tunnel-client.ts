@@ -15,6 +15,7 @@ import { ControlSession } from './control-session.js';
 import {
   CONNECT_UDP_PROTOCOL,
   CONNECTION_WINDOW_BYTES,
+  DIAL_CLAIM_TIMEOUT_MS,
   DNS_MESSAGE_TYPE,
   DNS_QUERY_PATH,
   ERROR_HEADER,
@@ -233,7 +234,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /**
    * Answers an announced dial with a failure (the local port did not answer): the manager fails the agent's stream
    * with it, so the cluster client sees a refusal or an HTTP 502 instead of waiting. Resolves when the manager has
-   * answered or the stream is gone; it never rejects once sent.
+   * answered or the stream is gone (a silent manager: after DIAL_CLAIM_TIMEOUT_MS); it never rejects once sent.
    */
   async refuseDial(dialId: string, reason: WireErrorReason, message: string): Promise<void> {
     const headers = this.interceptHeaders(dialId);
@@ -242,9 +243,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     headers[ERROR_MESSAGE_HEADER] = message.replace(/[\r\n]+/g, ' ');
     const stream = this.request(headers, true);
     await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), DIAL_CLAIM_TIMEOUT_MS);
       stream.once('response', () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
       stream.on('error', () => undefined);
-      stream.once('close', resolve);
+      stream.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       stream.resume();
     });
   }

@@ -4,7 +4,7 @@
 // stays listed as "failed" with the manager's reason: an intercept is never lost without a word.
 
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { InterceptRequest, LeaveRequest, ListRequest } from '../gen/kubetun/daemon/v1/daemon_pb.js';
 import {
@@ -59,7 +59,7 @@ export class InterceptRegistry {
 
   /** The UserDaemon RPCs this serves. */
   readonly rpcs = {
-    intercept: (request: InterceptRequest) => this.intercept(request),
+    intercept: (request: InterceptRequest, context: HandlerContext) => this.intercept(request, context.signal),
     leave: async (request: LeaveRequest) => {
       await this.leave(request);
       return {};
@@ -74,8 +74,11 @@ export class InterceptRegistry {
     return session;
   }
 
-  /** Creates the intercept and waits until its agents apply it; on failure or timeout it is removed again. */
-  async intercept(request: InterceptRequest): Promise<InterceptInfo> {
+  /**
+   * Creates the intercept and waits until its agents apply it; on failure, timeout, or when the caller gives up
+   * (`signal`: the CLI was interrupted) it is removed again, so that nobody holds an intercept they never saw.
+   */
+  async intercept(request: InterceptRequest, signal?: AbortSignal): Promise<InterceptInfo> {
     const session = this.connected();
     const spec = checkedSpec(request, session.namespace);
     const key = `${spec.namespace}/${spec.workload}`;
@@ -92,6 +95,7 @@ export class InterceptRegistry {
       while (entry.info.state === 'waiting' && Date.now() < deadline) {
         await delay(POLL_MS);
         if (this.entries.get(key) !== entry) throw new ConnectError(`the intercept of ${key} ended while its agents were awaited`, Code.Aborted);
+        if (signal?.aborted === true) throw new ConnectError(`the intercept of ${key} was given up while its agents were awaited`, Code.Canceled);
         const now = this.connected();
         entry.info = await now.tunnel.manager.getIntercept({ sessionId: now.sessionId, id: entry.info.id });
       }

@@ -2,7 +2,8 @@
 // re-arrive when the manager forgot it), and asks the root daemon to connect the network for that session.
 // Without a manager URL it finds the manager through the user's kubeconfig and serves it to both daemons as a
 // local socket backed by port-forwards (ManagerForwarder). With one, it authenticates (manager-credentials.ts) and
-// hands the root daemon the same credentials for its own connection. Serves the CLI on a Unix socket only its user can open.
+// hands the root daemon the same credentials for its own connection. Serves the CLI on a Unix socket only its user can open;
+// the session's intercepts are kept by InterceptRegistry (intercepts.ts), renewed with the session.
 import { ConnectError, Code, createClient, type Client, type ConnectRouter } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 import { hostname, userInfo } from 'node:os';

@@ -6,6 +6,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { TunnelClient, type TunnelClientOptions } from '../../src/tunnel/tunnel-client.js';
 
 export interface InterceptStreamDouble {
   url: string;
@@ -56,4 +57,21 @@ export async function startInterceptDouble(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   double.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return double;
+}
+
+/** Runs `body` with a double (answering `status`) and a TunnelClient connected to it; closes both after. */
+export async function withInterceptDouble(
+  body: (double: InterceptStreamDouble, client: TunnelClient) => Promise<void>,
+  clientOptions: TunnelClientOptions = { sessionId: 's' },
+  status = 200,
+  errorHeaders: http2.OutgoingHttpHeaders = {},
+): Promise<void> {
+  const double = await startInterceptDouble(status, errorHeaders);
+  const client = await TunnelClient.connect(double.url, { heartbeat: false, ...clientOptions });
+  try {
+    await body(double, client);
+  } finally {
+    client.close();
+    await double.close();
+  }
 }

@@ -6,13 +6,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { CapsuleDecoder, encodeDatagramCapsule } from '../../src/tunnel/capsule.js';
-import { TunnelClient, TunnelError } from '../../src/tunnel/tunnel-client.js';
-import { startInterceptDouble } from './intercept-double.js';
+import { TunnelError } from '../../src/tunnel/tunnel-client.js';
+import { withInterceptDouble } from './intercept-double.js';
 
 test('openInterceptStream (test double for the manager): extended CONNECT with the dial path, session and bearer; bytes both ways', async () => {
-  const double = await startInterceptDouble();
-  const client = await TunnelClient.connect(double.url, { sessionId: 'sess-1', bearerToken: 'tok', heartbeat: false });
-  try {
+  await withInterceptDouble(async (double, client) => {
     const stream = await client.openInterceptStream('dial_42');
     const { headers, stream: agent } = double.accepted[0]!;
     assert.equal(headers[':method'], 'CONNECT');
@@ -25,32 +23,22 @@ test('openInterceptStream (test double for the manager): extended CONNECT with t
     const [up, down] = await Promise.all([readAll(agent), readAll(stream)]);
     assert.equal(up, 'from the laptop');
     assert.equal(down, 'from the cluster');
-  } finally {
-    client.close();
-    await double.close();
-  }
+  }, { sessionId: 'sess-1', bearerToken: 'tok' });
 });
 
 test('openInterceptStream (test double for the manager): a failure status becomes a TunnelError with the manager\'s reason', async () => {
-  const double = await startInterceptDouble(504, { 'kubetun-error': 'timeout', 'kubetun-error-message': 'the dial was claimed too late' });
-  const client = await TunnelClient.connect(double.url, { sessionId: 's', heartbeat: false });
-  try {
+  await withInterceptDouble(async (_double, client) => {
     await assert.rejects(client.openInterceptStream('late'), (error: unknown) => {
       assert.ok(error instanceof TunnelError);
       assert.equal(error.code, 'TIMEOUT');
       assert.match(error.message, /the dial was claimed too late/);
       return true;
     });
-  } finally {
-    client.close();
-    await double.close();
-  }
+  }, { sessionId: 's' }, 504, { 'kubetun-error': 'timeout', 'kubetun-error-message': 'the dial was claimed too late' });
 });
 
 test('refuseDial (test double for the manager): the reason and message in headers, the stream ended with them', async () => {
-  const double = await startInterceptDouble();
-  const client = await TunnelClient.connect(double.url, { sessionId: 's', heartbeat: false });
-  try {
+  await withInterceptDouble(async (double, client) => {
     await client.refuseDial('d1', 'refused', 'nothing listens on localhost:8080\n(intercept of default/echo)');
     const [refusal] = double.refused;
     assert.ok(refusal !== undefined);
@@ -60,16 +48,11 @@ test('refuseDial (test double for the manager): the reason and message in header
     assert.equal(refusal.headers['kubetun-error-message'], 'nothing listens on localhost:8080 (intercept of default/echo)');
     assert.equal(refusal.endedAtOnce, true);
     assert.equal(double.accepted.length, 0);
-  } finally {
-    client.close();
-    await double.close();
-  }
+  }, { sessionId: 's' });
 });
 
 test('openInterceptUdp (test double for the manager): datagram capsules both ways', async () => {
-  const double = await startInterceptDouble();
-  const client = await TunnelClient.connect(double.url, { sessionId: 's', heartbeat: false });
-  try {
+  await withInterceptDouble(async (double, client) => {
     const udp = await client.openInterceptUdp('u1');
     const { headers, stream: agent } = double.accepted[0]!;
     assert.equal(headers['capsule-protocol'], '?1');
@@ -83,10 +66,7 @@ test('openInterceptUdp (test double for the manager): datagram capsules both way
     while (received.length === 0) await once(agent, 'data');
     assert.deepEqual(received, ['ping']);
     udp.close();
-  } finally {
-    client.close();
-    await double.close();
-  }
+  }, { sessionId: 's' });
 });
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -9,29 +9,17 @@ import { create } from '@bufbuild/protobuf';
 import { InterceptDialSchema } from '../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { CapsuleDecoder, encodeDatagramCapsule } from '../../src/tunnel/capsule.js';
-import { TunnelClient } from '../../src/tunnel/tunnel-client.js';
 import { serveDial } from '../../src/userd/intercept-dials.js';
-import { startInterceptDouble, type InterceptStreamDouble } from '../tunnel/intercept-double.js';
+import { withInterceptDouble } from '../tunnel/intercept-double.js';
 import { closedPort, roundTrip, startTcpEcho, startUdpEcho } from '../tunnel/tunnel-fixture.js';
 
 const target = (localPort: number) => ({ localPort, workload: 'default/echo' });
 const dial = (id: string, init: { protocol?: string; mirror?: boolean } = {}) =>
   create(InterceptDialSchema, { id, interceptId: 'i1', protocol: init.protocol ?? 'TCP', source: '10.244.0.9:41000', pod: 'echo-1', containerPort: 8080, mirror: init.mirror ?? false });
 
-async function withDouble(body: (double: InterceptStreamDouble, client: TunnelClient) => Promise<void>): Promise<void> {
-  const double = await startInterceptDouble();
-  const client = await TunnelClient.connect(double.url, { sessionId: 's', heartbeat: false });
-  try {
-    await body(double, client);
-  } finally {
-    client.close();
-    await double.close();
-  }
-}
-
 test('serveDial (test double for the manager): nothing listens locally → the dial is refused with a message naming the port', async () => {
   const port = await closedPort();
-  await withDouble(async (double, client) => {
+  await withInterceptDouble(async (double, client) => {
     await serveDial(client, dial('d1'), target(port), silentLogger);
     assert.equal(double.accepted.length, 0);
     const [refusal] = double.refused;
@@ -44,7 +32,7 @@ test('serveDial (test double for the manager): nothing listens locally → the d
 test('serveDial (test double for the manager): a local server → bytes flow both ways and each end is passed on', async () => {
   const echo = await startTcpEcho();
   try {
-    await withDouble(async (double, client) => {
+    await withInterceptDouble(async (double, client) => {
       await serveDial(client, dial('d2'), target(echo.port), silentLogger);
       const agent = double.accepted[0]!.stream;
       const payload = Buffer.alloc(1 << 20, 7);
@@ -65,7 +53,7 @@ test('serveDial (test double for the manager): a server on ::1 only is reached t
     return;
   }
   try {
-    await withDouble(async (double, client) => {
+    await withInterceptDouble(async (double, client) => {
       await serveDial(client, dial('d3'), target((server.address() as net.AddressInfo).port), silentLogger);
       const back = await roundTrip(double.accepted[0]!.stream, Buffer.from('over v6'));
       assert.equal(back.toString(), 'over v6');
@@ -83,7 +71,7 @@ test('serveDial (test double for the manager): a mirror copy reaches the local s
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    await withDouble(async (double, client) => {
+    await withInterceptDouble(async (double, client) => {
       await serveDial(client, dial('d4', { mirror: true }), target((server.address() as net.AddressInfo).port), silentLogger);
       const back = await roundTrip(double.accepted[0]!.stream, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
       assert.equal(back.length, 0);
@@ -97,7 +85,7 @@ test('serveDial (test double for the manager): a mirror copy reaches the local s
 test('serveDial (test double for the manager): UDP datagrams go to the local port and its answers come back', async () => {
   const echo = await startUdpEcho();
   try {
-    await withDouble(async (double, client) => {
+    await withInterceptDouble(async (double, client) => {
       await serveDial(client, dial('d5', { protocol: 'UDP' }), target(echo.port), silentLogger);
       const agent = double.accepted[0]!.stream;
       const answers: string[] = [];
@@ -116,7 +104,7 @@ test('serveDial (test double for the manager): a local server that resets → th
   const server = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    await withDouble(async (double, client) => {
+    await withInterceptDouble(async (double, client) => {
       await serveDial(client, dial('d6'), target((server.address() as net.AddressInfo).port), silentLogger);
       const agent = double.accepted[0]!.stream;
       agent.resume();

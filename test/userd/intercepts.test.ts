@@ -137,6 +137,17 @@ test('intercept (test double for the manager): the agent never arrives → Deadl
   });
 });
 
+test('intercept (test double for the manager): a caller that gives up while the agents are awaited leaves no intercept behind', async () => {
+  await withManager(async ({ script, registry }) => {
+    script.pollsUntilActive = Infinity;
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(registry.intercept(request(), controller.signal), (e: unknown) => e instanceof ConnectError && e.code === Code.Canceled);
+    assert.equal(script.removed.length, 1);
+    assert.equal((await registry.list()).intercepts.length, 0);
+  });
+});
+
 test('intercept (test double for the manager): a renewed session re-creates each intercept; one refused stays listed as failed with the reason', async () => {
   await withManager(async ({ script, registry, session }) => {
     const echo = await registry.intercept(request());
