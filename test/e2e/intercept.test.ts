@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxUp, workstationCommand, type ClusterPod } from '../../src/sandbox/index.js';
 import { podNetnsName } from '../../src/sandbox/kubelet/pod-env.js';
@@ -97,6 +97,17 @@ const json = <T>(r: Run): T => {
   return JSON.parse(r.stdout) as T;
 };
 
+/** Ends `workload`'s intercept after the test whatever happened, so that one failure does not fail the next tests. */
+function leaveAfter(t: TestContext, workload: string): void {
+  t.after(() => kubetun('leave', workload));
+}
+
+/** `n` requests in a row answered by `who`. */
+async function allServedBy(url: string, who: string, n = 4): Promise<boolean> {
+  for (let i = 0; i < n; i++) if ((await servedBy(url)) !== who) return false;
+  return true;
+}
+
 interface InterceptJson {
   id: string;
   state: string;
@@ -143,18 +154,20 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.equal(hello?.ports[0]?.takeover, 'init-container');
   });
 
-  test('a global intercept: curl http://echo.default from a pod is answered by the laptop; leave puts it back', async () => {
+  test('a global intercept: curl http://echo.default from a pod is answered by the laptop; leave puts it back', async (t) => {
+    leaveAfter(t, 'echo');
     const info = json<InterceptJson>(await kubetun('intercept', 'echo', '--port', '8080', '--output', 'json'));
     assert.equal(info.state, 'active');
-    await until('every echo pod runs the agent', 60, async () => (await servedBy('http://echo.default/')) === 'laptop');
-    for (let i = 0; i < 4; i++) assert.equal(await servedBy('http://echo.default/'), 'laptop');
+    // Active means every echo pod runs the agent; kube-proxy may still be catching up with the rollout.
+    await until('echo answers from the laptop', 30, () => allServedBy('http://echo.default/', 'laptop'));
     assert.equal(await servedBy('http://echo.default/', [], ['--http2-prior-knowledge']), 'laptop');
     const left = await kubetun('leave', 'echo');
     assert.equal(left.code, 0, left.stderr);
     await until('echo answers from its pods again', 10, async () => (await servedBy('http://echo.default/')).startsWith('echo-'));
   });
 
-  test('a personal intercept: only x-dev=alice requests reach the laptop, on one kept-alive connection mixing both', async () => {
+  test('a personal intercept: only x-dev=alice requests reach the laptop, on one kept-alive connection mixing both', async (t) => {
+    leaveAfter(t, 'echo');
     const info = json<InterceptJson>(await kubetun('intercept', 'echo', '--port', '8080', '--http-header', 'x-dev=alice', '--output', 'json'));
     assert.equal(info.state, 'active');
     const r = await inClient([
@@ -178,7 +191,8 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.equal((await kubetun('leave', 'echo')).code, 0);
   });
 
-  test('wiretap: the pod still answers and a copy of each request reaches the laptop', async () => {
+  test('wiretap: the pod still answers and a copy of each request reaches the laptop', async (t) => {
+    leaveAfter(t, 'echo');
     const info = json<InterceptJson>(await kubetun('wiretap', 'echo', '--port', '8081', '--output', 'json'));
     assert.equal(info.state, 'active');
     for (let i = 0; i < 3; i++) assert.match(await servedBy(`http://echo.default/tap${i}`), /^echo-/);
@@ -191,15 +205,17 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.equal((await kubetun('leave', 'echo')).code, 0);
   });
 
-  test('a numeric targetPort is taken by the init container: a global intercept of hello', async () => {
+  test('a numeric targetPort is taken by the init container: a global intercept of hello', async (t) => {
+    leaveAfter(t, 'hello');
     const info = json<InterceptJson>(await kubetun('intercept', 'hello', '--port', '8080', '--output', 'json'));
     assert.equal(info.state, 'active');
-    await until('hello answers from the laptop', 60, async () => (await servedBy('http://hello.default/')) === 'laptop');
+    await until('hello answers from the laptop', 30, () => allServedBy('http://hello.default/', 'laptop'));
     assert.equal((await kubetun('leave', 'hello')).code, 0);
     await until('hello answers from its pod again', 10, async () => (await servedBy('http://hello.default/')).startsWith('hello-'));
   });
 
-  test("the env file holds the ConfigMap's and the Secret's values; -- env prints them", async () => {
+  test("the env file holds the ConfigMap's and the Secret's values; -- env prints them", async (t) => {
+    leaveAfter(t, 'echo');
     const dir = `${config.stateDir}/intercept-env`;
     rmSync(dir, { recursive: true, force: true });
     await ws(['mkdir', '-p', dir]);
@@ -214,7 +230,8 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.deepEqual(status.intercepts ?? [], [], 'the intercept outlived its command');
   });
 
-  test("the laptop's port not listening: the cluster client gets a 502 from a personal intercept, a reset from a global one — never a hang", async () => {
+  test("the laptop's port not listening: the cluster client gets a 502 from a personal intercept, a reset from a global one — never a hang", async (t) => {
+    leaveAfter(t, 'echo');
     assert.equal((await kubetun('intercept', 'echo', '--port', '8099', '--http-header', 'x-dev=carol')).code, 0);
     const r = await inClient(['curl', '-sS', '-m', '15', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'x-dev: carol', 'http://echo.default/']);
     assert.equal(r.stdout, '502', r.stderr);
@@ -226,17 +243,19 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.equal((await kubetun('leave', 'echo')).code, 0);
   });
 
-  test('replace: the app container stops, the laptop answers every request; leave brings the app back', async () => {
+  test('replace: the app container stops, the laptop answers every request; leave brings the app back', async (t) => {
+    leaveAfter(t, 'echo');
     const info = json<InterceptJson>(await kubetun('replace', 'echo', '--port', '8080', '--output', 'json'));
     assert.equal(info.state, 'active');
     const [answer] = await sandboxApi(config, [{ method: 'GET', path: '/api/v1/namespaces/default/pods?labelSelector=app%3Decho' }]);
     const pods = (JSON.parse(answer!.body) as { items: { metadata: { deletionTimestamp?: string }; spec: { containers: { name: string }[] } }[] }).items.filter((p) => p.metadata.deletionTimestamp === undefined);
     assert.ok(pods.length > 0 && pods.every((p) => !p.spec.containers.some((c) => c.name === 'echo')), 'a pod still runs the app container');
-    await until('echo answers from the laptop', 60, async () => (await servedBy('http://echo.default/')) === 'laptop');
+    await until('echo answers from the laptop', 30, () => allServedBy('http://echo.default/', 'laptop'));
     assert.equal((await kubetun('leave', 'echo')).code, 0);
     await until('echo answers from its app container again', 90, async () => (await servedBy('http://echo.default/')).startsWith('echo-'));
   });
-  test('two clients hold personal intercepts of echo at once, each gets its own requests', async () => {
+  test('two clients hold personal intercepts of echo at once, each gets its own requests', async (t) => {
+    leaveAfter(t, 'echo');
     assert.equal((await kubetun('intercept', 'echo', '--port', '8080', '--http-header', 'x-dev=alice')).code, 0);
     const forward = `unix:${userRunDirPath({ KUBETUN_SANDBOX: NAME }, 0)}/manager-forward.sock`;
     const { file, args, env } = workstationCommand(config, ['node', SECOND_CLIENT, forward, 'echo', '8081', 'x-dev=bob']);
@@ -258,20 +277,21 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
     assert.equal((await kubetun('leave', 'echo')).code, 0);
   });
 
-  test('a pod restart: the intercept holds for the new pod', async () => {
+  test('a pod restart: the intercept holds for the new pod', async (t) => {
+    leaveAfter(t, 'echo');
     assert.equal((await kubetun('intercept', 'echo', '--port', '8080')).code, 0);
     const victim = podsOf((await readCluster(config)).pods, 'echo').find((p) => p.ready);
     assert.ok(victim);
     const [deleted] = await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/default/pods/${victim.name}` }]);
     assert.equal(deleted?.status, 200, deleted?.body);
     await until('a new echo pod is ready', 60, async () => podsOf((await readCluster(config)).pods, 'echo').filter((p) => p.ready && p.name !== victim.name).length >= 2);
-    await until('every echo pod answers from the laptop', 30, async () => {
-      for (let i = 0; i < 6; i++) if ((await servedBy('http://echo.default/')) !== 'laptop') return false;
-      return true;
-    });
+    await until('every echo pod answers from the laptop', 30, () => allServedBy('http://echo.default/', 'laptop', 6));
   });
 
-  test('the manager pod deleted mid-intercept: every request is answered (pod or laptop), and the intercept comes back', async () => {
+  test('the manager pod deleted mid-intercept: every request is answered (pod or laptop), and the intercept comes back', async (t) => {
+    leaveAfter(t, 'echo');
+    assert.equal((await kubetun('intercept', 'echo', '--port', '8080')).code, 0);
+    await until('echo answers from the laptop', 30, () => allServedBy('http://echo.default/', 'laptop'));
     const manager = podsOf((await readCluster(config)).pods, 'traffic-manager', config.manager.namespace).find((p) => p.ready);
     assert.ok(manager);
     const [deleted] = await sandboxApi(config, [{ method: 'DELETE', path: `/api/v1/namespaces/${config.manager.namespace}/pods/${manager.name}` }]);
@@ -290,6 +310,8 @@ describe('intercepts in the sandbox cluster', { skip: controlPlaneSkipReason() ?
   });
 
   test("kill -9 of the intercepting client's daemons: the manager ends the intercept within its session TTL", async () => {
+    assert.equal((await kubetun('intercept', 'echo', '--port', '8080')).code, 0);
+    await until('echo answers from the laptop', 30, () => allServedBy('http://echo.default/', 'laptop'));
     const pids = daemonsOfThisSandbox();
     assert.equal(pids.length, 2, 'the user and root daemons of this sandbox');
     for (const pid of pids) process.kill(pid, 'SIGKILL');

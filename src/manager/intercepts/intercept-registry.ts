@@ -2,6 +2,7 @@
 // for the agent), told to the agents of that workload, ended by RemoveIntercept or with their session. Whether an
 // intercept is active is read from the agents connected now, never stored.
 
+import { AGENT_LABEL } from '../../agent/agent-contract.js';
 import { randomBytes } from 'node:crypto';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -25,6 +26,8 @@ export interface Intercept {
   readonly ref: WorkloadRef;
   readonly workload: string;
   readonly port: ResolvedPort;
+  /** The pod template's own labels (without the agent's): every pod of the workload, old or new, has them. */
+  readonly podLabels: Record<string, string>;
   readonly filter: CompiledFilter | undefined;
   /** user@host of the holder, shown to other users in conflicts and lists. */
   readonly client: string;
@@ -107,6 +110,7 @@ export class InterceptRegistry {
       ref,
       workload: key,
       port,
+      podLabels: Object.fromEntries(Object.entries(workload.templateLabels).filter(([name]) => name !== AGENT_LABEL)),
       filter,
       client: session.client.name,
       requests: 0,
@@ -189,6 +193,26 @@ export class InterceptRegistry {
       environment: owner && active ? agents[0]!.info.environment : {},
       requests: BigInt(intercept.requests),
       pods: agents.map((a) => a.info.pod).sort(),
+    };
+  }
+
+  /**
+   * The intercept as its owner sees it, "active" only once every pod of the workload that takes connections runs
+   * an agent that applies it: while a rollout still has old pods serving, some requests would miss the laptop.
+   * When the pods cannot be listed, the agents' view stands.
+   */
+  async settledInfo(intercept: Intercept): Promise<InterceptInfoInit> {
+    const info = this.info(intercept, true);
+    if (info.state !== 'active') return info;
+    const pods = await this.deps.api.listPods(intercept.ref.namespace, intercept.podLabels).catch(() => undefined);
+    const serving = pods?.filter((p) => !p.terminating) ?? [];
+    const missing = serving.filter((p) => !info.pods!.includes(p.name));
+    if (missing.length === 0) return info;
+    return {
+      ...info,
+      state: 'waiting',
+      message: `waiting for ${missing.length} of ${serving.length} pods of ${intercept.ref.namespace}/${intercept.ref.name} to run the agent (a rollout is under way)`,
+      environment: {},
     };
   }
 

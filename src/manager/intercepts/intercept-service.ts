@@ -37,7 +37,7 @@ export function interceptHandlers(intercepting: Intercepting | undefined, live: 
     },
     getIntercept(request, context) {
       const { intercepts } = need();
-      return intercepts.info(intercepts.owned(live(request.sessionId, context), request.id), true);
+      return intercepts.settledInfo(intercepts.owned(live(request.sessionId, context), request.id));
     },
     removeIntercept(request, context) {
       const { intercepts } = need();

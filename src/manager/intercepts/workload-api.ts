@@ -61,6 +61,8 @@ export interface Pod {
   podIps: string[];
   containers: string[];
   owner: OwnerRef | undefined;
+  /** Being deleted, or finished: it takes no new connections. */
+  terminating: boolean;
 }
 
 /** Changes to a pod template's metadata; a null annotation value removes it. */
@@ -87,6 +89,8 @@ export interface WorkloadApi {
   listServices(namespace: string | undefined): Promise<Service[]>;
   patchTemplate(ref: WorkloadRef, patch: TemplatePatch): Promise<void>;
   getPod(namespace: string, name: string): Promise<Pod | undefined>;
+  /** The namespace's pods that carry every one of `labels`. */
+  listPods(namespace: string, labels: Record<string, string>): Promise<Pod[]>;
 }
 
 const RESOURCE: Readonly<Record<WorkloadKind, string>> = { Deployment: 'deployments', StatefulSet: 'statefulsets', ReplicaSet: 'replicasets' };
@@ -165,6 +169,7 @@ function podFromObject(object: unknown): Pod {
     podIps: [...new Set(ips.filter((ip) => ip !== ''))],
     containers: list(record(o.spec).containers).map((c) => text(record(c).name)),
     owner: controllerOf(metadata),
+    terminating: metadata.deletionTimestamp !== undefined || ['Succeeded', 'Failed'].includes(text(status.phase)),
   };
 }
 
@@ -184,11 +189,11 @@ export function kubeWorkloadApi(kube: KubeAccess, timeoutMs = 15_000): WorkloadA
     if (answer.statusCode < 200 || answer.statusCode >= 300) throw new WorkloadApiError(`${method} ${path}: ${answer.statusCode} ${answer.message}`, answer.statusCode);
     return answer.body;
   };
-  const listAll = async (path: string): Promise<unknown[]> => {
+  const listAll = async (path: string, query = ''): Promise<unknown[]> => {
     const items: unknown[] = [];
     let next = '';
     do {
-      const body = record(await call('GET', `${path}?limit=${PAGE}${next === '' ? '' : `&continue=${encodeURIComponent(next)}`}`));
+      const body = record(await call('GET', `${path}?${query}limit=${PAGE}${next === '' ? '' : `&continue=${encodeURIComponent(next)}`}`));
       items.push(...list(body.items));
       next = text(record(body.metadata).continue);
     } while (next !== '' && items.length < MAX_ITEMS);
@@ -218,6 +223,10 @@ export function kubeWorkloadApi(kube: KubeAccess, timeoutMs = 15_000): WorkloadA
     async getPod(namespace, name) {
       const body = await call('GET', `${collection('/api/v1', 'pods', namespace)}/${encodeURIComponent(name)}`);
       return body === undefined ? undefined : podFromObject(body);
+    },
+    async listPods(namespace, labels) {
+      const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+      return (await listAll(collection('/api/v1', 'pods', namespace), `labelSelector=${encodeURIComponent(selector)}&`)).map(podFromObject);
     },
   };
 }

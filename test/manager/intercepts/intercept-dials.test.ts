@@ -63,7 +63,8 @@ async function readAll(stream: ClientHttp2Stream): Promise<string> {
 
 test('an agent stream is announced to the client, answered and spliced; failures reach the agent as 502/504', { timeout: 30_000 }, async () => {
   const api = echoApi();
-  api.pods.push(echoPod('echo-1', '127.0.0.1'), echoPod('echo-2', '10.244.1.2'));
+  // echo-2 is on its way out (it takes no connections, so the intercept is active without it): only its address is used.
+  api.pods.push(echoPod('echo-1', '127.0.0.1'), { ...echoPod('echo-2', '10.244.1.2'), terminating: true });
   const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, dialClaimTimeoutMs: CLAIM_TIMEOUT_MS }));
   const client = await connectPeer(manager.url);
   const agent = await connectPeer(manager.agentUrl!);

@@ -62,6 +62,11 @@ export class MemoryWorkloadApi implements WorkloadApi {
   getPod(namespace: string, name: string): Promise<Pod | undefined> {
     return Promise.resolve(this.pods.find((p) => p.namespace === namespace && p.name === name));
   }
+
+  /** The double's pods carry no labels: every pod of the namespace counts. */
+  listPods(namespace: string): Promise<Pod[]> {
+    return Promise.resolve(this.pods.filter((p) => p.namespace === namespace));
+  }
 }
 
 /** `echo` in default: a Deployment (app container `echo`, port 8080 named http) and a Service echo:80 → http. */
@@ -95,7 +100,7 @@ export function echoApi(): MemoryWorkloadApi {
 
 /** A pod of echo running the agent at `ip`. */
 export function echoPod(name: string, ip: string): Pod {
-  return { namespace: 'default', name, podIps: [ip], containers: ['echo', AGENT_CONTAINER], owner: { kind: 'ReplicaSet', name: 'echo-5d9f' } };
+  return { namespace: 'default', name, podIps: [ip], containers: ['echo', AGENT_CONTAINER], owner: { kind: 'ReplicaSet', name: 'echo-5d9f' }, terminating: false };
 }
 
 /** What echo's agent in `pod` says of itself (port 8080 taken by name). */

@@ -167,3 +167,22 @@ test('a session that ends during the API calls gets no intercept and no patch', 
   assert.equal(api.patches.length, 0);
   assert.equal(intercepts.ofWorkload('Deployment/default/echo').length, 0);
 });
+
+test('an intercept is active only once every pod of the workload that takes connections runs the agent (a rollout under way waits)', async () => {
+  const { api, intercepts, arrive, agent } = setup();
+  const created = await intercepts.create(arrive('alice@a'), spec('global'));
+  const intercept = intercepts.ofWorkload('Deployment/default/echo')[0]!;
+  api.pods.push(
+    { namespace: 'default', name: 'echo-old', podIps: ['10.244.0.9'], containers: ['echo'], owner: { kind: 'ReplicaSet', name: 'echo-1' }, terminating: false },
+    { namespace: 'default', name: 'echo-a', podIps: ['10.244.0.10'], containers: ['echo'], owner: { kind: 'ReplicaSet', name: 'echo-2' }, terminating: false },
+  );
+  agent('echo-a');
+  assert.equal(intercepts.info(intercept, true).state, 'active', "the agents' own view");
+  const waiting = await intercepts.settledInfo(intercept);
+  assert.equal(waiting.state, 'waiting');
+  assert.match(waiting.message ?? '', /1 of 2 pods/);
+  assert.deepEqual(waiting.environment, {});
+  api.pods[0]!.terminating = true;
+  assert.equal((await intercepts.settledInfo(intercept)).state, 'active');
+  assert.equal(created.id, intercept.id);
+});
