@@ -11,7 +11,13 @@ kubetun() { node -- dist/src/cli/main.js "$@"; }
 in_workstation() { kubetun sandbox exec -- "$@"; }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-trap 'step "kubetun sandbox down"; kubetun sandbox down >/dev/null && echo "sandbox removed"' EXIT
+laptop=""
+trap '[ -z "$laptop" ] || kill "$laptop" 2>/dev/null; step "kubetun sandbox down"; kubetun sandbox down >/dev/null && echo "sandbox removed"' EXIT
+
+# A client inside the cluster: a process in the redis pod's network namespace (the sandbox's pods are namespaces).
+in_pod() { ip netns exec "$(ip netns list | awk '/^kt-pod-redis-/ { print $1; exit }')" "$@"; }
+# Who answered: the echo server puts its pod's name (or "laptop") in x-served-by.
+served_by() { in_pod curl -sS --max-time 5 -o /dev/null -D - "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-served-by" { print $2 }'; }
 
 step "kubetun sandbox up          (control plane, two nodes, workloads as Deployments; the first run builds Kubernetes)"
 kubetun sandbox up | sed -n '1,2p;/^nodes/,/^processes/p' | grep -v '^processes'
@@ -31,8 +37,23 @@ in_workstation redis-cli -h redis SET greeting hello
 in_workstation redis-cli -h redis GET greeting
 step "dig +short www.upstream.test   (a name outside the cluster still resolves as before)"
 in_workstation dig +short www.upstream.test
+step "a server on the laptop: localhost:8080 (the echo server again, calling itself \"laptop\")"
+node -- dist/src/cli/main.js sandbox exec -- node dist/src/sandbox/workloads/echo-server.js --pod laptop --port 8080 >/dev/null &
+laptop=$!
+step "kubetun intercept echo --port 8080   (global: the first intercept rolls echo's pods out with the traffic agent)"
+in_workstation kubetun intercept echo --port 8080
+step "curl http://echo.default from a pod in the cluster   (answered by the laptop)"
+who=$(served_by http://echo.default/); echo "x-served-by: $who"; [ "$who" = laptop ]
+step "kubetun leave echo; kubetun intercept echo --port 8080 --http-header x-dev=alice   (personal)"
+in_workstation kubetun leave echo
+in_workstation kubetun intercept echo --port 8080 --http-header x-dev=alice
+step "curl -H 'x-dev: alice' http://echo.default, then without the header   (the laptop, then the pod)"
+who=$(served_by -H 'x-dev: alice' http://echo.default/); echo "x-served-by: $who"; [ "$who" = laptop ]
+who=$(served_by http://echo.default/); echo "x-served-by: $who"; [ "${who#echo-}" != "$who" ]
 step "kubetun status"
 in_workstation kubetun status
+step "kubetun leave echo"
+in_workstation kubetun leave echo
 step "kubetun quit"
 in_workstation kubetun quit
 in_workstation cat /etc/resolv.conf

@@ -1,7 +1,7 @@
 // A second intercepting client for the intercept e2e test: its own session at the traffic manager (reached through
 // the first client's port-forward socket, given as argv[2]) and a personal intercept served by the user daemon's
 // own intercept code, dialing localhost:PORT. Prints one JSON line when the intercept is active, then serves until
-// it is killed.
+// SIGTERM, when it departs.
 //
 //   node intercept-client.js unix:/path/manager-forward.sock WORKLOAD PORT HEADER=VALUE
 import { create } from '@bufbuild/protobuf';
@@ -18,6 +18,9 @@ const tunnel = await TunnelClient.connect(url);
 const session = await tunnel.manager.arriveAsClient({ name: 'second@e2e', namespace: 'default', hostname: 'e2e', version: '0' });
 tunnel.sessionId = session.id;
 setInterval(() => void tunnel.manager.remain({ id: session.id }).catch(() => undefined), 5_000);
+process.once('SIGTERM', () => {
+  void tunnel.manager.depart({ id: session.id }).finally(() => process.exit(0));
+});
 const registry = new InterceptRegistry(() => ({ tunnel, sessionId: session.id, namespace: 'default', kube: null }), silentLogger);
 const [name, value] = [header.slice(0, header.indexOf('=')), header.slice(header.indexOf('=') + 1)];
 const info = await registry.intercept(
