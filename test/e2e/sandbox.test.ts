@@ -164,14 +164,16 @@ test("the echo pods' environment holds the plain value, the ConfigMap's and the 
 
 test('echo answers h2c with prior knowledge through its ClusterIP, with x-served-by and the request headers; hello (numeric targetPort) answers too', { skip }, async () => {
   const result = await inNetns(netnsOf(client()), [
-    'curl', '-sS', '--max-time', '5', '--http2-prior-knowledge', '-D', '/dev/stderr', '-H', 'accept: application/json', '-H', 'x-dev: alice', `http://${echo.clusterIPs.ipv4}/?headers=1`,
+    'curl', '-sS', '--max-time', '5', '--http2-prior-knowledge', '-D', '-', '-H', 'accept: application/json', '-H', 'x-dev: alice', `http://${echo.clusterIPs.ipv4}/?headers=1`,
   ]);
   assert.equal(result.code, 0, result.stderr);
-  const reply = JSON.parse(result.stdout) as EchoReply;
+  const split = result.stdout.indexOf('\r\n\r\n');
+  const [head, body] = [result.stdout.slice(0, split), result.stdout.slice(split + 4)];
+  const reply = JSON.parse(body) as EchoReply;
   assert.equal(reply.httpVersion, '2.0');
   assert.equal(reply.headers?.['x-dev'], 'alice');
-  assert.match(result.stderr, /^HTTP\/2 200/m);
-  assert.match(result.stderr, new RegExp(`^x-served-by: ${reply.pod}\r?$`, 'm'));
+  assert.match(head, /^HTTP\/2 200/);
+  assert.match(head, new RegExp(`\r\nx-served-by: ${reply.pod}(\r\n|$)`));
   const hello = await curlJson(netnsOf(client()), 'http://hello.default/');
   assert.deepEqual([hello.pod], podsOf(pods, 'hello').map((p) => p.name));
 });

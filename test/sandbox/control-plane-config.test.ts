@@ -81,6 +81,12 @@ test('the API server runs with RBAC, certificate auth, the service range and no 
   assert.ok(!args.some((a) => a.startsWith('--feature-gates')), 'one service range: no dual-stack gate');
 });
 
+test("the API server keeps 1.20's default admission plugins, MutatingAdmissionWebhook among them (the agent's webhook needs it)", () => {
+  const { args } = apiserverCommand(binaries, layout, pki);
+  // --enable-admission-plugins adds to the defaults; only --disable-admission-plugins or --admission-control could remove one.
+  assert.ok(!args.some((a) => a.startsWith('--disable-admission-plugins') || a.startsWith('--admission-control=')), args.join(' '));
+});
+
 test('two service ranges turn on 1.20\'s dual-stack feature in the API server and the controller-manager', () => {
   const dual = { ...layout, serviceClusterIpRange: '10.96.0.0/16,fd10:96::/112' };
   for (const { args } of [apiserverCommand(binaries, dual, pki), controllerManagerCommand(binaries, dual, pki)]) {
