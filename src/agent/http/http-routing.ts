@@ -66,6 +66,9 @@ export function sniffProtocol(bytes: Buffer): Sniffed {
  *  knowledge; anything else (or nothing sent within sniffMs, default 1000: server-speaks-first protocols) is spliced
  *  to the app unchanged, including the bytes already read. Never throws; closes both sides when done. */
 export function routeHttpConnection(socket: Socket, hooks: HttpRoutingHooks, log: Logger, options?: { sniffMs?: number }): void {
+  // A client may send its requests and then shut its side (like Node's own HTTP server, we still answer them all);
+  // the connection is closed by us once the last answer is out.
+  socket.allowHalfOpen = true;
   const reader = new ByteReader(socket);
   sniff(reader, options?.sniffMs ?? DEFAULT_SNIFF_MS)
     .then(async ({ kind, bytes }) => {

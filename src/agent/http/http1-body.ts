@@ -102,19 +102,14 @@ export class BodyScanner {
         else if (byte === 0x0a) this.fail('a bare LF');
         return;
       case 'sizeLf':
-        if (byte !== 0x0a) this.fail('CR without LF after the chunk size');
+        this.expect(byte, 0x0a, this.remaining === 0 ? 'trailerStart' : 'data', 'CR without LF after the chunk size');
         this.digits = 0;
         this.lineBytes = 0;
-        this.state = this.remaining === 0 ? 'trailerStart' : 'data';
         return;
       case 'dataCr':
-        if (byte !== 0x0d) this.fail('no CRLF after the chunk data');
-        this.state = 'dataLf';
-        return;
+        return this.expect(byte, 0x0d, 'dataLf', 'no CRLF after the chunk data');
       case 'dataLf':
-        if (byte !== 0x0a) this.fail('no CRLF after the chunk data');
-        this.state = 'size';
-        return;
+        return this.expect(byte, 0x0a, 'size', 'no CRLF after the chunk data');
       case 'trailerStart':
       case 'trailer':
         if (++this.trailerBytes > TRAILER_LIMIT) this.fail('the trailer section is too large');
@@ -123,16 +118,18 @@ export class BodyScanner {
         else this.state = 'trailer';
         return;
       case 'trailerLf':
-        if (byte !== 0x0a) this.fail('CR without LF in the trailers');
-        this.state = 'trailerStart';
-        return;
+        return this.expect(byte, 0x0a, 'trailerStart', 'CR without LF in the trailers');
       case 'endLf':
-        if (byte !== 0x0a) this.fail('CR without LF at the end');
-        this.state = 'done';
-        return;
+        return this.expect(byte, 0x0a, 'done', 'CR without LF at the end');
       default:
         return;
     }
+  }
+
+  /** A byte the framing requires here, then the next state. */
+  private expect(byte: number, want: number, next: ChunkState, what: string): void {
+    if (byte !== want) this.fail(what);
+    this.state = next;
   }
 }
 

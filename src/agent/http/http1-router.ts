@@ -82,7 +82,7 @@ async function relayBody(from: ByteReader, to: Duplex, framing: BodyFraming, cop
 const REASONS: Record<number, string> = { 400: 'Bad Request', 414: 'URI Too Long', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 504: 'Gateway Timeout' };
 
 /** A complete error response that ends the connection. */
-export function errorResponse(status: number, text: string): Buffer {
+function errorResponse(status: number, text: string): Buffer {
   const body = Buffer.from(`${text}\n`, 'utf8');
   const head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);

@@ -17,7 +17,7 @@ const APP = '';
 const MAX_STREAMS = 256;
 
 /** The regular header fields, for matching: one entry per value, as an HTTP/1 request would list them. */
-export function requestHeadOf(headers: IncomingHttpHeaders): RequestHead {
+function requestHeadOf(headers: IncomingHttpHeaders): RequestHead {
   const fields: [string, string][] = [];
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(':') || value === undefined) continue;

@@ -102,6 +102,16 @@ test('pipelined requests are answered in request order', async () => {
   }
 });
 
+test('a client that shuts its side after sending still gets every answer', async () => {
+  const agent = await startAgent({ app: app.port, intercepts: { a1: alice.port }, personal: [headerRoute('a1', 'x-dev', 'alice')] });
+  try {
+    const text = await exchangeRaw(agent.port, 'GET /h1 HTTP/1.1\r\nhost: x\r\n\r\nGET /h2 HTTP/1.1\r\nhost: x\r\nx-dev: alice\r\n\r\n', true);
+    assert.match(text, /app: \/h1 0[\s\S]*alice: \/h2 0/);
+  } finally {
+    await agent.close();
+  }
+});
+
 test('chunked request bodies pass through to the matching destination', async () => {
   const agent = await startAgent({ app: app.port, intercepts: { a1: alice.port }, personal: [headerRoute('a1', 'x-dev', 'alice')] });
   try {
@@ -300,7 +310,8 @@ test('a client gone while the destination has not answered closes the destinatio
   try {
     socket.write('GET /never HTTP/1.1\r\nhost: x\r\n\r\n');
     while (agent.appDials() === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    socket.destroy();
+    // A reset: what a vanished client's host answers; a plain FIN is a half-close, and is still answered.
+    socket.resetAndDestroy();
     await closed;
   } finally {
     await agent.close();
