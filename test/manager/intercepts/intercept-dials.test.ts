@@ -8,9 +8,10 @@ import { once } from 'node:events';
 import { constants as http2constants, type ClientHttp2Stream } from 'node:http2';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Code, ConnectError } from '@connectrpc/connect';
-import { Agent, Manager, type AgentDirective, type InterceptDial } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
-import { startTrafficManager } from '../../../src/manager/traffic-manager.js';
+import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { Agent, Manager, type AgentDirective, type InterceptDial, type InterceptInfo } from '../../../src/gen/kubetun/manager/v1/manager_pb.js';
+import { startTrafficManager, type TrafficManager, type TrafficManagerConfig } from '../../../src/manager/traffic-manager.js';
+import type { Pod } from '../../../src/manager/intercepts/workload-api.js';
 import {
   AGENT_HEADER,
   AGENT_PROTOCOL,
@@ -26,6 +27,41 @@ import { testManagerConfig } from '../../tunnel/tunnel-fixture.js';
 import { connectPeer, echoAgentInfo, echoApi, echoPod, responseOf, type H2Peer } from './intercept-fixture.js';
 
 const CLAIM_TIMEOUT_MS = 1_000;
+
+interface Scene {
+  manager: TrafficManager;
+  client: H2Peer;
+  agent: H2Peer;
+  control: Client<typeof Manager>;
+  sessionId: string;
+  intercept: InterceptInfo;
+  close(): Promise<void>;
+}
+
+/** A manager with an agent listener, echo-1 at 127.0.0.1 (and `pods`), a client session with a global intercept of echo. */
+async function startScene(config: Partial<TrafficManagerConfig>, pods: Pod[] = []): Promise<Scene> {
+  const api = echoApi();
+  api.pods.push(echoPod('echo-1', '127.0.0.1'), ...pods);
+  const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, ...config }));
+  const client = await connectPeer(manager.url);
+  const agent = await connectPeer(manager.agentUrl!);
+  const control = client.client(Manager);
+  const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
+  const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
+  return {
+    manager,
+    client,
+    agent,
+    control,
+    sessionId,
+    intercept,
+    close: async () => {
+      client.close();
+      agent.close();
+      await manager.close();
+    },
+  };
+}
 
 function agentStream(peer: H2Peer, agentId: string, interceptId: string): ClientHttp2Stream {
   return peer.session.request({
@@ -62,17 +98,11 @@ async function readAll(stream: ClientHttp2Stream): Promise<string> {
 }
 
 test('an agent stream is announced to the client, answered and spliced; failures reach the agent as 502/504', { timeout: 30_000 }, async () => {
-  const api = echoApi();
   // echo-2 is on its way out (it takes no connections, so the intercept is active without it): only its address is used.
-  api.pods.push(echoPod('echo-1', '127.0.0.1'), { ...echoPod('echo-2', '10.244.1.2'), terminating: true });
-  const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, dialClaimTimeoutMs: CLAIM_TIMEOUT_MS }));
-  const client = await connectPeer(manager.url);
-  const agent = await connectPeer(manager.agentUrl!);
+  const scene = await startScene({ dialClaimTimeoutMs: CLAIM_TIMEOUT_MS }, [{ ...echoPod('echo-2', '10.244.1.2'), terminating: true }]);
+  const { client, agent, control, sessionId, intercept } = scene;
   const stop = new AbortController();
   try {
-    const control = client.client(Manager);
-    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
-    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
     assert.equal(intercept.state, 'waiting');
 
     // Another pod's claim is refused: the caller's address is not echo-2's.
@@ -146,9 +176,7 @@ test('an agent stream is announced to the client, answered and spliced; failures
     assert.equal((await responseOf(agentStream(agent, agentId, intercept.id)))[':status'], 403);
   } finally {
     stop.abort();
-    client.close();
-    agent.close();
-    await manager.close();
+    await scene.close();
   }
 });
 
@@ -168,18 +196,10 @@ test('without a Kubernetes API the intercept RPCs refuse, and the agent listener
 });
 
 test('caps: agents in all, and pending connections per agent (the one over answered 429 at once)', { timeout: 30_000 }, async () => {
-  const api = echoApi();
-  api.pods.push(echoPod('echo-1', '127.0.0.1'), echoPod('echo-3', '127.0.0.1'));
-  const manager = await startTrafficManager(
-    testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 }, limits: { agents: 1, pendingDialsPerAgent: 1 } }),
-  );
-  const client = await connectPeer(manager.url);
-  const agent = await connectPeer(manager.agentUrl!);
+  const scene = await startScene({ limits: { agents: 1, pendingDialsPerAgent: 1 } }, [echoPod('echo-3', '127.0.0.1')]);
+  const { agent, control, sessionId, intercept } = scene;
   const stop = new AbortController();
   try {
-    const control = client.client(Manager);
-    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
-    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
     const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'), { signal: stop.signal })[Symbol.asyncIterator]();
     const { agentId } = (await directives.next()).value as AgentDirective;
     await directives.next();
@@ -195,26 +215,18 @@ test('caps: agents in all, and pending connections per agent (the one over answe
     first.close();
   } finally {
     stop.abort();
-    client.close();
-    agent.close();
-    await manager.close();
+    await scene.close();
   }
 });
 
 test('each listener serves only its own API; an agent whose connection is lost is gone (the intercept waits again)', { timeout: 30_000 }, async () => {
-  const api = echoApi();
-  api.pods.push(echoPod('echo-1', '127.0.0.1'));
-  const manager = await startTrafficManager(testManagerConfig({ workloadApi: api, agentListen: { host: '127.0.0.1', port: 0 } }));
-  const client = await connectPeer(manager.url);
-  const agent = await connectPeer(manager.agentUrl!);
+  const scene = await startScene({});
+  const { client, agent, control, sessionId, intercept } = scene;
   try {
     await assert.rejects(agent.client(Manager).version({}), (error: ConnectError) => error.code === Code.Unimplemented);
     const wrongPlace = client.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
     await assert.rejects(wrongPlace.next(), (error: ConnectError) => error.code === Code.Unimplemented);
 
-    const control = client.client(Manager);
-    const { id: sessionId } = await control.arriveAsClient({ name: 'alice@laptop', namespace: 'default', hostname: 'laptop', version: 't' });
-    const intercept = await control.createIntercept({ sessionId, spec: { workload: 'echo', namespace: 'default', mode: 'global' } });
     const directives = agent.client(Agent).arriveAsAgent(echoAgentInfo('echo-1'))[Symbol.asyncIterator]();
     await directives.next();
     await directives.next();
@@ -227,8 +239,6 @@ test('each listener serves only its own API; an agent whose connection is lost i
       [['echo', 'rolling-out', [['alice@laptop', 'global', 0]]]],
     );
   } finally {
-    client.close();
-    agent.close();
-    await manager.close();
+    await scene.close();
   }
 });
