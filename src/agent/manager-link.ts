@@ -15,7 +15,6 @@ import { ControlSession } from '../tunnel/control-session.js';
 import {
   AGENT_HEADER,
   AGENT_PROTOCOL,
-  CONNECTION_WINDOW_BYTES,
   DIAL_CLAIM_TIMEOUT_MS,
   ERROR_MESSAGE_HEADER,
   MIRROR_HEADER,
@@ -28,6 +27,7 @@ import {
 import { kubetunVersion } from '../version.js';
 import type { AgentEnvironment } from './agent-environment.js';
 import { InterceptDialError } from './http/http-routing.js';
+import { awaitPeerSettings } from '../tunnel/peer-settings.js';
 
 export interface ManagerLinkOptions {
   /** Reconnect delays: doubled from minMs after each failure, up to maxMs. Default 250 ms → 5 s. */
@@ -225,25 +225,9 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     this.session = session;
     // An error after the connection is up ends the arrival stream; the loop reports it.
     session.on('error', () => undefined);
-    const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
-    return new Promise((resolve, reject) => {
-      const fail = (error: Error): void => {
-        clearTimeout(timer);
-        session.destroy();
-        reject(error);
-      };
-      const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      const closed = (): void => fail(new Error('the connection closed before the manager answered'));
-      session.once('error', fail);
-      session.once('close', closed);
-      session.once('remoteSettings', () => {
-        clearTimeout(timer);
-        session.off('error', fail);
-        session.off('close', closed);
-        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-        this.startHeartbeat(session);
-        resolve(session);
-      });
+    return awaitPeerSettings(session, this.options.connectTimeoutMs ?? 10_000).then(() => {
+      this.startHeartbeat(session);
+      return session;
     });
   }
 

@@ -5,7 +5,8 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import type { AgentPortConfig } from './agent-contract.js';
-import { connectApp, resetSocket, splice } from './app-connection.js';
+import { resetSocket } from '../net/socket-reset.js';
+import { connectApp, splice } from './app-connection.js';
 import { routeHttpConnection, type HttpRoutingHooks } from './http/http-routing.js';
 import type { InterceptTable } from './intercept-table.js';
 import type { StreamSource } from './manager-link.js';
@@ -65,7 +66,7 @@ function serveConnection(socket: net.Socket, port: AgentPortConfig, deps: PortDe
 export async function listenTcpPort(port: AgentPortConfig, deps: PortDeps): Promise<net.Server> {
   const listen = (host: string): Promise<net.Server> =>
     new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => serveConnection(socket, port, deps));
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => serveConnection(socket, port, deps));
       server.maxConnections = MAX_CONNECTIONS;
       server.once('error', reject);
       server.listen({ host, port: port.agentPort, ipv6Only: false }, () => {

@@ -12,6 +12,7 @@ import type { ClientSession } from './session-registry.js';
 import { answerFailure } from './stream-answer.js';
 import { DialError, type TcpDialer } from './tcp-dialer.js';
 import type { TargetPolicy } from './target-policy.js';
+import { resetOnAbort, resetSocket } from '../net/socket-reset.js';
 
 export interface TcpFlowDeps {
   policy: TargetPolicy;
@@ -59,20 +60,7 @@ export async function serveTcpFlow(
 
 function joinStreamAndSocket(stream: ServerHttp2Stream, socket: Socket, session: ClientSession): void {
   let removeEndHook: () => void = () => undefined;
-  let aborted = false;
-  // A reset stream resets the connection, unless a FIN is already on its way: libuv cannot reset a socket
-  // after shutdown (uv_tcp_close_reset fails and the handle would never close).
-  const resetSocket = (): void => {
-    if (socket.destroyed) return;
-    if (socket.writableEnded) socket.destroy();
-    else socket.resetAndDestroy();
-  };
-  // 'aborted' (the client reset the stream) comes before the 'end' that Node emits on any close, so the
-  // socket is reset before pipe could turn that 'end' into a FIN.
-  stream.on('aborted', () => {
-    aborted = true;
-    resetSocket();
-  });
+  const aborted = resetOnAbort(stream, socket);
   stream.pipe(socket);
   socket.pipe(stream);
   socket.on('error', () => {
@@ -83,8 +71,8 @@ function joinStreamAndSocket(stream: ServerHttp2Stream, socket: Socket, session:
   stream.on('close', () => {
     removeEndHook();
     // After END_STREAM both ways the socket has sent and received FIN too and closes by itself.
-    const cleanEnd = !aborted && stream.readableEnded && stream.writableEnded;
-    if (!cleanEnd) resetSocket();
+    const cleanEnd = !aborted() && stream.readableEnded && stream.writableEnded;
+    if (!cleanEnd) resetSocket(socket);
   });
   // Last, so that a session that already ended closes the stream with every handler in place.
   removeEndHook = session.onEnd(() => stream.close(http2constants.NGHTTP2_CANCEL));

@@ -12,9 +12,9 @@ import { createGrpcTransport } from '@connectrpc/connect-node';
 import { isLoopbackHost } from '../net/loopback.js';
 import { Manager } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { ControlSession } from './control-session.js';
+import { awaitPeerSettings } from './peer-settings.js';
 import {
   CONNECT_UDP_PROTOCOL,
-  CONNECTION_WINDOW_BYTES,
   DIAL_CLAIM_TIMEOUT_MS,
   DNS_MESSAGE_TYPE,
   DNS_QUERY_PATH,
@@ -158,35 +158,17 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
       maxSessionMemory: SESSION_MEMORY_MIB,
     });
-    return new Promise<TunnelClient>((resolve, reject) => {
-      const fail = (error: Error): void => {
-        clearTimeout(timer);
-        session.destroy();
-        reject(
-          new TunnelError('CONNECTION', `Cannot reach the traffic manager at ${where}: ${error.message}.`, {
-            cause: error,
-          }),
-        );
-      };
-      const timer = setTimeout(
-        () => fail(new Error(`no answer within ${options.connectTimeoutMs ?? 10_000} ms`)),
-        options.connectTimeoutMs ?? 10_000,
-      );
-      // A forwarder that could not reach the manager closes the socket without a word.
-      const closed = (): void => fail(new Error('the connection closed before the manager answered'));
-      session.once('error', fail);
-      session.once('close', closed);
-      session.once('remoteSettings', () => {
-        clearTimeout(timer);
-        session.off('error', fail);
-        session.off('close', closed);
-        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    return awaitPeerSettings(session, options.connectTimeoutMs ?? 10_000).then(
+      () => {
         const client = new TunnelClient(session, target, options);
-        resolve(client);
         // On the next turn, so that listeners added right after `await connect()` hear it.
         setImmediate(() => client.emit('connected'));
-      });
-    });
+        return client;
+      },
+      (error: Error) => {
+        throw new TunnelError('CONNECTION', `Cannot reach the traffic manager at ${where}: ${error.message}.`, { cause: error });
+      },
+    );
   }
 
   /**

@@ -11,6 +11,7 @@ import type { InterceptDial } from '../gen/kubetun/manager/v1/manager_pb.js';
 import type { Logger } from '../log/logger.js';
 import type { WireErrorReason } from '../tunnel/protocol.js';
 import type { UdpTunnel } from '../tunnel/udp-tunnel.js';
+import { resetOnAbort, resetSocket } from '../net/socket-reset.js';
 
 /** What a dial needs of the tunnel client (TunnelClient has them). */
 export interface DialStreams {
@@ -40,7 +41,8 @@ export async function connectLocal(port: number): Promise<net.Socket> {
 
 function connectTo(host: string, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true, timeout: LOCAL_CONNECT_TIMEOUT_MS });
+    // noDelay: each request and answer goes out at once, not after a delayed ACK (Nagle).
+    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, timeout: LOCAL_CONNECT_TIMEOUT_MS });
     const fail = (error: Error): void => {
       socket.destroy();
       reject(error);
@@ -96,22 +98,10 @@ function resetStream(stream: Duplex): void {
  * queued). A mirror's answer is read and thrown away: the pod answers the cluster client.
  */
 function join(socket: net.Socket, stream: Duplex, mirror: boolean): void {
-  let aborted = false;
-  // libuv cannot reset a socket after its FIN was sent: then it is only closed.
-  const resetSocket = (): void => {
-    if (socket.destroyed) return;
-    if (socket.writableEnded) socket.destroy();
-    else socket.resetAndDestroy();
-  };
-  // 'aborted' (the manager reset the stream) comes before the 'end' Node emits on any close, so the socket is
-  // reset before pipe could turn that 'end' into a FIN.
-  stream.on('aborted', () => {
-    aborted = true;
-    resetSocket();
-  });
-  stream.on('error', resetSocket);
+  const aborted = resetOnAbort(stream, socket);
+  stream.on('error', () => resetSocket(socket));
   stream.on('close', () => {
-    if (aborted || !stream.readableEnded || !stream.writableFinished) resetSocket();
+    if (aborted() || !stream.readableEnded || !stream.writableFinished) resetSocket(socket);
   });
   socket.on('error', () => resetStream(stream));
   socket.on('close', (hadError) => {
