@@ -13,10 +13,11 @@ export interface Result {
 }
 
 export function printResults(results: readonly Result[]): void {
+  const width = Math.max(38, ...results.map((r) => r.id.length));
   for (const r of results) {
     const direct = r.direct === null ? '-' : r.direct.toFixed(2);
     const ratio = r.direct === null ? '' : (r.kubetun / r.direct).toFixed(2);
-    console.log([r.id.padEnd(38), r.unit.padEnd(6), r.kubetun.toFixed(2).padStart(10), direct.padStart(10), ratio.padStart(6)].join(' '));
+    console.log([r.id.padEnd(width), r.unit.padEnd(6), r.kubetun.toFixed(2).padStart(10), direct.padStart(10), ratio.padStart(6)].join(' '));
   }
 }
 
