@@ -121,6 +121,8 @@ async function wrk(url: string, headers: string[], connections: 50 | 1): Promise
   const load = connections === 50 ? ['-c50', '-t2'] : ['-c1', '-t1'];
   const out = check(`wrk ${url}`, await inPod(['wrk', ...load, `-d${SECONDS}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url], (SECONDS + 60) * 1000));
   if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`wrk ${url} got error answers: ${out}`);
+  const socketErrors = /^\s*Socket errors: .*$/m.exec(out);
+  if (socketErrors !== null) console.error(`kubetun intercept bench: wrk -c${connections} ${url}: ${socketErrors[0].trim()}`);
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
   if (rps === null) throw new Error(`no Requests/sec in wrk's output: ${out}`);
   return { rps: Number(rps[1]), p50Us: latencyUs(out, 50), p99Us: latencyUs(out, 99) };
