@@ -2,32 +2,24 @@
 // namespace over the direct path (a plain route to the node), then through `kubetun connect` (port-forward through
 // the API server) and `kubetun connect --manager-url` (a NodePort), same run, same clients: iperf3, redis-benchmark, a connection-rate client, DNS lookups, and the daemons' RSS with 1,000 flows.
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { podNetnsName } from '../src/sandbox/kubelet/pod-env.js';
 import { podsOf, readCluster, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { mergeResults, printResults, type Result } from './bench-results.js';
 
 const run = promisify(execFile);
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 const KUBETUN = here('../src/cli/main.js');
 const CLIENT = here('./load-client.js');
 const DNS_TIMER = here('./dns-timer.js');
-const RESULTS = here('../../bench/results/latest.json');
 const NAME = `ktb${process.pid % 1000}`;
 const config = sandboxConfig(NAME);
 const IPERF = '10.96.0.22';
 const REDIS = '10.96.0.21';
 const ECHO = '10.96.0.20';
 const SECONDS = Number(process.env.KUBETUN_BENCH_SECONDS ?? 3);
-
-interface Result {
-  id: string;
-  unit: string;
-  kubetun: number;
-  direct: number | null;
-}
 
 async function ws(command: string[], timeoutMs = 120_000): Promise<string> {
   const { file, args, env } = workstationCommand(config, command);
@@ -174,19 +166,8 @@ async function main(): Promise<void> {
   } finally {
     await sandboxDown(NAME);
   }
-  for (const r of results) {
-    const direct = r.direct === null ? '-' : r.direct.toFixed(2);
-    const ratio = r.direct === null ? '' : (r.kubetun / r.direct).toFixed(2);
-    console.log([r.id.padEnd(38), r.unit.padEnd(6), r.kubetun.toFixed(2).padStart(10), direct.padStart(10), ratio.padStart(6)].join(' '));
-  }
-  let previous: { results: Result[] } = { results: [] };
-  try {
-    previous = JSON.parse(readFileSync(RESULTS, 'utf8')) as { results: Result[] };
-  } catch {
-    // no stack results yet
-  }
-  const merged = [...previous.results.filter((r) => !r.id.startsWith('tunnel.')), ...results];
-  writeFileSync(RESULTS, JSON.stringify({ results: merged }, null, 2) + '\n');
+  printResults(results);
+  mergeResults('tunnel.', results);
 }
 
 main().catch((error: Error) => {
