@@ -114,7 +114,7 @@ describe('the traffic manager in the sandbox cluster: loopback tunnels, non-root
     assert.match(r.stdout, /^pod: echo-/m);
   });
 
-  test('the manager runs as uid/gid 65532 with no privileges; the NetworkPolicy admits only the health port', async () => {
+  test('the manager runs as uid/gid 65532 with no privileges; the NetworkPolicy admits only the health, agent and webhook ports', async () => {
     const manager = await managerPod();
     const status = readFileSync(`/proc/${manager.pid}/status`, 'utf8');
     assert.match(status, /^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
@@ -125,7 +125,8 @@ describe('the traffic manager in the sandbox cluster: loopback tunnels, non-root
     assert.deepEqual(policy.spec, {
       podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traffic-manager' } },
       policyTypes: ['Ingress'],
-      ingress: [{ ports: [{ protocol: 'TCP', port: 8082 }] }],
+      // Health probes, arriving agents (checked by pod IP) and the API server calling the webhook (TLS).
+      ingress: [{ ports: [{ protocol: 'TCP', port: 8082 }, { protocol: 'TCP', port: 8083 }, { protocol: 'TCP', port: 8444 }] }],
     });
   });
 
