@@ -113,7 +113,8 @@ async function run(t: import('node:test').TestContext, cp: TestControlPlane): Pr
   writeFileSync(join(cp.stateDir, 'webhook.key'), tls.keyPem!, { mode: 0o600 });
   const manager = cp.ns.spawn(process.execPath, [
     MAIN, 'traffic-manager', '--pod-cidr', '10.244.0.0/16', '--service-cidr', '10.96.0.0/12', '--listen', '127.0.0.1:18081',
-    '--agent-listen', '127.0.0.1:18083', '--webhook-listen', `${clusterIp}:443`,
+    // --agent-listen checks arriving agents with the API: the manager needs a kubeconfig outside a pod.
+    '--kubeconfig', admin, '--agent-listen', '127.0.0.1:18083', '--webhook-listen', `${clusterIp}:443`,
     '--webhook-cert', join(cp.stateDir, 'webhook.crt'), '--webhook-key', join(cp.stateDir, 'webhook.key'),
     '--agent-image', 'registry.test/traffic-manager:9', '--agent-manager-address', 'traffic-manager.kubetun.svc:8083', '--log-level', 'debug',
   ]);
