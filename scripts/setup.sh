@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 # sudo: the tests run kubetun as unprivileged accounts, which start the root daemon through it.
 # etcd-server: the sandbox control plane's store (like redis-server, its host service is kept from starting).
-packages=(iproute2 iputils-ping sudo iperf3 curl dnsutils socat nftables ethtool procps openssl dnsmasq-base redis-server redis-tools etcd-server util-linux python3 wrk)
+packages=(iproute2 iputils-ping sudo iperf3 curl dnsutils socat nftables ethtool procps openssl dnsmasq-base redis-server redis-tools etcd-server util-linux python3 wrk tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

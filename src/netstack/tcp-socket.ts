@@ -10,6 +10,7 @@ const CLOSE_ERRORS: Partial<Record<TcpCloseReason, [code: string, message: strin
   reset: ['ECONNRESET', 'the peer reset the connection'],
   refused: ['ECONNREFUSED', 'the peer refused the connection'],
   timeout: ['ETIMEDOUT', 'the peer stopped answering (retransmissions exhausted)'],
+  unreachable: ['EHOSTUNREACH', 'an ICMP error said the peer cannot be reached'],
 };
 
 export class TcpSocketError extends Error {

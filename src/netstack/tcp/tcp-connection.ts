@@ -23,7 +23,7 @@ export type TcpState =
   | 'TIME-WAIT'
   | 'CLOSED';
 
-export type TcpCloseReason = 'closed' | 'reset' | 'refused' | 'timeout' | 'aborted';
+export type TcpCloseReason = 'closed' | 'reset' | 'refused' | 'timeout' | 'aborted' | 'unreachable';
 
 export interface TcpConnectionEvents {
   established?(): void;
@@ -42,6 +42,9 @@ const EMPTY = Buffer.alloc(0);
 const MAX_WINDOW_SHIFT = 14;
 const TIMESTAMP_OPTION_BYTES = 12;
 const DEFAULT_PEER_MSS = 536;
+/** Floor for a path MTU's MSS (RFC 8201's 1280-byte IPv6 minimum less 60 bytes of headers; IPv4 paths this
+ *  small are not worth following, as in Linux's min_pmtu). */
+const MIN_PATH_MSS = 1220;
 const DUP_ACK_THRESHOLD = 3;
 
 const EVENT_ESTABLISHED = 1;
@@ -107,6 +110,8 @@ export class TcpConnection {
 
   // Options negotiated on the handshake.
   private peerMss = DEFAULT_PEER_MSS;
+  /** From ICMP "fragmentation needed" / "packet too big" (RFC 1191/8201); never raised again. */
+  private pathMss = Number.POSITIVE_INFINITY;
   private sackEnabled = false;
   private tsEnabled = false;
   private readonly tsOffset: number;
@@ -213,7 +218,7 @@ export class TcpConnection {
 
   /** Payload bytes per MSS-sized packet towards the peer (what the device segments at). */
   get effectiveMss(): number {
-    return Math.max(1, Math.min(this.peerMss, this.config.mss) - (this.tsEnabled ? TIMESTAMP_OPTION_BYTES : 0));
+    return Math.max(1, Math.min(this.peerMss, this.config.mss, this.pathMss) - (this.tsEnabled ? TIMESTAMP_OPTION_BYTES : 0));
   }
 
   get sendBuffered(): number {
@@ -259,6 +264,36 @@ export class TcpConnection {
   /** RST on the next transmit, then CLOSED ('aborted'). */
   abort(): void {
     if (this.closeReason === null) this.abortPending = true;
+  }
+
+  /** ICMP said the path towards the peer takes at most `mss` bytes of TCP payload plus header options. */
+  pathMtuChanged(mss: number): void {
+    this.pathMss = Math.min(this.pathMss, Math.max(MIN_PATH_MSS, Math.floor(mss)));
+  }
+
+  /** An ICMP error quoting one of our segments: a hard one ends a connection that is still opening
+   *  (RFC 1122 §4.2.3.9); soft ones, and hard ones once synchronized, leave it to the retransmission timer. */
+  icmpError(hard: boolean): void {
+    if (hard && (this._state === 'SYN-SENT' || this._state === 'SYN-RECEIVED') && this.accepted) {
+      this.enterClosed('unreachable');
+      this.flushEvents();
+    }
+  }
+
+  /** Whether an ICMP error quoting our segment with sequence number `seq` can be genuine: only data in flight
+   *  (RFC 5927 §4.1) — anything else is a forgery or stale, and is ignored. */
+  quotesSegmentInFlight(seq: number): boolean {
+    if (this._state === 'SYN-SENT' || this._state === 'SYN-RECEIVED') return (seq >>> 0) === this.iss;
+    return seqGe(seq >>> 0, this.sndUna) && seqLt(seq >>> 0, this.sndMax);
+  }
+
+  /** A SYN for this connection's 4-tuple may start a new incarnation (RFC 6191): only in TIME-WAIT, and only
+   *  when its timestamp, or without timestamps its ISN, is newer than what this incarnation saw. */
+  acceptsNewSyn(seg: TcpRepr): boolean {
+    if (this._state !== 'TIME-WAIT' || (seg.flags & (SYN | ACK | RST)) !== SYN) return false;
+    const ts = seg.options.timestamp;
+    if (this.tsEnabled && ts !== undefined) return seqGt(ts.value, this.tsRecent);
+    return seqGt(seg.seq, this.rcvNxt);
   }
 
   pollAt(): number {
