@@ -17,11 +17,6 @@ export interface CongestionControl {
   onRetransmitTimeout(flightBytes: number): void;
 }
 
-/** RFC 6928 initial window. */
-export function initialWindow(mss: number): number {
-  return Math.min(10 * mss, Math.max(2 * mss, 14600));
-}
-
 export function createCongestionControl(kind: 'newreno' | 'cubic', mss: number): CongestionControl {
   return kind === 'cubic' ? new CubicCongestion(mss) : new NewRenoCongestion(mss);
 }

@@ -1,7 +1,8 @@
 // CUBIC (RFC 9438): window growth as a cubic function of the time since the last congestion event, with
 // the Reno-friendly region and fast convergence. Slow start is the same as NewReno's.
 
-import { initialWindow, type CongestionControl } from './tcp-congestion.js';
+import type { CongestionControl } from './tcp-congestion.js';
+import { initialWindow } from './tcp-initial-window.js';
 
 const C = 0.4;
 const BETA = 0.7;

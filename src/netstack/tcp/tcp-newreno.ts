@@ -1,6 +1,7 @@
 // NewReno window arithmetic (RFC 5681 slow start and congestion avoidance, RFC 6582 recovery bounds).
 
-import { initialWindow, type CongestionControl } from './tcp-congestion.js';
+import type { CongestionControl } from './tcp-congestion.js';
+import { initialWindow } from './tcp-initial-window.js';
 
 export class NewRenoCongestion implements CongestionControl {
   cwnd: number;
