@@ -17,12 +17,15 @@ export class CubicCongestion implements CongestionControl {
   private epochStart = -1;
   /** Reno-friendly estimate, in bytes. */
   private wEst = 0;
+  /** A timeout fired and no new data was acknowledged since. */
+  private timedOut = false;
 
   constructor(private readonly mss: number) {
     this.cwnd = initialWindow(mss);
   }
 
   onAck(ackedBytes: number, now: number): void {
+    this.timedOut = false;
     if (this.cwnd < this.ssthresh) {
       this.cwnd = Math.min(this.cwnd + ackedBytes, Math.max(this.ssthresh, this.cwnd));
       return;
@@ -49,6 +52,7 @@ export class CubicCongestion implements CongestionControl {
   }
 
   onCongestionEvent(flightBytes: number): void {
+    this.timedOut = false;
     this.reduce(flightBytes);
     this.cwnd = this.ssthresh;
   }
@@ -58,7 +62,9 @@ export class CubicCongestion implements CongestionControl {
   }
 
   onRetransmitTimeout(flightBytes: number): void {
-    this.reduce(flightBytes);
+    // A repeat keeps ssthresh and Wmax: cwnd is already one segment, so neither would mean anything.
+    if (!this.timedOut) this.reduce(flightBytes);
+    this.timedOut = true;
     this.cwnd = this.mss;
   }
 
