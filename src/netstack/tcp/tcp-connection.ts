@@ -4,7 +4,7 @@
 
 import { TcpFlags, type TcpOptions, type TcpRepr } from '../wire/reprs.js';
 import { createCongestionControl, type CongestionControl } from './tcp-congestion.js';
-import type { TcpConfig } from './tcp-config.js';
+import { MIN_PEER_MSS, type TcpConfig } from './tcp-config.js';
 import { OutOfOrderAssembler, ReceiveQueue } from './tcp-receive-buffer.js';
 import { RttEstimator } from './tcp-rtt.js';
 import { SackScoreboard } from './tcp-sack-scoreboard.js';
@@ -355,7 +355,7 @@ export class TcpConnection {
   // ---- handshake ----
 
   private negotiate(options: TcpOptions): void {
-    if (options.mss !== undefined && options.mss > 0) this.peerMss = options.mss;
+    if (options.mss !== undefined) this.peerMss = Math.max(MIN_PEER_MSS, options.mss);
     this.wsEnabled = this.config.windowScaling && options.windowScale !== undefined;
     if (this.wsEnabled) {
       this.sndShift = Math.min(options.windowScale ?? 0, MAX_WINDOW_SHIFT);
