@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { tcpConfig } from '../../../src/netstack/tcp/tcp-config.js';
 import { MAX_SACK_RANGES, SackScoreboard } from '../../../src/netstack/tcp/tcp-sack-scoreboard.js';
 import { seqAdd } from '../../../src/netstack/tcp/tcp-seq.js';
+import { establishedPair } from './sim-link.js';
 
 const SPAN = 400;
 
@@ -100,4 +102,39 @@ test('RFC 2018 §3 / CVE-2019-11477: 100,000 adversarial SACK blocks cost bounde
   // The holes next to SND.UNA, which retransmission needs first, are the ones kept.
   assert.equal(sb.skipSacked(seqAdd(una, 4)), seqAdd(una, 4 * MAX_SACK_RANGES + 4));
   assert.equal(sb.skipSacked(seqAdd(una, 3)), seqAdd(una, 3));
+});
+
+test('RFC 2018 §3 / CVE-2019-11477: a connection fed 100,000 crafted SACK blocks stays fast and keeps sending', { timeout: 120_000 }, () => {
+  const config = tcpConfig({ sack: true, timestamps: false });
+  const link = establishedPair(config, config, { delayMs: 5 });
+  const a = link.a!;
+  const b = link.b!;
+  const chunk = Buffer.alloc(65536, 3);
+  link.onStep = () => {
+    while (a.write(chunk) > 0);
+    for (let d = b.read(); d !== null; d = b.read());
+  };
+  link.runUntilTime(link.now + 300); // a window of megabytes in flight
+  // From now on the attacker speaks for B (the link is not stepped again): duplicate ACKs of B's latest.
+  const template = link.log.filter((l) => !l.fromA).at(-1)!.seg;
+  const una = template.ack;
+  let span = 0;
+  for (const { fromA, seg } of link.log) if (fromA) span = Math.max(span, (seg.seq + seg.payload.length - una) | 0);
+  const slots = Math.floor(span / 8) - 1;
+  assert.ok(slots > 50_000, `a window of ${span} bytes`);
+  let sent = 0;
+  const emit = (): void => void sent++;
+  const started = process.hrtime.bigint();
+  for (let k = 0; k < 25_000; k++) {
+    // Four one-byte blocks per ACK, every other byte, scattered over the window.
+    const base = ((k * 7919) % slots) * 8;
+    const sack: Array<[number, number]> = [];
+    for (let j = 0; j < 4; j++) sack.push([seqAdd(una, base + 2 * j + 1), seqAdd(una, base + 2 * j + 2)]);
+    a.handleSegment({ ...template, options: { sack }, payload: Buffer.alloc(0) }, link.now);
+    if (k % 16 === 0) a.transmit(link.now, emit);
+  }
+  const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+  assert.ok(elapsedMs < 1500, `100,000 blocks took ${elapsedMs.toFixed(0)} ms`);
+  assert.ok(sent > 0, 'A still sends (retransmissions of the holes)');
+  assert.notEqual(a.state, 'CLOSED');
 });
