@@ -281,7 +281,9 @@ export class TcpSender implements SendSequence {
    *  `echoRtt` the RTT its timestamp echo gives, or null. Returns ACK_* bits. */
   processAck(seg: TcpRepr, seq: number, echoRtt: number | null, now: number): number {
     const ack = seg.ack >>> 0;
-    if (seqGt(ack, this.sndMax)) return ACK_DROP;
+    // RFC 5961 §5.2: an ACK outside [SND.UNA − MAX.SND.WND, SND.MAX] is blind or forged: drop the segment
+    // (its data too) and answer with a challenge ACK.
+    if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) return ACK_DROP;
     const sack = seg.options.sack;
     if (sack !== undefined) this.recovery.onSackBlocks(sack, ack);
     const window = seg.window * 2 ** this.sndShift;
