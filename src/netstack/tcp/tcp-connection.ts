@@ -98,9 +98,10 @@ export class TcpConnection {
     return this._state;
   }
 
-  /** Payload bytes per MSS-sized packet towards the peer (what the device segments at). */
+  /** Payload bytes per MSS-sized packet towards the peer, for the segments being emitted (what the device
+   *  segments at): min(peer MSS, our MSS, path MSS) less the timestamp and SACK option bytes they carry. */
   get effectiveMss(): number {
-    return this.snd.mss;
+    return Math.max(1, this.snd.mss - this.rcv.sackOptionBytes);
   }
 
   get sendBuffered(): number {

@@ -28,7 +28,7 @@ export class TcpOutput {
 
   /** Whether the sender has a segment to send now. Changes nothing. */
   hasSegmentToSend(): boolean {
-    return this.snd.planSend(this.plan, this.sackOptionBytes());
+    return this.snd.planSend(this.plan, this.rcv.sackOptionBytes);
   }
 
   /** One transmit in a synchronized state; `canSend` when the state lets data go out, `keepaliveIdle` when
@@ -56,7 +56,7 @@ export class TcpOutput {
   private sendPlanned(now: number, emit: (seg: TcpRepr) => void): void {
     const snd = this.snd;
     const plan = this.plan;
-    const sackBytes = this.sackOptionBytes();
+    const sackBytes = this.rcv.sackOptionBytes;
     while (snd.planSend(plan, sackBytes)) {
       emit(this.out.control(plan.seq, plan.fin ? ACK | FIN : ACK, snd.payload(plan)));
       if (!snd.sent(plan, now)) throw new Error(`tcp: planned segment ${plan.kind}@${plan.seq}+${plan.len} made no progress`);
@@ -88,11 +88,5 @@ export class TcpOutput {
   private giveUp(emit: (seg: TcpRepr) => void): false {
     emit(this.out.reply(this.snd.sndMax, this.rcv.rcvNxt, RST | ACK));
     return false;
-  }
-
-  /** SACK option bytes (kind, length, 8 per block, padded to 4) the segments of this transmit carry. */
-  private sackOptionBytes(): number {
-    const blocks = this.rcv.sackBlocks;
-    return blocks === null ? 0 : (2 + 8 * blocks.length + 3) & ~3;
   }
 }

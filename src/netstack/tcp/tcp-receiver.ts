@@ -197,6 +197,12 @@ export class TcpReceiver {
     this.sackBlocks = sack && !this.assembler.isEmpty ? this.assembler.sackBlocks(timestamps ? 3 : 4) : null;
   }
 
+  /** Option bytes the SACK blocks take on each segment (kind, length, 8 per block, padded to 4). */
+  get sackOptionBytes(): number {
+    const blocks = this.sackBlocks;
+    return blocks === null ? 0 : (2 + 8 * blocks.length + 3) & ~3;
+  }
+
   /** A segment carrying our ACK and window went out: nothing is owed any more. */
   ackSent(): void {
     this.ackNow = false;

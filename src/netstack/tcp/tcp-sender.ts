@@ -160,18 +160,21 @@ export class TcpSender implements SendSequence {
 
   // ---- output ----
 
-  private segmentLimit(sackBytes: number): number {
-    const mss = this.mss;
-    const max = this.config.sendSegmentMax > 0 ? this.config.sendSegmentMax : mss;
-    if (sackBytes === 0 || max > mss) return max;
-    return Math.max(1, max - sackBytes);
+  /** The largest payload of one segment: the MSS less this segment's SACK option bytes (RFC 6691); with
+   *  offload (sendSegmentMax above our MSS), what the device then cuts into MSS-sized packets. */
+  private segmentLimit(segmentMss: number): number {
+    const max = this.config.sendSegmentMax;
+    if (max > this.config.mss) return max;
+    return max > 0 ? Math.min(max, segmentMss) : segmentMss;
   }
 
   /** Chooses the next segment into `plan` without changing anything; false when nothing may go now.
    *  `sackBytes` is the SACK option space the segments of this transmit carry. */
   planSend(plan: SendPlan, sackBytes: number): boolean {
     const dataEnd = this.dataEnd();
-    const limit = this.segmentLimit(sackBytes);
+    // A full segment's payload: the options this transmit puts on every segment take room from it.
+    const segmentMss = Math.max(1, this.mss - sackBytes);
+    const limit = this.segmentLimit(segmentMss);
     const recovery = this.recovery;
 
     if (this.fastRetransmitPending) {
@@ -186,7 +189,7 @@ export class TcpSender implements SendSequence {
 
     const pipe = recovery.pipe();
     const cwnd = Math.floor(this.cc.cwnd + recovery.inflation);
-    if (this.inRecovery && pipe < cwnd && recovery.planHole(plan, limit, cwnd - pipe, dataEnd, this.mss)) return true;
+    if (this.inRecovery && pipe < cwnd && recovery.planHole(plan, limit, cwnd - pipe, dataEnd, segmentMss)) return true;
 
     let seq = this.sndNxt;
     const resending = seqLt(seq, this.sndMax);
@@ -195,13 +198,13 @@ export class TcpSender implements SendSequence {
     if (avail > 0) {
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
       let room = Math.min(wndRoom, cwnd - pipe);
-      if (this.forceSend) room = Math.max(room, Math.min(avail, this.mss));
+      if (this.forceSend) room = Math.max(room, Math.min(avail, segmentMss));
       let len = Math.min(avail, limit, room);
       if (resending) len = Math.min(len, seqDiff(recovery.nextSackedAfter(seq, dataEnd), seq));
       if (len <= 0) return false;
       // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) without Nagle: a partial segment only when it empties the
       // buffer, fills half the largest window seen, or nothing is in flight.
-      const swsBlocked = len < avail && len < this.mss && pipe > 0 && len < this.maxSndWnd / 2;
+      const swsBlocked = len < avail && len < segmentMss && pipe > 0 && len < this.maxSndWnd / 2;
       if (swsBlocked && !this.forceSend) return false;
       plan.kind = SEND_DATA;
       plan.seq = seq;
