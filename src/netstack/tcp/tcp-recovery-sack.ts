@@ -34,9 +34,13 @@ export class SackRecovery implements LossRecovery {
 
   onSackBlocks(blocks: ReadonlyArray<readonly [number, number]>, ack: number): void {
     const sndMax = this.seq.sndMax;
+    // Called before SND.UNA moves. What lies at or below it — a D-SACK (RFC 2883), or the blocks of an old ACK
+    // arriving late — reports nothing missing: it must neither enter the scoreboard nor count towards the
+    // loss test, which would start a false recovery.
+    const floor = seqMax(ack, this.seq.sndUna);
     for (const [left, right] of blocks) {
-      if (seqGt(right, ack) && seqLe(right, sndMax) && seqLt(left, right)) {
-        this.scoreboard.add(seqMax(left >>> 0, ack), right >>> 0);
+      if (seqGt(right, floor) && seqLe(right, sndMax) && seqLt(left, right)) {
+        this.scoreboard.add(seqMax(left >>> 0, floor), right >>> 0);
       }
     }
   }
