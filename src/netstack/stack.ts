@@ -17,7 +17,7 @@ import { pseudoHeaderSum } from './wire/checksum.js';
 import { Icmpv4UnreachableCode, Icmpv6UnreachableCode, parseIcmpv4, parseIcmpv6 } from './wire/icmp.js';
 import { formatIp } from './wire/ip-address.js';
 import { IPV4_HEADER_LEN, parseIpv4 } from './wire/ipv4.js';
-import { IPV6_HEADER_LEN, parseIpv6 } from './wire/ipv6.js';
+import { IPV6_HEADER_LEN, parseIpv6, parseIpv6Fragmentable } from './wire/ipv6.js';
 import { IpProtocol, TcpFlags, WireError, type IcmpRepr, type IpAddress, type TcpRepr } from './wire/reprs.js';
 import { parseTcp } from './wire/tcp.js';
 import { parseUdp } from './wire/udp.js';
@@ -290,30 +290,31 @@ export class NetStack implements UdpFlowHost {
 
   private inputIpv4(ip: Buffer, checksumVouched: boolean, now: number): void {
     const repr = parseIpv4(ip);
-    let payload = repr.payload;
-    if (repr.moreFragments || repr.fragmentOffset > 0) {
-      const key = `4:${formatIp(repr.src)}>${formatIp(repr.dst)}:${repr.protocol}:${repr.identification}`;
-      const whole = this.reassembler.add(key, repr.fragmentOffset, repr.moreFragments, payload, now);
-      if (whole === null) return;
-      payload = whole;
-      // A reassembled datagram's transport checksum was never vouched for by the device.
-      checksumVouched = false;
+    if (!repr.moreFragments && repr.fragmentOffset === 0) {
+      this.inputTransport(repr.src, repr.dst, repr.protocol, repr.payload, ip, checksumVouched, now);
+      return;
     }
-    this.inputTransport(repr.src, repr.dst, repr.protocol, payload, ip, checksumVouched, now);
+    const key = `4:${formatIp(repr.src)}>${formatIp(repr.dst)}:${repr.protocol}:${repr.identification}`;
+    const whole = this.reassembler.add(key, repr.fragmentOffset, repr.moreFragments, repr.payload, now, ip);
+    if (whole === null) return;
+    // A reassembled datagram's transport checksum was never vouched for by the device; an ICMP error about
+    // it quotes its first fragment (RFC 792: the header and first 64 bits of the datagram's data).
+    this.inputTransport(repr.src, repr.dst, repr.protocol, whole.payload, whole.firstPacket, false, now);
   }
 
   private inputIpv6(ip: Buffer, checksumVouched: boolean, now: number): void {
     const repr = parseIpv6(ip);
-    let payload = repr.payload;
-    if (repr.fragment !== undefined) {
-      const f = repr.fragment;
-      const key = `6:${formatIp(repr.src)}>${formatIp(repr.dst)}:${f.identification}`;
-      const whole = this.reassembler.add(key, f.offset, f.moreFragments, payload, now);
-      if (whole === null) return;
-      payload = whole;
-      checksumVouched = false;
+    const f = repr.fragment;
+    if (f === undefined) {
+      this.inputTransport(repr.src, repr.dst, repr.nextHeader, repr.payload, ip, checksumVouched, now);
+      return;
     }
-    this.inputTransport(repr.src, repr.dst, repr.nextHeader, payload, ip, checksumVouched, now);
+    const key = `6:${formatIp(repr.src)}>${formatIp(repr.dst)}:${f.identification}`;
+    const whole = this.reassembler.add(key, f.offset, f.moreFragments, repr.payload, now, ip, repr.nextHeader);
+    if (whole === null) return;
+    // RFC 8200 §4.5: the next header is the offset-0 fragment's, and extension headers may follow it.
+    const upper = parseIpv6Fragmentable(whole.payload, whole.firstTag);
+    this.inputTransport(repr.src, repr.dst, upper.nextHeader, upper.payload, whole.firstPacket, false, now);
   }
 
   private inputTransport(

@@ -6,7 +6,7 @@ import { NetStack, type NetStackHandlers, type NetStackOptions, type TcpConnectR
 import { parseIcmpv4, parseIcmpv6 } from '../../src/netstack/wire/icmp.js';
 import { parseIp } from '../../src/netstack/wire/ip-address.js';
 import { emitIpv4Header, parseIpv4 } from '../../src/netstack/wire/ipv4.js';
-import { parseIpv6 } from '../../src/netstack/wire/ipv6.js';
+import { emitIpv6Header, parseIpv6 } from '../../src/netstack/wire/ipv6.js';
 import { pseudoHeaderSum } from '../../src/netstack/wire/checksum.js';
 import { IpProtocol, TcpFlags, type IcmpRepr, type IpAddress, type TcpRepr, type UdpRepr } from '../../src/netstack/wire/reprs.js';
 import { parseTcp } from '../../src/netstack/wire/tcp.js';
@@ -277,3 +277,71 @@ describe('NetStack input robustness', () => {
     assert.deepEqual(got[0], payload);
   });
 });
+
+function ipv6Fragment(src: IpAddress, dst: IpAddress, next: number, offset: number, more: boolean, data: Buffer): Buffer {
+  const packet = Buffer.alloc(48 + data.length);
+  emitIpv6Header({ src, dst, nextHeader: IpProtocol.IPV6_FRAGMENT, hopLimit: 64, payloadLength: 8 + data.length }, packet, 0);
+  packet[40] = next;
+  packet.writeUInt16BE(offset | (more ? 1 : 0), 42);
+  packet.writeUInt32BE(0xdec0de, 44);
+  data.copy(packet, 48);
+  return packet;
+}
+
+function udpBytes(src: IpAddress, dst: IpAddress, payload: Buffer): Buffer {
+  const out = Buffer.alloc(8 + payload.length);
+  emitUdp({ srcPort: 7, dstPort: 9, payload }, out, 0, pseudoHeaderSum(src, dst, IpProtocol.UDP, out.length), 'full');
+  return out;
+}
+
+for (const [family, client, service] of [
+  [4, CLIENT4, SERVICE4],
+  [6, CLIENT6, SERVICE6],
+] as const) {
+  describe(`NetStack fragment reassembly, IPv${family}`, () => {
+    test(`RFC ${family === 4 ? '792' : '4443 §3.1'}: an ICMP error about a reassembled datagram quotes its first fragment`, () => {
+      const h = new Harness({ tcpConnect: () => undefined });
+      const udp = udpBytes(client, service, Buffer.alloc(3000, 0xab));
+      const fragments =
+        family === 4
+          ? [0, 1480].map((offset) => {
+              const length = offset === 0 ? 1480 : udp.length - 1480;
+              const packet = Buffer.alloc(20 + length);
+              emitIpv4Header({ src: client, dst: service, protocol: IpProtocol.UDP, ttl: 64, identification: 42, moreFragments: offset === 0, fragmentOffset: offset, payloadLength: length }, packet, 0);
+              udp.copy(packet, 20, offset, offset + length);
+              return packet;
+            })
+          : [ipv6Fragment(client, service, IpProtocol.UDP, 0, true, udp.subarray(0, 1448)), ipv6Fragment(client, service, IpProtocol.UDP, 1448, false, udp.subarray(1448))];
+      for (const fragment of fragments) h.stack.input(fragment, h.now);
+      const [error] = h.output();
+      assert.equal(error!.icmp!.kind, 'dest-unreachable');
+      const quoted = (error!.icmp as { invoking: Buffer }).invoking;
+      assert.deepEqual(quoted.subarray(0, 40), fragments[0]!.subarray(0, 40), 'the quote starts with the first fragment');
+      const udpAt = family === 4 ? 20 : 48;
+      assert.equal(quoted.readUInt16BE(udpAt), 7, 'and holds the UDP header');
+    });
+
+    if (family === 6) {
+      test('RFC 8200 §4.5: the next header comes from the offset-0 fragment, not from the last to arrive', () => {
+        const got: Buffer[] = [];
+        const h = new Harness({ tcpConnect: () => undefined, udpFlow: (f) => f.on('datagram', (d) => got.push(d)) });
+        const payload = Buffer.alloc(2000, 0x5a);
+        const udp = udpBytes(client, service, payload);
+        h.stack.input(ipv6Fragment(client, service, IpProtocol.UDP, 0, true, udp.subarray(0, 1448)), h.now);
+        h.stack.input(ipv6Fragment(client, service, IpProtocol.IPV6_NO_NEXT, 1448, false, udp.subarray(1448)), h.now);
+        assert.deepEqual(got, [payload]);
+      });
+
+      test('RFC 8200 §4.5: extension headers after the fragment header are walked after reassembly', () => {
+        const got: Buffer[] = [];
+        const h = new Harness({ tcpConnect: () => undefined, udpFlow: (f) => f.on('datagram', (d) => got.push(d)) });
+        const payload = Buffer.alloc(2000, 0x3c);
+        // Destination options: next header UDP, 8 bytes, one PadN option filling them.
+        const fragmentable = Buffer.concat([Buffer.from([IpProtocol.UDP, 0, 1, 4, 0, 0, 0, 0]), udpBytes(client, service, payload)]);
+        h.stack.input(ipv6Fragment(client, service, IpProtocol.IPV6_DEST_OPTS, 0, true, fragmentable.subarray(0, 1448)), h.now);
+        h.stack.input(ipv6Fragment(client, service, IpProtocol.IPV6_DEST_OPTS, 1448, false, fragmentable.subarray(1448)), h.now);
+        assert.deepEqual(got, [payload]);
+      });
+    }
+  });
+}
