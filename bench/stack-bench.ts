@@ -1,11 +1,13 @@
 // npm run bench: kubetun's stack against the kernel's loopback, in the same run, with the same clients.
 // Throughput: socat (C) on the kernel's TCP sends to / receives from a JavaScript application that counts every
 // byte — behind kubetun's stack (through the TUN device) or behind the kernel's own TCP on loopback ("direct").
-// Each device variant (MTU 1500, a large MTU, virtio-net header with TSO/checksum offload) is measured single-flow;
-// the fastest gives the headline figures, 8 flows, the connection rate and RSS with 10,000 idle flows.
+// Each device variant (MTU 1500, a large MTU, virtio-net header with TSO/checksum offload) is measured single-flow,
+// unimpaired and with 1% loss + 5% reordering (the ratio of the two shows how loss recovery holds up); the fastest
+// unimpaired variant gives the headline figures, 8 flows, the connection rate and RSS with 10,000 idle flows.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TunStack } from '../src/rootd/tun-stack.js';
@@ -34,6 +36,9 @@ const VARIANTS: Variant[] = [
   { name: 'vnet-tso-mtu1500', mtu: 1500, vnetHeader: true },
   { name: 'vnet-tso-mtu65000', mtu: 65_000, vnetHeader: true },
 ];
+
+/** The impairment of the loss rows: random loss both ways on kt0, and reordering at the stack's input. */
+const IMPAIRMENT = { name: 'loss1reorder5', lossPercent: 1, reorderPercent: 5 };
 
 interface Result {
   id: string;
@@ -69,6 +74,53 @@ async function throughput(path: 'stack' | 'direct', direction: 'in' | 'out', flo
   const bytes = done.reduce((sum, r) => sum + r.bytes, 0);
   const seconds = Math.max(...done.map((r) => r.seconds));
   return bytes / MiB / seconds;
+}
+
+/**
+ * Impairs the TUN link: IMPAIRMENT.lossPercent random loss each way by nftables in the namespace (this kernel has
+ * no netem), and IMPAIRMENT.reorderPercent of the packets towards the stack held back behind the next one at its
+ * input. The loopback path is untouched. Returns the function that removes both.
+ */
+async function impair(tun: TunStack): Promise<() => Promise<void>> {
+  const rules = join(tmpdir(), `kubetun-bench-${process.pid}.nft`);
+  writeFileSync(
+    rules,
+    `table inet kt_bench_loss {
+      chain out {
+        type filter hook output priority 0;
+        oifname "kt0" numgen random mod 100 < ${IMPAIRMENT.lossPercent} drop
+      }
+      chain in {
+        type filter hook input priority 0;
+        iifname "kt0" numgen random mod 100 < ${IMPAIRMENT.lossPercent} drop
+      }
+    }\n`,
+  );
+  try {
+    await inNamespace(['nft', '-f', rules]);
+  } finally {
+    rmSync(rules, { force: true });
+  }
+  const input = tun.stack.input.bind(tun.stack);
+  let held: Buffer | null = null;
+  let seed = 12345;
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  tun.stack.input = (packet, now) => {
+    if (held === null && random() < IMPAIRMENT.reorderPercent / 100) {
+      held = packet;
+      return;
+    }
+    input(packet, now);
+    if (held !== null) {
+      const late = held;
+      held = null;
+      input(late, now);
+    }
+  };
+  return async () => {
+    tun.stack.input = input;
+    await inNamespace(['nft', 'delete', 'table', 'inet', 'kt_bench_loss']);
+  };
 }
 
 async function connectionRate(host: string): Promise<number> {
@@ -108,12 +160,12 @@ async function rssWithIdleFlows(variant: Variant, flows: number): Promise<number
 
 function printTable(results: Result[]): void {
   const row = (cells: string[]): string =>
-    [cells[0]!.padEnd(38), cells[1]!.padEnd(6), cells[2]!.padStart(10), cells[3]!.padStart(10), cells[4]!.padStart(6)].join(' ');
+    [cells[0]!.padEnd(58), cells[1]!.padEnd(6), cells[2]!.padStart(10), cells[3]!.padStart(10), cells[4]!.padStart(6)].join(' ');
   console.log(row(['id', 'unit', 'kubetun', 'direct', 'ratio']));
   for (const r of results) {
     const direct = r.direct === null ? '-' : r.direct.toFixed(1);
     const ratio = r.direct === null ? '' : (r.kubetun / r.direct).toFixed(2);
-    console.log(row([r.id, r.unit, r.kubetun.toFixed(1), direct, ratio]));
+    console.log(row([r.id, r.unit, r.kubetun.toFixed(r.unit === 'ratio' ? 2 : 1), direct, ratio]));
   }
 }
 
@@ -158,6 +210,21 @@ async function main(): Promise<void> {
         variantRows.push({ id: `stack.tcp.1flow.in@${variant.name}`, unit: 'MiB/s', kubetun: inbound, direct: direct.in1 });
         variantRows.push({ id: `stack.tcp.1flow.out@${variant.name}`, unit: 'MiB/s', kubetun: outbound, direct: direct.out1 });
         if (best === null || inbound + outbound > best.inbound + best.outbound) best = { variant, inbound, outbound };
+        const restore = await impair(tun);
+        let impaired: { inbound: number; outbound: number };
+        try {
+          impaired = { inbound: await throughput('stack', 'in', 1), outbound: await throughput('stack', 'out', 1) };
+        } finally {
+          await restore();
+        }
+        // The loopback path has no such impairment: these rows compare with the same variant unimpaired.
+        const at = `${variant.name}+${IMPAIRMENT.name}`;
+        variantRows.push(
+          { id: `stack.tcp.1flow.in@${at}`, unit: 'MiB/s', kubetun: impaired.inbound, direct: null },
+          { id: `stack.tcp.1flow.out@${at}`, unit: 'MiB/s', kubetun: impaired.outbound, direct: null },
+          { id: `stack.tcp.1flow.in.ratio@${at}`, unit: 'ratio', kubetun: impaired.inbound / inbound, direct: null },
+          { id: `stack.tcp.1flow.out.ratio@${at}`, unit: 'ratio', kubetun: impaired.outbound / outbound, direct: null },
+        );
       } finally {
         tun.close();
       }

@@ -16,13 +16,28 @@ interface Args {
   sizes?: number[];
   timeoutMs?: number;
   readDelayMs?: number;
+  connectTimeoutMs?: number;
 }
 
-function open(host: string, port: number): Promise<Socket> {
+/** Connects, from `localPort` when given (libuv binds it with SO_REUSEADDR); fails after `timeoutMs` if given. */
+function open(host: string, port: number, localPort?: number, timeoutMs?: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, allowHalfOpen: true });
-    socket.once('connect', () => resolve(socket));
-    socket.once('error', reject);
+    const socket = connect({ host, port, localPort, allowHalfOpen: true });
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            socket.destroy();
+            reject(Object.assign(new Error(`connect took over ${timeoutMs} ms`), { code: 'TIMEOUT' }));
+          }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
   });
 }
 
@@ -69,6 +84,31 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     const got = await hashStream(socket);
     socket.end();
     return { ...got, ms: performance.now() - start };
+  },
+  /**
+   * Port reuse (RFC 6191): read until the stack closes first (its side of the connection stays in TIME-WAIT),
+   * close, then connect again from the same local port and read again; reports how long the second connect took.
+   */
+  async reconnect(a) {
+    const first = await open(a.host, a.port);
+    const localPort = first.localPort!;
+    const firstGot = await hashStream(first);
+    first.end();
+    await new Promise((resolve) => first.once('close', resolve));
+    // Our FIN's ACK ends the kernel's LAST-ACK; until then the 4-tuple is still taken (EADDRNOTAVAIL).
+    await new Promise((r) => setTimeout(r, 100));
+    const start = performance.now();
+    let second: Socket;
+    try {
+      second = await open(a.host, a.port, localPort, a.connectTimeoutMs ?? 5000);
+    } catch (error) {
+      return { localPort, first: firstGot, result: (error as NodeJS.ErrnoException).code, ms: performance.now() - start };
+    }
+    const ms = performance.now() - start;
+    const sameTuple = second.localPort === localPort;
+    const secondGot = await hashStream(second);
+    second.end();
+    return { localPort, first: firstGot, result: 'connected', ms, sameTuple, second: secondGot };
   },
   /** Many concurrent connections, each sends `bytes`, half-closes and expects the same bytes back. */
   async echoMany(a) {
