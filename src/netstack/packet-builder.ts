@@ -27,17 +27,22 @@ export interface PacketBuilderOptions {
   vnetHeader: boolean;
   /** Leave transport checksums and segmentation to the kernel (requires vnetHeader). */
   offload: boolean;
+  /** Without vnetHeader: the device fills in TCP/UDP checksums (the TUN addon's checksum option). */
+  deviceChecksum?: boolean;
 }
 
 export class PacketBuilder {
   private readonly prefix: number;
   private readonly offload: boolean;
+  /** TCP/UDP checksums are left for someone else: the kernel (offload) or the device (deviceChecksum). */
+  private readonly checksumMode: 'full' | 'partial';
   private readonly allocate: (size: number) => Buffer;
   private ipv4Id = 0;
 
   constructor(options: PacketBuilderOptions) {
     this.prefix = options.vnetHeader ? VIRTIO_NET_HDR_LEN : 0;
     this.offload = options.vnetHeader && options.offload;
+    this.checksumMode = this.offload || (!options.vnetHeader && options.deviceChecksum === true) ? 'partial' : 'full';
     this.allocate = options.allocate ?? Buffer.allocUnsafe;
   }
 
@@ -55,7 +60,7 @@ export class PacketBuilder {
     const ipStart = this.prefix;
     this.emitIpHeader(src, dst, IpProtocol.TCP, tcpLen, packet, ipStart);
     const pseudo = pseudoHeaderSum(src, dst, IpProtocol.TCP, tcpLen);
-    emitTcp(seg, packet, ipStart + ipLen, pseudo, this.offload ? 'partial' : 'full');
+    emitTcp(seg, packet, ipStart + ipLen, pseudo, this.checksumMode);
     if (this.prefix > 0) {
       const segmented = this.offload && seg.payload.length > gsoSize;
       emitVirtioNetHdr(
@@ -80,7 +85,7 @@ export class PacketBuilder {
     const packet = Buffer.allocUnsafe(this.prefix + ipLen + udpLen);
     this.emitIpHeader(src, dst, IpProtocol.UDP, udpLen, packet, this.prefix);
     const pseudo = pseudoHeaderSum(src, dst, IpProtocol.UDP, udpLen);
-    emitUdp(datagram, packet, this.prefix + ipLen, pseudo, this.offload ? 'partial' : 'full');
+    emitUdp(datagram, packet, this.prefix + ipLen, pseudo, this.checksumMode);
     this.emitPlainVnetHeader(packet, ipLen, UDP_CSUM_OFFSET);
     return packet;
   }

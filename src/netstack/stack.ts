@@ -41,6 +41,8 @@ export interface NetStackOptions {
   vnetHeader?: boolean;
   /** The kernel finishes checksums and segments large sends (requires vnetHeader). */
   offload?: boolean;
+  /** Without vnetHeader: the device fills in outgoing TCP/UDP checksums (and input() is told which it checked). */
+  deviceChecksum?: boolean;
   tcp?: Partial<TcpConfig>;
   limits?: Partial<StackLimits>;
   reassembly?: Partial<ReassemblyLimits>;
@@ -175,7 +177,12 @@ export class NetStack implements UdpFlowHost {
     this.vnetHeader = options.vnetHeader ?? false;
     this.mtu = options.mtu;
     const offload = this.vnetHeader && (options.offload ?? false);
-    this.builder = new PacketBuilder({ vnetHeader: this.vnetHeader, offload, allocate: (size) => this.arena.alloc(size) });
+    this.builder = new PacketBuilder({
+      vnetHeader: this.vnetHeader,
+      offload,
+      deviceChecksum: options.deviceChecksum,
+      allocate: (size) => this.arena.alloc(size),
+    });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.random32 = options.random32 ?? randomUint32;
     this.reassembler = new FragmentReassembler(options.reassembly);
@@ -198,13 +205,16 @@ export class NetStack implements UdpFlowHost {
     };
   }
 
-  /** Takes one packet from the device. Malformed packets are counted and dropped; nothing here throws. */
-  input(packet: Buffer, now: number): void {
+  /**
+   * Takes one packet from the device. Malformed packets are counted and dropped; nothing here throws.
+   * `checksumVerified`: the device checked the packet's TCP/UDP checksum (so it need not be summed again).
+   */
+  input(packet: Buffer, now: number, checksumVerified = false): void {
     this.now = now;
     this.counters.packetsIn++;
     try {
       let ip = packet;
-      let checksumVouched = false;
+      let checksumVouched = checksumVerified;
       if (this.vnetHeader) {
         const hdr = parseVirtioNetHdr(packet);
         checksumVouched = (hdr.flags & (VirtioNetFlags.NEEDS_CSUM | VirtioNetFlags.DATA_VALID)) !== 0;

@@ -18,9 +18,13 @@ export class StackDriver {
   }
 
   start(): void {
-    this.device.start((packets) => {
+    this.device.start((packets, checked) => {
       const now = performance.now();
-      for (const packet of packets) this.stack.input(packet, now);
+      if (checked === null) {
+        for (const packet of packets) this.stack.input(packet, now);
+      } else {
+        for (let i = 0; i < packets.length; i++) this.stack.input(packets[i]!, now, checked[i] === 1);
+      }
       this.flush();
     });
   }

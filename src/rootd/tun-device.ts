@@ -46,6 +46,12 @@ export interface TunOpenOptions {
   offload?: boolean;
   /** IFF_MULTI_QUEUE; opening an existing multi-queue device by name adds a queue. */
   multiQueue?: boolean;
+  /**
+   * Without vnetHeader: the addon does the TCP/UDP checksum work in C, as a device with checksum offload would.
+   * write() fills in the checksum field of every TCP/UDP packet (whatever it held), and start()'s callback is told
+   * which packets arrived with a correct TCP/UDP checksum.
+   */
+  checksum?: boolean;
 }
 
 export interface TunStats {
@@ -76,6 +82,7 @@ interface NativeTun {
     handle: NativeHandle,
     onBatch: (slab: Buffer | null, larges: Buffer[] | null, count: number) => void,
     ends: Int32Array,
+    checked?: Uint8Array,
   ): void;
   /** Queued bytes, or -(queued bytes) - 1 when some packets failed (then takeWriteError tells which errno). */
   write(handle: NativeHandle, packets: readonly Buffer[]): number;
@@ -88,6 +95,7 @@ interface NativeTun {
 const OPT_VNET_HDR = 1;
 const OPT_OFFLOAD = 2;
 const OPT_MULTI_QUEUE = 4;
+const OPT_CHECKSUM = 8;
 
 /** In the ends table: the packet is in the larges array, not in the slab. */
 const LARGE_PACKET = -1;
@@ -158,6 +166,8 @@ export class TunDevice extends EventEmitter {
   readonly name: string;
   readonly vnetHeader: boolean;
   readonly offload: boolean;
+  /** The addon verifies and fills in TCP/UDP checksums (see TunOpenOptions.checksum). */
+  readonly checksum: boolean;
   private readonly native: NativeTun;
   private readonly handle: NativeHandle;
   private readonly statsOut = new Float64Array(5);
@@ -170,8 +180,12 @@ export class TunDevice extends EventEmitter {
     this.native = native;
     this.vnetHeader = options.vnetHeader === true;
     this.offload = this.vnetHeader && options.offload === true;
+    this.checksum = !this.vnetHeader && options.checksum === true;
     const flags =
-      (this.vnetHeader ? OPT_VNET_HDR : 0) | (this.offload ? OPT_OFFLOAD : 0) | (options.multiQueue ? OPT_MULTI_QUEUE : 0);
+      (this.vnetHeader ? OPT_VNET_HDR : 0) |
+      (this.offload ? OPT_OFFLOAD : 0) |
+      (options.multiQueue ? OPT_MULTI_QUEUE : 0) |
+      (this.checksum ? OPT_CHECKSUM : 0);
     try {
       this.handle = native.open(options.name, options.netns ?? null, flags, (kind, errno, count) =>
         this.onEvent(kind, errno, count),
@@ -190,13 +204,22 @@ export class TunDevice extends EventEmitter {
     return new TunDevice(loadAddon(), options);
   }
 
-  /** Start reading; onPackets gets batches (≤128) of packets, in arrival order; safe to retain. */
-  start(onPackets: (packets: Buffer[]) => void): void {
+  /**
+   * Start reading; onPackets gets batches (≤128) of packets, in arrival order; safe to retain. With checksum,
+   * checked[i] is 1 when packet i's TCP/UDP checksum is correct (valid until onPackets returns); otherwise null.
+   */
+  start(onPackets: (packets: Buffer[], checked: Uint8Array | null) => void): void {
     this.assertOpen();
     if (this.started) throw new TunError('IO', `TUN device ${this.name} is already started`);
     this.started = true;
     const ends = new Int32Array(MAX_READ_BATCH);
-    this.native.start(this.handle, (slab, larges, count) => onPackets(assembleBatch(slab, larges, count, ends)), ends);
+    const checked = this.checksum ? new Uint8Array(MAX_READ_BATCH) : null;
+    this.native.start(
+      this.handle,
+      (slab, larges, count) => onPackets(assembleBatch(slab, larges, count, ends), checked),
+      ends,
+      checked ?? undefined,
+    );
   }
 
   /** Writes or queues every packet (never drops). false = the queue is above its high-water mark: wait for 'drain'. */

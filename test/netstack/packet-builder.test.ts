@@ -37,6 +37,14 @@ test('without offload the checksum is complete and verifies', () => {
   assert.equal(parseTcp(ip.payload, pseudoHeaderSum(SRC, DST, IpProtocol.TCP, ip.payload.length)).payload.length, 999);
 });
 
+test('with deviceChecksum the TCP/UDP checksum is left to the device (no vnet header, no JS sum)', () => {
+  const builder = new PacketBuilder({ vnetHeader: false, offload: false, deviceChecksum: true });
+  const tcp = parseIpv4(builder.tcp(SRC, DST, segment(999), 1460));
+  assert.equal(tcp.payload.readUInt16BE(16), pseudoHeaderSum(SRC, DST, IpProtocol.TCP, tcp.payload.length));
+  const udp = parseIpv4(builder.udp(SRC, DST, { srcPort: 53, dstPort: 40000, payload: Buffer.alloc(33, 1) }));
+  assert.equal(udp.payload.readUInt16BE(6), pseudoHeaderSum(SRC, DST, IpProtocol.UDP, udp.payload.length));
+});
+
 test('an ICMP error quotes at most what fits in 576 bytes (IPv4)', () => {
   const invoking = Buffer.alloc(2000, 1);
   const packet = new PacketBuilder({ vnetHeader: false, offload: false }).unreachable(DST, SRC, invoking, 1);
