@@ -380,6 +380,8 @@ export class TcpConnection {
   private enterTimeWait(): void {
     this._state = 'TIME-WAIT';
     this.timers.enterTimeWait(this.now);
+    // Everything up to the FIN arrived: TIME-WAIT's ACKs report no SACK blocks.
+    this.rcv.sackBlocks = null;
   }
 
   private enterClosed(reason: TcpCloseReason): void {

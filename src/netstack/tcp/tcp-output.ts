@@ -34,9 +34,10 @@ export class TcpOutput {
   /** One transmit in a synchronized state; `canSend` when the state lets data go out, `keepaliveIdle` when
    *  keepalive applies. Returns false when the connection timed out (after sending a reset). */
   transmit(now: number, canSend: boolean, keepaliveIdle: boolean, emit: (seg: TcpRepr) => void): boolean {
-    if (!this.runTimers(now, keepaliveIdle, emit)) return false;
     const { snd, rcv, out } = this;
+    // Before the timers: a probe or keepalive must report what is held now, not at the last transmit.
     rcv.prepareSackBlocks(out.sackEnabled, out.tsEnabled);
+    if (!this.runTimers(now, keepaliveIdle, emit)) return false;
     let extraDuplicates = Math.min(rcv.duplicateAcksOwed, DUP_ACK_THRESHOLD + 1) - 1;
     rcv.duplicateAcksOwed = 0;
     if (canSend) this.sendPlanned(now, emit);
