@@ -56,6 +56,8 @@ export class TcpSender implements SendSequence {
   recovery: LossRecovery;
   /** Consecutive retransmission timeouts of the same data. */
   retries = 0;
+  /** An acceptable ACK arrived since the last retransmission timeout. */
+  private answeredSinceTimeout = false;
   /** Send one segment after a timeout even if the windows say no. */
   private forceSend = false;
   inRecovery = false;
@@ -264,7 +266,10 @@ export class TcpSender implements SendSequence {
 
   /** The retransmission timer fired (RFC 6298 §5.4–5.6): go back to SND.UNA with a collapsed window. */
   onRetransmitTimeout(): void {
-    this.retries++;
+    // A window the peer shrank to zero under our data is probed, not a failure (RFC 9293 §3.8.6.1): while the
+    // peer answers the resends with its closed window, they do not count towards giving up.
+    if (this.sndWnd !== 0 || !this.answeredSinceTimeout) this.retries++;
+    this.answeredSinceTimeout = false;
     this.rtt.backoff();
     this.cc.onRetransmitTimeout(seqDiff(this.sndMax, this.sndUna));
     this.inRecovery = false;
@@ -285,6 +290,7 @@ export class TcpSender implements SendSequence {
   processAck(seg: TcpRepr, seq: number, echoRtt: number | null, now: number): number {
     const ack = seg.ack >>> 0;
     if (seqGt(ack, this.sndMax)) return ACK_DROP;
+    this.answeredSinceTimeout = true;
     const sack = seg.options.sack;
     if (sack !== undefined) this.recovery.onSackBlocks(sack, ack);
     const window = seg.window * 2 ** this.sndShift;
