@@ -19,6 +19,9 @@ export const ADMIT_RESET = 1;
 export const ADMIT_OK = 2;
 
 const MAX_WINDOW_SHIFT = 14;
+/** TS.Recent older than this is invalid (RFC 7323 §5.5): the peer's timestamp clock, at the fastest tick
+ *  allowed (1 ms), may have moved on by more than 2^31 since, which would make every segment look old. */
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 
 /** The smallest shift that lets the window field express `window` (RFC 7323 §2.3). */
 function windowShiftFor(window: number): number {
@@ -39,8 +42,9 @@ export class TcpReceiver {
   remoteFinSeq = 0;
   remoteFinKnown = false;
   remoteFinReceived = false;
-  /** TS.Recent (RFC 7323 §4.3) and the ACK it may be updated against. */
+  /** TS.Recent (RFC 7323 §4.3), set through setTsRecent, and the ACK it may be updated against. */
   tsRecent = 0;
+  private tsRecentAt = 0;
   lastAckSent = 0;
 
   ackNow = false;
@@ -73,6 +77,11 @@ export class TcpReceiver {
     this.lastAckSent = this.rcvNxt;
   }
 
+  setTsRecent(value: number, now: number): void {
+    this.tsRecent = value;
+    this.tsRecentAt = now;
+  }
+
   /** The first checks of RFC 9293 §3.10.7.4 on a synchronized connection — PAWS (RFC 7323 §5), the sequence
    *  number, RST and SYN (RFC 5961 §3, §4) — then the trim to the window into segSeq/segPayload/segFlags. */
   admit(seg: TcpRepr, timestamps: boolean, now: number): number {
@@ -80,8 +89,14 @@ export class TcpReceiver {
     let seq = seg.seq >>> 0;
     let payload = seg.payload;
     const ts = seg.options.timestamp;
-    // An old timestamp marks an old duplicate.
-    if (timestamps && ts !== undefined && !(flags & RST) && seqLt(ts.value, this.tsRecent)) {
+    // An old timestamp marks an old duplicate, unless TS.Recent expired after a long idle time (§5.5).
+    if (
+      timestamps &&
+      ts !== undefined &&
+      !(flags & RST) &&
+      seqLt(ts.value, this.tsRecent) &&
+      now - this.tsRecentAt <= PAWS_IDLE_MS
+    ) {
       this.ackNow = true;
       return ADMIT_DROP;
     }
@@ -96,7 +111,7 @@ export class TcpReceiver {
       return ADMIT_DROP;
     }
     this.timers.heardFrom(now);
-    if (timestamps && ts !== undefined && seqLe(seq, this.lastAckSent)) this.tsRecent = ts.value;
+    if (timestamps && ts !== undefined && seqLe(seq, this.lastAckSent)) this.setTsRecent(ts.value, now);
     if (flags & RST) {
       // Only an exact match resets; anything else in the window gets a challenge ACK.
       if (seq === this.rcvNxt) return ADMIT_RESET;

@@ -26,17 +26,24 @@ export class SackRecovery implements LossRecovery {
     if (!s.inRecovery) return seqDiff(s.sndNxt, s.sndUna) - board.sackedBetween(s.sndUna, s.sndNxt);
     const high = seqMax(board.highest(s.sndUna), s.sndUna);
     const beyond = seqGt(s.sndNxt, high) ? seqDiff(s.sndNxt, high) : 0;
-    const retransmitted = seqGt(this.retransmitNext, s.sndUna)
-      ? seqDiff(this.retransmitNext, s.sndUna) - board.sackedBetween(s.sndUna, this.retransmitNext)
+    // Resent bytes above `high` are in `beyond` already (high drops below HighRxt when the scoreboard's cap
+    // forgets its top range).
+    const resentEnd = seqLt(this.retransmitNext, high) ? this.retransmitNext : high;
+    const retransmitted = seqGt(resentEnd, s.sndUna)
+      ? seqDiff(resentEnd, s.sndUna) - board.sackedBetween(s.sndUna, resentEnd)
       : 0;
     return beyond + retransmitted;
   }
 
   onSackBlocks(blocks: ReadonlyArray<readonly [number, number]>, ack: number): void {
     const sndMax = this.seq.sndMax;
+    // Called before SND.UNA moves. What lies at or below it — a D-SACK (RFC 2883), or the blocks of an old ACK
+    // arriving late — reports nothing missing: it must neither enter the scoreboard nor count towards the
+    // loss test, which would start a false recovery.
+    const floor = seqMax(ack, this.seq.sndUna);
     for (const [left, right] of blocks) {
-      if (seqGt(right, ack) && seqLe(right, sndMax) && seqLt(left, right)) {
-        this.scoreboard.add(seqMax(left >>> 0, ack), right >>> 0);
+      if (seqGt(right, floor) && seqLe(right, sndMax) && seqLt(left, right)) {
+        this.scoreboard.add(seqMax(left >>> 0, floor), right >>> 0);
       }
     }
   }

@@ -43,7 +43,7 @@ export class SegmentBuilder {
     this.sackEnabled = this.config.sack && options.sackPermitted === true;
     if (this.config.timestamps && options.timestamp !== undefined) {
       this.tsEnabled = true;
-      this.rcv.tsRecent = options.timestamp.value;
+      this.rcv.setTsRecent(options.timestamp.value, this.now);
     }
     snd.negotiated(options.mss, this.sackEnabled, this.tsEnabled);
   }

@@ -5,7 +5,7 @@
 
 import { TcpFlags, type TcpRepr } from '../wire/reprs.js';
 import { createCongestionControl, type CongestionControl } from './tcp-congestion.js';
-import type { TcpConfig } from './tcp-config.js';
+import { MIN_PEER_MSS, type TcpConfig } from './tcp-config.js';
 import { createLossRecovery, type LossRecovery, type SendSequence } from './tcp-loss-recovery.js';
 import { RttEstimator } from './tcp-rtt.js';
 import { SendBuffer } from './tcp-send-buffer.js';
@@ -93,7 +93,7 @@ export class TcpSender implements SendSequence {
 
   /** The handshake settled the options: the peer's MSS, SACK and timestamps. */
   negotiated(peerMss: number | undefined, sack: boolean, timestamps: boolean): void {
-    if (peerMss !== undefined && peerMss > 0) this.peerMss = peerMss;
+    if (peerMss !== undefined) this.peerMss = Math.max(MIN_PEER_MSS, peerMss);
     this.timestamps = timestamps;
     this.cc = createCongestionControl(this.config.congestion, this.mss);
     this.recovery = createLossRecovery(sack, this);
@@ -289,7 +289,9 @@ export class TcpSender implements SendSequence {
    *  `echoRtt` the RTT its timestamp echo gives, or null. Returns ACK_* bits. */
   processAck(seg: TcpRepr, seq: number, echoRtt: number | null, now: number): number {
     const ack = seg.ack >>> 0;
-    if (seqGt(ack, this.sndMax)) return ACK_DROP;
+    // RFC 5961 §5.2: an ACK outside [SND.UNA − MAX.SND.WND, SND.MAX] is blind or forged: drop the segment
+    // (its data too) and answer with a challenge ACK.
+    if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) return ACK_DROP;
     this.answeredSinceTimeout = true;
     const sack = seg.options.sack;
     if (sack !== undefined) this.recovery.onSackBlocks(sack, ack);
