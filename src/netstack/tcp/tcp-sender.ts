@@ -100,7 +100,13 @@ export class TcpSender implements SendSequence {
   }
 
   pathMtuChanged(mss: number): void {
+    const before = this.mss;
     this.pathMss = Math.min(this.pathMss, Math.max(MIN_PATH_MSS, Math.floor(mss)));
+    if (this.mss >= before || this.sndMax === this.sndUna) return;
+    // What is in flight went out in larger segments, which the smaller hop dropped: resend it now in the new
+    // size (RFC 1191 §6.5, Linux's tcp_simple_retransmit). It is not congestion: the windows stay.
+    this.sndNxt = this.sndUna;
+    this.rttTiming = false;
   }
 
   /** The peer's first window (on its SYN or SYN-ACK). */
