@@ -68,6 +68,8 @@ export class TcpSender implements SendSequence {
   rttTiming = false;
   rttSeq = 0;
   rttStart = 0;
+  /** When the last data segment went out (for the restart after idle). */
+  private lastSendAt = 0;
 
   constructor(
     private readonly config: TcpConfig,
@@ -267,7 +269,16 @@ export class TcpSender implements SendSequence {
         }
     }
     if (this.timers.rtoAt === NEVER) this.timers.rtoAt = now + this.rtt.rto;
+    this.lastSendAt = now;
     return progress;
+  }
+
+  /** Before sending new data: after more than an RTO without sending anything, with nothing in flight, the
+   *  congestion window no longer describes the path and restarts (RFC 5681 §4.1). */
+  restartIfIdle(now: number): void {
+    if (this.sndMax !== this.sndUna || now - this.lastSendAt <= this.rtt.rto || !seqLt(this.sndNxt, this.dataEnd())) return;
+    this.cc.onIdleRestart();
+    this.lastSendAt = now;
   }
 
   /** The retransmission timer fired (RFC 6298 §5.4–5.6): go back to SND.UNA with a collapsed window. */
