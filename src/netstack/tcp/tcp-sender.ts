@@ -33,14 +33,14 @@ export class TcpSender implements SendSequence {
   sndNxt: number;
   /** The highest sequence number ever sent. */
   sndMax: number;
-  sndWnd = 0;
-  sndWl1 = 0;
-  sndWl2 = 0;
-  maxSndWnd = 0;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private maxSndWnd = 0;
   sndShift = 0;
-  synAcked = false;
+  private synAcked = false;
   /** Sequence number of the first byte in `buffer`. */
-  sndBufSeq: number;
+  private sndBufSeq: number;
   readonly buffer: SendBuffer;
   finQueued = false;
   finAcked = false;
@@ -52,8 +52,8 @@ export class TcpSender implements SendSequence {
   private timestamps = false;
 
   readonly rtt: RttEstimator;
-  cc: CongestionControl;
-  recovery: LossRecovery;
+  private cc: CongestionControl;
+  private recovery: LossRecovery;
   /** Consecutive retransmission timeouts of the same data. */
   retries = 0;
   /** An acceptable ACK arrived since the last retransmission timeout. */
@@ -64,10 +64,10 @@ export class TcpSender implements SendSequence {
   /** RFC 6582 `recover`: the highest sequence number sent when recovery started. */
   private recover: number;
   private dupAcks = 0;
-  fastRetransmitPending = false;
-  rttTiming = false;
-  rttSeq = 0;
-  rttStart = 0;
+  private fastRetransmitPending = false;
+  private rttTiming = false;
+  private rttSeq = 0;
+  private rttStart = 0;
   /** When the last data segment went out (for the restart after idle). */
   private lastSendAt = 0;
 
