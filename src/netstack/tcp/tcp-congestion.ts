@@ -17,6 +17,10 @@ export interface CongestionControl {
    *  repeat for the same data: it keeps ssthresh (RFC 5681 §3.1, the note on eq. 4) instead of recomputing it
    *  from a flight size that the first timeout already collapsed. */
   onRetransmitTimeout(flightBytes: number): void;
+  /** Nothing was sent for longer than an RTO (RFC 5681 §4.1): the window no longer describes the path, so it
+   *  restarts from the initial window; ssthresh keeps 3/4 of the old window so slow start regains it (RFC
+   *  2861 §3, as Linux's tcp_cwnd_restart). */
+  onIdleRestart(): void;
 }
 
 export function createCongestionControl(kind: 'newreno' | 'cubic', mss: number): CongestionControl {

@@ -61,6 +61,12 @@ export class CubicCongestion implements CongestionControl {
     this.cwnd = this.ssthresh;
   }
 
+  onIdleRestart(): void {
+    this.ssthresh = Math.max(this.ssthresh, (3 * this.cwnd) / 4);
+    this.cwnd = Math.min(this.cwnd, initialWindow(this.mss));
+    this.epochStart = -1; // the idle time is no part of the cubic curve
+  }
+
   onRetransmitTimeout(flightBytes: number): void {
     // A repeat keeps ssthresh and Wmax: cwnd is already one segment, so neither would mean anything.
     if (!this.timedOut) this.reduce(flightBytes);

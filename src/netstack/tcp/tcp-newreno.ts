@@ -39,6 +39,12 @@ export class NewRenoCongestion implements CongestionControl {
     this.cwnd = this.ssthresh;
   }
 
+  onIdleRestart(): void {
+    this.ssthresh = Math.max(this.ssthresh, (3 * this.cwnd) / 4);
+    this.cwnd = Math.min(this.cwnd, initialWindow(this.mss));
+    this.ackedInAvoidance = 0;
+  }
+
   onRetransmitTimeout(flightBytes: number): void {
     if (!this.timedOut) this.ssthresh = Math.max(flightBytes / 2, 2 * this.mss);
     this.timedOut = true;

@@ -40,7 +40,10 @@ export class TcpOutput {
     if (!this.runTimers(now, keepaliveIdle, emit)) return false;
     let extraDuplicates = Math.min(rcv.duplicateAcksOwed, DUP_ACK_THRESHOLD + 1) - 1;
     rcv.duplicateAcksOwed = 0;
-    if (canSend) this.sendPlanned(now, emit);
+    if (canSend) {
+      snd.restartIfIdle(now);
+      this.sendPlanned(now, emit);
+    }
     if (rcv.ackNow) emit(out.control(snd.sndMax, ACK));
     while (extraDuplicates-- > 0) emit(out.control(snd.sndMax, ACK));
     this.updatePersistTimer(now);

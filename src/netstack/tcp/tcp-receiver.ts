@@ -31,21 +31,21 @@ function windowShiftFor(window: number): number {
 }
 
 export class TcpReceiver {
-  irs = 0;
+  private irs = 0;
   rcvNxt = 0;
   /** Our window scale; 0 when the peer did not offer scaling. */
   rcvShift: number;
   /** Right edge of the window we advertised last; never moved left (RFC 9293 §3.8.6). */
   rcvAdvRight = 0;
   readonly queue = new ReceiveQueue();
-  readonly assembler: OutOfOrderAssembler;
+  private readonly assembler: OutOfOrderAssembler;
   remoteFinSeq = 0;
   remoteFinKnown = false;
   remoteFinReceived = false;
   /** TS.Recent (RFC 7323 §4.3), set through setTsRecent, and the ACK it may be updated against. */
   tsRecent = 0;
   private tsRecentAt = 0;
-  lastAckSent = 0;
+  private lastAckSent = 0;
 
   ackNow = false;
   private unackedBytes = 0;
@@ -218,7 +218,7 @@ export class TcpReceiver {
   }
 
   /** Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): move the right edge only by a worthwhile amount. */
-  windowUpdateWorthSending(): boolean {
+  private windowUpdateWorthSending(): boolean {
     const newRight = seqAdd(this.rcvNxt, this.receiveWindow());
     const threshold = Math.min(this.config.recvBufferSize / 2, this.config.mss);
     return seqDiff(newRight, this.rcvAdvRight) >= threshold;

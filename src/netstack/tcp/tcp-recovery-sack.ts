@@ -26,8 +26,11 @@ export class SackRecovery implements LossRecovery {
     if (!s.inRecovery) return seqDiff(s.sndNxt, s.sndUna) - board.sackedBetween(s.sndUna, s.sndNxt);
     const high = seqMax(board.highest(s.sndUna), s.sndUna);
     const beyond = seqGt(s.sndNxt, high) ? seqDiff(s.sndNxt, high) : 0;
-    const retransmitted = seqGt(this.retransmitNext, s.sndUna)
-      ? seqDiff(this.retransmitNext, s.sndUna) - board.sackedBetween(s.sndUna, this.retransmitNext)
+    // Resent bytes above `high` are in `beyond` already (high drops below HighRxt when the scoreboard's cap
+    // forgets its top range).
+    const resentEnd = seqLt(this.retransmitNext, high) ? this.retransmitNext : high;
+    const retransmitted = seqGt(resentEnd, s.sndUna)
+      ? seqDiff(resentEnd, s.sndUna) - board.sackedBetween(s.sndUna, resentEnd)
       : 0;
     return beyond + retransmitted;
   }

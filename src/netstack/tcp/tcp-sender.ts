@@ -33,14 +33,14 @@ export class TcpSender implements SendSequence {
   sndNxt: number;
   /** The highest sequence number ever sent. */
   sndMax: number;
-  sndWnd = 0;
-  sndWl1 = 0;
-  sndWl2 = 0;
-  maxSndWnd = 0;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private maxSndWnd = 0;
   sndShift = 0;
-  synAcked = false;
+  private synAcked = false;
   /** Sequence number of the first byte in `buffer`. */
-  sndBufSeq: number;
+  private sndBufSeq: number;
   readonly buffer: SendBuffer;
   finQueued = false;
   finAcked = false;
@@ -52,20 +52,24 @@ export class TcpSender implements SendSequence {
   private timestamps = false;
 
   readonly rtt: RttEstimator;
-  cc: CongestionControl;
-  recovery: LossRecovery;
+  private cc: CongestionControl;
+  private recovery: LossRecovery;
   /** Consecutive retransmission timeouts of the same data. */
   retries = 0;
+  /** An acceptable ACK arrived since the last retransmission timeout. */
+  private answeredSinceTimeout = false;
   /** Send one segment after a timeout even if the windows say no. */
   private forceSend = false;
   inRecovery = false;
   /** RFC 6582 `recover`: the highest sequence number sent when recovery started. */
   private recover: number;
   private dupAcks = 0;
-  fastRetransmitPending = false;
-  rttTiming = false;
-  rttSeq = 0;
-  rttStart = 0;
+  private fastRetransmitPending = false;
+  private rttTiming = false;
+  private rttSeq = 0;
+  private rttStart = 0;
+  /** When the last data segment went out (for the restart after idle). */
+  private lastSendAt = 0;
 
   constructor(
     private readonly config: TcpConfig,
@@ -98,7 +102,13 @@ export class TcpSender implements SendSequence {
   }
 
   pathMtuChanged(mss: number): void {
+    const before = this.mss;
     this.pathMss = Math.min(this.pathMss, Math.max(MIN_PATH_MSS, Math.floor(mss)));
+    if (this.mss >= before || this.sndMax === this.sndUna) return;
+    // What is in flight went out in larger segments, which the smaller hop dropped: resend it now in the new
+    // size (RFC 1191 §6.5, Linux's tcp_simple_retransmit). It is not congestion: the windows stay.
+    this.sndNxt = this.sndUna;
+    this.rttTiming = false;
   }
 
   /** The peer's first window (on its SYN or SYN-ACK). */
@@ -259,12 +269,24 @@ export class TcpSender implements SendSequence {
         }
     }
     if (this.timers.rtoAt === NEVER) this.timers.rtoAt = now + this.rtt.rto;
+    this.lastSendAt = now;
     return progress;
+  }
+
+  /** Before sending new data: after more than an RTO without sending anything, with nothing in flight, the
+   *  congestion window no longer describes the path and restarts (RFC 5681 §4.1). */
+  restartIfIdle(now: number): void {
+    if (this.sndMax !== this.sndUna || now - this.lastSendAt <= this.rtt.rto || !seqLt(this.sndNxt, this.dataEnd())) return;
+    this.cc.onIdleRestart();
+    this.lastSendAt = now;
   }
 
   /** The retransmission timer fired (RFC 6298 §5.4–5.6): go back to SND.UNA with a collapsed window. */
   onRetransmitTimeout(): void {
-    this.retries++;
+    // A window the peer shrank to zero under our data is probed, not a failure (RFC 9293 §3.8.6.1): while the
+    // peer answers the resends with its closed window, they do not count towards giving up.
+    if (this.sndWnd !== 0 || !this.answeredSinceTimeout) this.retries++;
+    this.answeredSinceTimeout = false;
     this.rtt.backoff();
     this.cc.onRetransmitTimeout(seqDiff(this.sndMax, this.sndUna));
     this.inRecovery = false;
@@ -287,6 +309,7 @@ export class TcpSender implements SendSequence {
     // RFC 5961 §5.2: an ACK outside [SND.UNA − MAX.SND.WND, SND.MAX] is blind or forged: drop the segment
     // (its data too) and answer with a challenge ACK.
     if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) return ACK_DROP;
+    this.answeredSinceTimeout = true;
     const sack = seg.options.sack;
     if (sack !== undefined) this.recovery.onSackBlocks(sack, ack);
     const window = seg.window * 2 ** this.sndShift;
