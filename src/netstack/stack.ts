@@ -188,7 +188,9 @@ export class NetStack implements UdpFlowHost {
     this.reassembler = new FragmentReassembler(options.reassembly);
     const configFor = (ipHeader: number): TcpConfig => {
       const mss = options.mtu - ipHeader - 20;
-      return tcpConfig({ mss, sendSegmentMax: offload ? GSO_MAX_PAYLOAD : mss, ...options.tcp });
+      // Without offload every segment is a packet: 0 cuts them at the effective MSS (the peer's MSS, the path
+      // MTU's and ours, less the options), not at our own MTU's.
+      return tcpConfig({ mss, sendSegmentMax: offload ? GSO_MAX_PAYLOAD : 0, ...options.tcp });
     };
     this.tcpConfigV4 = configFor(IPV4_HEADER_LEN);
     this.tcpConfigV6 = configFor(IPV6_HEADER_LEN);

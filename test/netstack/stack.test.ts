@@ -411,6 +411,19 @@ for (const [family, client, service] of [
     });
   });
 
+  describe(`NetStack segment sizes without offload, IPv${family}`, () => {
+    test('RFC 9293 §3.7.1 / RFC 6691 §2: data segments never exceed the peer\'s MSS less the timestamp option', async () => {
+      const requests: TcpConnectRequest[] = [];
+      const h = new Harness({ tcpConnect: (r) => requests.push(r) });
+      const { socket } = establish(h, requests, client, service, 40000, { mss: 1200, timestamp: { value: 1, echo: 0 } });
+      socket.write(Buffer.alloc(20_000));
+      await tick();
+      const payloads = h.output().map((p) => p.tcp!.payload.length);
+      assert.equal(Math.max(...payloads), 1200 - 12);
+      assert.ok(payloads.length >= 10, `${payloads.length} segments`);
+    });
+  });
+
   describe(`NetStack output robustness, IPv${family}`, () => {
     test('one connection throwing in output is aborted and counted as internal; every other flow still sends (test double: that connection\'s transmit throws)', async () => {
       const requests: TcpConnectRequest[] = [];
