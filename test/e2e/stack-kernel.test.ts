@@ -290,9 +290,13 @@ for (const variant of VARIANTS) {
         const packets = await captured(async () => {
           const restore = await impair(addr(5), 1, 0, 5);
           try {
-            const echo = await peer('echoMany', { host: addr(5), port: 7, connections: 1, bytes: 16 << 20 });
-            assert.deepEqual({ ok: echo.ok, failed: echo.failed }, { ok: 1, failed: 0 }, JSON.stringify(echo.errors));
-            sizes.source = 16 << 20;
+            // With offload the kernel sends 64 KiB super-packets: fewer of them to lose, so more bytes for as many holes.
+            // Without offload, 8 MiB each way is thousands of packets already, and each lost one costs time.
+            const connections = variant.vnetHeader ? 4 : 1;
+            const bytes = variant.vnetHeader ? 16 << 20 : 8 << 20;
+            const echo = await peer('echoMany', { host: addr(5), port: 7, connections, bytes });
+            assert.deepEqual({ ok: echo.ok, failed: echo.failed }, { ok: connections, failed: 0 }, JSON.stringify(echo.errors));
+            sizes.source = bytes;
             const back = await peer('recv', { host: addr(5), port: 19 });
             assert.equal(back.sha256, await [...seen.sourceSha.values()].pop());
           } finally {
@@ -301,8 +305,9 @@ for (const variant of VARIANTS) {
         });
         const data = packets.filter((p) => p.payloadPerSegment > 0);
         assert.ok(data.length > 100, `only ${data.length} data packets captured`);
-        assert.ok(data.some((p) => p.options >= 20), 'no data segment carried SACK blocks: the option bytes went untested');
         assert.equal(firstBad(packets, (p) => wireLength(p) <= variant.mtu), '');
+        // Today's stack sends no data at all while it holds out-of-order data (issue 10 #2): this fails too.
+        assert.ok(data.some((p) => p.options >= 20), 'no data segment carried SACK blocks: the option bytes went untested');
       });
 
       test(`RFC 9293 §3.7.1, RFC 6691 §2: with the kernel's route advmss ${ADVMSS}, every stack segment carries ≤ ${ADVMSS} bytes of payload + options (${how})`, async () => {
@@ -319,7 +324,7 @@ for (const variant of VARIANTS) {
             // Loss towards the stack puts SACK blocks on its echoed data: more option bytes within the same MSS.
             const restore = await impair(target, 1, 0, 5);
             try {
-              const echo = await peer('echoMany', { host: target, port: 7, connections: 4, bytes: 2 << 20 });
+              const echo = await peer('echoMany', { host: target, port: 7, connections: 4, bytes: 8 << 20 });
               assert.deepEqual({ ok: echo.ok, failed: echo.failed }, { ok: 4, failed: 0 }, JSON.stringify(echo.errors));
             } finally {
               await restore();
@@ -328,8 +333,8 @@ for (const variant of VARIANTS) {
           // The stack answers from the clamped address: its segments have it as their source.
           const towards = packets.filter((p) => p.src === canonicalAddress(target) && p.payloadPerSegment > 0);
           assert.ok(towards.length > 100, `only ${towards.length} data packets from ${target} captured`);
-          assert.ok(towards.some((p) => p.options >= 20), 'no data segment carried SACK blocks');
           assert.equal(firstBad(towards, (p) => p.payloadPerSegment + p.options <= ADVMSS), '');
+          assert.ok(towards.some((p) => p.options >= 20), 'no data segment carried SACK blocks: the option bytes went untested');
         } finally {
           await ns.exec('ip', [...route, 'del', host]);
         }
