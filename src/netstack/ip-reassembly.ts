@@ -1,5 +1,7 @@
 // IPv4 (RFC 791) and IPv6 (RFC 8200 §4.5) fragment reassembly. No I/O: the caller passes the clock.
-// Overlapping fragments drop the whole datagram (RFC 5722), which also defeats overlap-based evasion.
+// Overlapping fragments drop the whole datagram (RFC 5722), which also defeats overlap-based evasion. The
+// offset-0 fragment's packet is kept: an ICMP error about the datagram quotes it (RFC 792, RFC 4443 §3.1), and
+// IPv6 takes the next header from it (RFC 8200 §4.5).
 
 export interface ReassemblyLimits {
   /** Datagrams being reassembled at once. */
@@ -11,6 +13,9 @@ export interface ReassemblyLimits {
   /** Largest reassembled payload. */
   maxDatagramSize: number;
 }
+
+/** What is kept of the offset-0 fragment's packet: enough for any ICMP error's quote (RFC 4443 stops at 1280). */
+const FIRST_PACKET_KEPT = 1280;
 
 const DEFAULT_LIMITS: ReassemblyLimits = {
   maxDatagrams: 64,
@@ -31,6 +36,18 @@ interface PartialDatagram {
   /** Known once the last fragment (more-fragments clear) arrived. */
   totalLength: number | undefined;
   deadline: number;
+  /** The start of the offset-0 fragment's IP packet and the caller's tag for it, once it arrived. */
+  firstPacket: Buffer | null;
+  firstTag: number;
+}
+
+/** A datagram add() completed. */
+export interface ReassembledDatagram {
+  payload: Buffer;
+  /** The offset-0 fragment's IP packet, cut to 1280 bytes: header and first bytes, what an ICMP error quotes. */
+  firstPacket: Buffer;
+  /** The tag add() was given with the offset-0 fragment (IPv6: its fragment header's next header). */
+  firstTag: number;
 }
 
 export class FragmentReassembler {
@@ -46,11 +63,19 @@ export class FragmentReassembler {
 
   /**
    * Adds a fragment (`offset` in bytes) of the datagram `key` (src, dst, protocol and identification, built
-   * by the caller). Returns the whole payload when this completed it, else null. The data is copied.
-   * Overlaps, inconsistent lengths, oversize datagrams and fragments beyond the limits are dropped (with
-   * the datagram they belong to) and counted in stats.dropped.
+   * by the caller), which came in the IP packet `packet`. Returns the datagram when this completed it, else
+   * null. The data is copied. Overlaps, inconsistent lengths, oversize datagrams and fragments beyond the
+   * limits are dropped (with the datagram they belong to) and counted in stats.dropped.
    */
-  add(key: string, offset: number, moreFragments: boolean, data: Buffer, now: number): Buffer | null {
+  add(
+    key: string,
+    offset: number,
+    moreFragments: boolean,
+    data: Buffer,
+    now: number,
+    packet: Buffer = data,
+    tag = 0,
+  ): ReassembledDatagram | null {
     this.expire(now);
     const end = offset + data.length;
     // Every fragment but the last carries a multiple of 8 bytes, and none is empty.
@@ -59,7 +84,14 @@ export class FragmentReassembler {
     let datagram = this.datagrams.get(key);
     if (!datagram) {
       if (this.datagrams.size >= this.limits.maxDatagrams) return this.drop(key);
-      datagram = { fragments: [], received: 0, totalLength: undefined, deadline: now + this.limits.timeoutMs };
+      datagram = {
+        fragments: [],
+        received: 0,
+        totalLength: undefined,
+        deadline: now + this.limits.timeoutMs,
+        firstPacket: null,
+        firstTag: 0,
+      };
       this.datagrams.set(key, datagram);
     }
     if (!moreFragments) {
@@ -79,14 +111,23 @@ export class FragmentReassembler {
     datagram.fragments.splice(at, 0, { offset, data: Buffer.from(data) });
     datagram.received += data.length;
     this.bytes += data.length;
+    if (offset === 0) {
+      // Bounded by maxDatagrams × 1280 bytes besides maxBytes.
+      datagram.firstPacket = Buffer.from(packet.subarray(0, FIRST_PACKET_KEPT));
+      datagram.firstTag = tag;
+    }
     if (datagram.received !== datagram.totalLength) return null;
-    // No overlaps and as many bytes as the total: the fragments tile [0, total).
+    // No overlaps and as many bytes as the total: the fragments tile [0, total), so the offset-0 one is there.
     this.forget(key, datagram);
     this.stats.completed++;
-    return Buffer.concat(
-      datagram.fragments.map((f) => f.data),
-      datagram.totalLength,
-    );
+    return {
+      payload: Buffer.concat(
+        datagram.fragments.map((f) => f.data),
+        datagram.totalLength,
+      ),
+      firstPacket: datagram.firstPacket!,
+      firstTag: datagram.firstTag,
+    };
   }
 
   /** Gives up on datagrams whose deadline has passed. */

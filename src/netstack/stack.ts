@@ -11,19 +11,20 @@ import { PacketBuilder } from './packet-builder.js';
 import { tcpConfig, type TcpConfig } from './tcp/tcp-config.js';
 import { TcpConnection } from './tcp/tcp-connection.js';
 import { resetFor } from './tcp/tcp-reset.js';
-import { TcpSocket } from './tcp-socket.js';
+import { TcpSocket, TcpSocketError } from './tcp-socket.js';
 import { UdpFlow, type UdpFlowHost } from './udp-flow.js';
 import { pseudoHeaderSum } from './wire/checksum.js';
 import { Icmpv4UnreachableCode, Icmpv6UnreachableCode, parseIcmpv4, parseIcmpv6 } from './wire/icmp.js';
 import { formatIp } from './wire/ip-address.js';
 import { IPV4_HEADER_LEN, parseIpv4 } from './wire/ipv4.js';
-import { IPV6_HEADER_LEN, parseIpv6 } from './wire/ipv6.js';
+import { IPV6_HEADER_LEN, parseIpv6, parseIpv6Fragmentable } from './wire/ipv6.js';
 import { IpProtocol, TcpFlags, WireError, type IcmpRepr, type IpAddress, type TcpRepr } from './wire/reprs.js';
 import { parseTcp } from './wire/tcp.js';
 import { parseUdp } from './wire/udp.js';
 import { parseVirtioNetHdr, VIRTIO_NET_HDR_LEN, VirtioNetFlags } from './wire/virtio-net-hdr.js';
 
 export interface StackLimits {
+  /** TCP flows, TIME-WAIT ones included; at the limit a new SYN recycles the oldest TIME-WAIT flow, or is reset. */
   maxTcpFlows: number;
   /** SYNs waiting for the application's decision (the SYN-flood bound); more are dropped, and the client retries. */
   maxPendingSyns: number;
@@ -71,9 +72,22 @@ export interface NetStackHandlers {
 export interface NetStackStats {
   packetsIn: number;
   packetsOut: number;
-  /** Dropped input by reason: WireError codes, plus 'unsupported-protocol', 'syn-flood', 'flow-limit'. */
+  /**
+   * Dropped input by reason: WireError codes, plus 'unsupported-protocol', 'syn-flood', 'flow-limit', 'internal'
+   * (a bug of ours: the packet, or in output the connection, is dropped), and ICMP errors not acted on:
+   * 'icmp-bad-quote', 'icmp-not-tcp', 'icmp-no-flow', 'icmp-not-in-flight' (RFC 5927), 'icmp-bad-mtu' (below
+   * the minimum or not below the link's MTU).
+   */
   dropped: Record<string, number>;
+  /** ICMP destination-unreachable and packet-too-big messages received. */
+  icmpErrors: number;
+  /** Packet-too-big messages that lowered a connection's MSS. */
+  pathMtuDecreases: number;
+  /** TIME-WAIT flows ended early for a new connection at maxTcpFlows. */
+  timeWaitRecycled: number;
+  /** TCP flows in every state, TIME-WAIT included. */
   tcpFlows: number;
+  tcpTimeWait: number;
   udpFlows: number;
   pendingSyns: number;
 }
@@ -92,6 +106,10 @@ const EPHEMERAL_LAST = 65_535;
 const TCP_HEADER_MAX = 60;
 /** Largest segment handed to the kernel for segmentation: an IP packet is at most 64 KiB. */
 const GSO_MAX_PAYLOAD = 65_535 - IPV6_HEADER_LEN - TCP_HEADER_MAX;
+const TCP_HEADER_MIN = 20;
+/** Smallest MTU a link may have: RFC 791's 68 bytes for IPv4, RFC 8200 §5's 1280 for IPv6. */
+const MIN_MTU_V4 = 68;
+const MIN_MTU_V6 = 1280;
 
 interface TcpFlow {
   readonly key: string;
@@ -100,7 +118,11 @@ interface TcpFlow {
   readonly connection: TcpConnection;
   /** Awaiting the application's decision; the SYN's IP packet is kept to quote in an ICMP error. */
   pending: { syn: TcpRepr; packet: Buffer; deadline: number } | null;
+  /** Once accepted or connected; destroyed if the connection fails inside the stack. */
+  socket: TcpSocket | null;
   scheduledAt: number;
+  /** In NetStack.timeWaitFlows. */
+  timeWait: boolean;
   removed: boolean;
 }
 
@@ -130,7 +152,10 @@ export class NetStack implements UdpFlowHost {
   private readonly tcpConfigV6: TcpConfig;
   private readonly random32: () => number;
   private readonly reassembler: FragmentReassembler;
+  private readonly mtu: number;
   private readonly tcpFlows = new Map<string, TcpFlow>();
+  /** The flows in TIME-WAIT, oldest first (a Set iterates in insertion order): the first to recycle. */
+  private readonly timeWaitFlows = new Set<TcpFlow>();
   private readonly udpFlows = new Map<string, UdpFlow>();
   private readonly dirty = new Set<TcpFlow>();
   private readonly deadlines = new DeadlineQueue<TcpFlow>();
@@ -140,7 +165,7 @@ export class NetStack implements UdpFlowHost {
   private nextUdpSweep = 0;
   private out: Buffer[] = [];
   private emittingFlow: TcpFlow | null = null;
-  private readonly counters = { packetsIn: 0, packetsOut: 0 };
+  private readonly counters = { packetsIn: 0, packetsOut: 0, icmpErrors: 0, pathMtuDecreases: 0, timeWaitRecycled: 0 };
   private readonly dropped: Record<string, number> = {};
 
   constructor(
@@ -148,6 +173,7 @@ export class NetStack implements UdpFlowHost {
     private readonly handlers: NetStackHandlers,
   ) {
     this.vnetHeader = options.vnetHeader ?? false;
+    this.mtu = options.mtu;
     const offload = this.vnetHeader && (options.offload ?? false);
     this.builder = new PacketBuilder({ vnetHeader: this.vnetHeader, offload, allocate: (size) => this.arena.alloc(size) });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -166,6 +192,7 @@ export class NetStack implements UdpFlowHost {
       ...this.counters,
       dropped: { ...this.dropped },
       tcpFlows: this.tcpFlows.size,
+      tcpTimeWait: this.timeWaitFlows.size,
       udpFlows: this.udpFlows.size,
       pendingSyns: this.pendingSyns,
     };
@@ -205,7 +232,11 @@ export class NetStack implements UdpFlowHost {
     this.queued.length = 0;
     for (const flow of this.dirty) {
       this.dirty.delete(flow);
-      this.transmitFlow(flow, now);
+      try {
+        this.transmitFlow(flow, now);
+      } catch (error) {
+        this.failFlow(flow, error);
+      }
     }
     this.counters.packetsOut += out.length;
   }
@@ -245,13 +276,15 @@ export class NetStack implements UdpFlowHost {
       remote,
       connection: TcpConnection.connect(port, remote.port, this.random32(), this.now, config),
       pending: null,
+      socket: null,
       scheduledAt: Infinity,
+      timeWait: false,
       removed: false,
     };
     this.tcpFlows.set(key, flow);
-    const socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), local, remote);
+    flow.socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), local, remote);
     this.wakeFlow(flow);
-    return socket;
+    return flow.socket;
   }
 
   private freeLocalPort(localAddress: IpAddress, remote: Endpoint): number {
@@ -290,30 +323,31 @@ export class NetStack implements UdpFlowHost {
 
   private inputIpv4(ip: Buffer, checksumVouched: boolean, now: number): void {
     const repr = parseIpv4(ip);
-    let payload = repr.payload;
-    if (repr.moreFragments || repr.fragmentOffset > 0) {
-      const key = `4:${formatIp(repr.src)}>${formatIp(repr.dst)}:${repr.protocol}:${repr.identification}`;
-      const whole = this.reassembler.add(key, repr.fragmentOffset, repr.moreFragments, payload, now);
-      if (whole === null) return;
-      payload = whole;
-      // A reassembled datagram's transport checksum was never vouched for by the device.
-      checksumVouched = false;
+    if (!repr.moreFragments && repr.fragmentOffset === 0) {
+      this.inputTransport(repr.src, repr.dst, repr.protocol, repr.payload, ip, checksumVouched, now);
+      return;
     }
-    this.inputTransport(repr.src, repr.dst, repr.protocol, payload, ip, checksumVouched, now);
+    const key = `4:${formatIp(repr.src)}>${formatIp(repr.dst)}:${repr.protocol}:${repr.identification}`;
+    const whole = this.reassembler.add(key, repr.fragmentOffset, repr.moreFragments, repr.payload, now, ip);
+    if (whole === null) return;
+    // A reassembled datagram's transport checksum was never vouched for by the device; an ICMP error about
+    // it quotes its first fragment (RFC 792: the header and first 64 bits of the datagram's data).
+    this.inputTransport(repr.src, repr.dst, repr.protocol, whole.payload, whole.firstPacket, false, now);
   }
 
   private inputIpv6(ip: Buffer, checksumVouched: boolean, now: number): void {
     const repr = parseIpv6(ip);
-    let payload = repr.payload;
-    if (repr.fragment !== undefined) {
-      const f = repr.fragment;
-      const key = `6:${formatIp(repr.src)}>${formatIp(repr.dst)}:${f.identification}`;
-      const whole = this.reassembler.add(key, f.offset, f.moreFragments, payload, now);
-      if (whole === null) return;
-      payload = whole;
-      checksumVouched = false;
+    const f = repr.fragment;
+    if (f === undefined) {
+      this.inputTransport(repr.src, repr.dst, repr.nextHeader, repr.payload, ip, checksumVouched, now);
+      return;
     }
-    this.inputTransport(repr.src, repr.dst, repr.nextHeader, payload, ip, checksumVouched, now);
+    const key = `6:${formatIp(repr.src)}>${formatIp(repr.dst)}:${f.identification}`;
+    const whole = this.reassembler.add(key, f.offset, f.moreFragments, repr.payload, now, ip, repr.nextHeader);
+    if (whole === null) return;
+    // RFC 8200 §4.5: the next header is the offset-0 fragment's, and extension headers may follow it.
+    const upper = parseIpv6Fragmentable(whole.payload, whole.firstTag);
+    this.inputTransport(repr.src, repr.dst, upper.nextHeader, upper.payload, whole.firstPacket, false, now);
   }
 
   private inputTransport(
@@ -355,9 +389,14 @@ export class NetStack implements UdpFlowHost {
         if ((seg.flags & TcpFlags.RST) !== 0) this.removeTcpFlow(flow);
         return;
       }
-      flow.connection.handleSegment(seg, now);
-      this.dirty.add(flow);
-      return;
+      if (!flow.timeWait || !flow.connection.acceptsNewSyn(seg)) {
+        flow.connection.handleSegment(seg, now);
+        this.noteTimeWait(flow);
+        this.dirty.add(flow);
+        return;
+      }
+      // RFC 6191: a newer SYN ends TIME-WAIT; it goes through the two-phase accept as a new connection.
+      this.removeTcpFlow(flow);
     }
     const isSyn = (seg.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN;
     if (!isSyn) {
@@ -365,14 +404,14 @@ export class NetStack implements UdpFlowHost {
       if (reset !== null) this.queued.push(this.builder.tcp(dst, src, reset, 0));
       return;
     }
-    if (this.tcpFlows.size >= this.limits.maxTcpFlows) {
+    if (this.pendingSyns >= this.limits.maxPendingSyns) {
+      this.drop('syn-flood');
+      return;
+    }
+    if (this.tcpFlows.size >= this.limits.maxTcpFlows && !this.recycleTimeWait()) {
       this.drop('flow-limit');
       const reset = resetFor(seg);
       if (reset !== null) this.queued.push(this.builder.tcp(dst, src, reset, 0));
-      return;
-    }
-    if (this.pendingSyns >= this.limits.maxPendingSyns) {
-      this.drop('syn-flood');
       return;
     }
     const config = src.length === 4 ? this.tcpConfigV4 : this.tcpConfigV6;
@@ -385,7 +424,9 @@ export class NetStack implements UdpFlowHost {
       connection: TcpConnection.fromSyn(seg, this.random32(), now, config),
       // The options and the packet are copied: they outlive this input call.
       pending: { syn: { ...seg, payload: Buffer.alloc(0) }, packet: Buffer.from(ip), deadline: now + this.limits.acceptTimeoutMs },
+      socket: null,
       scheduledAt: Infinity,
+      timeWait: false,
       removed: false,
     };
     this.tcpFlows.set(key, pendingFlow);
@@ -410,9 +451,9 @@ export class NetStack implements UdpFlowHost {
       accept: () => {
         decide();
         flow.connection.accept(this.now);
-        const socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), flow.local, flow.remote);
+        flow.socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), flow.local, flow.remote);
         this.wakeFlow(flow);
-        return socket;
+        return flow.socket;
       },
       refuse: () => {
         const { syn } = decide();
@@ -428,6 +469,26 @@ export class NetStack implements UdpFlowHost {
         this.onWake();
       },
     };
+  }
+
+  /**
+   * TIME-WAIT must not deny connections, and must not grow without bound either: at the flow limit the oldest
+   * TIME-WAIT flow gives way (what it guards against, an old duplicate of that 4-tuple, is the lesser risk).
+   */
+  private recycleTimeWait(): boolean {
+    for (const oldest of this.timeWaitFlows) {
+      this.removeTcpFlow(oldest);
+      this.counters.timeWaitRecycled++;
+      return true;
+    }
+    return false;
+  }
+
+  private noteTimeWait(flow: TcpFlow): void {
+    if (!flow.timeWait && flow.connection.state === 'TIME-WAIT') {
+      flow.timeWait = true;
+      this.timeWaitFlows.add(flow);
+    }
   }
 
   private queueHostUnreachable(flow: TcpFlow, packet: Buffer): void {
@@ -473,7 +534,20 @@ export class NetStack implements UdpFlowHost {
       this.removeTcpFlow(flow);
       return;
     }
+    this.noteTimeWait(flow);
     this.schedule(flow, connection.pollAt());
+  }
+
+  /**
+   * A bug of ours surfaced in one connection's output: that connection ends (its socket gets an error, the
+   * peer's next segment meets a RST as for any unknown flow) and every other flow still goes out.
+   */
+  private failFlow(flow: TcpFlow, error: unknown): void {
+    this.emittingFlow = null;
+    this.removeTcpFlow(flow);
+    this.drop('internal');
+    flow.socket?.destroy(new TcpSocketError('ECONNABORTED', 'the connection failed inside the network stack'));
+    this.onInternalError(error);
   }
 
   private schedule(flow: TcpFlow, at: number): void {
@@ -490,6 +564,7 @@ export class NetStack implements UdpFlowHost {
       flow.pending = null;
       this.pendingSyns--;
     }
+    if (flow.timeWait) this.timeWaitFlows.delete(flow);
     this.tcpFlows.delete(flow.key);
     this.dirty.delete(flow);
   }
@@ -535,6 +610,10 @@ export class NetStack implements UdpFlowHost {
   }
 
   private inputIcmp(src: IpAddress, dst: IpAddress, message: IcmpRepr): void {
+    if (message.kind === 'dest-unreachable' || message.kind === 'packet-too-big') {
+      this.inputIcmpError(dst, message);
+      return;
+    }
     if (message.kind !== 'echo-request') return;
     if (this.handlers.icmpEcho?.(dst) !== true) return;
     this.queued.push(
@@ -547,7 +626,79 @@ export class NetStack implements UdpFlowHost {
     );
   }
 
+  /**
+   * An ICMP error about a packet we sent (so its source is the flow's local end): a packet too big lowers the
+   * connection's MSS (RFC 1191, RFC 8201), an unreachable is a hard or soft error (RFC 1122 §4.2.3.9). Only
+   * TCP is looked at: UDP flows have no state an ICMP error could correct, so those are counted and ignored.
+   */
+  private inputIcmpError(
+    dst: IpAddress,
+    message: Extract<IcmpRepr, { kind: 'dest-unreachable' | 'packet-too-big' }>,
+  ): void {
+    this.counters.icmpErrors++;
+    const quote = message.invoking;
+    const v4 = dst.length === 4;
+    // Our packets carry no IPv4 options or IPv6 extension headers, but the quote's header length is honoured.
+    const ipHeaderLen = v4 ? (quote.length > 0 ? (quote[0]! & 0x0f) * 4 : 0) : IPV6_HEADER_LEN;
+    const version = quote.length > 0 ? quote[0]! >> 4 : 0;
+    // The quote must hold the TCP ports and sequence number: RFC 792's 64 bits of data are exactly that.
+    if (version !== (v4 ? 4 : 6) || ipHeaderLen < IPV4_HEADER_LEN || quote.length < ipHeaderLen + 8) {
+      this.drop('icmp-bad-quote');
+      return;
+    }
+    const protocol = v4 ? quote[9]! : quote[6]!;
+    if (protocol !== IpProtocol.TCP) {
+      this.drop('icmp-not-tcp');
+      return;
+    }
+    const ourAddress = v4 ? quote.subarray(12, 16) : quote.subarray(8, 24);
+    const peerAddress = v4 ? quote.subarray(16, 20) : quote.subarray(24, 40);
+    // The error is addressed to the quoted packet's sender; anything else is not about our packet.
+    if (!ourAddress.equals(dst)) {
+      this.drop('icmp-bad-quote');
+      return;
+    }
+    const ourPort = quote.readUInt16BE(ipHeaderLen);
+    const peerPort = quote.readUInt16BE(ipHeaderLen + 2);
+    const flow = this.tcpFlows.get(flowKey(peerAddress, peerPort, ourAddress, ourPort));
+    if (flow === undefined || flow.pending !== null) {
+      this.drop('icmp-no-flow');
+      return;
+    }
+    const connection = flow.connection;
+    if (!connection.quotesSegmentInFlight(quote.readUInt32BE(ipHeaderLen + 4))) {
+      this.drop('icmp-not-in-flight');
+      return;
+    }
+    if (message.kind === 'packet-too-big') {
+      // Our own packets' header sizes, not the quote's: the MSS is for the packets we build.
+      const ownHeaders = (v4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN) + TCP_HEADER_MIN;
+      const mtu = message.mtu;
+      if (mtu < (v4 ? MIN_MTU_V4 : MIN_MTU_V6) || mtu >= this.mtu) {
+        this.drop('icmp-bad-mtu');
+        return;
+      }
+      const before = connection.effectiveMss;
+      connection.pathMtuChanged(mtu - ownHeaders);
+      if (connection.effectiveMss < before) this.counters.pathMtuDecreases++;
+    } else {
+      connection.icmpError(isHardUnreachable(v4, message.code));
+    }
+    this.dirty.add(flow);
+  }
+
   private drop(reason: string): void {
     this.dropped[reason] = (this.dropped[reason] ?? 0) + 1;
   }
+}
+
+/**
+ * Hard errors (RFC 1122 §4.2.3.9, as Linux's icmp_err_convert): the protocol or port is not there, or policy
+ * forbids it. The others (network or host unreachable, ...) can be transient.
+ */
+function isHardUnreachable(v4: boolean, code: number): boolean {
+  if (v4) {
+    return code === Icmpv4UnreachableCode.PROTOCOL || code === Icmpv4UnreachableCode.PORT || code === Icmpv4UnreachableCode.ADMIN_PROHIBITED;
+  }
+  return code === Icmpv6UnreachableCode.ADMIN_PROHIBITED || code === Icmpv6UnreachableCode.PORT;
 }

@@ -37,7 +37,7 @@ function replay(input: Buffer): void {
     const length = input.readUInt16BE(at + 3) & 0x7ff;
     // The stack hands over fragments only: a packet with offset 0 and no more fragments is whole.
     if (offset === 0 && !more) continue;
-    const whole = reassembler.add(KEYS[key]!, offset, more, PATTERNS[key]!.subarray(offset, offset + length), now);
+    const whole = reassembler.add(KEYS[key]!, offset, more, PATTERNS[key]!.subarray(offset, offset + length), now)?.payload ?? null;
     if (whole !== null) {
       assert.ok(whole.length > 0 && whole.length <= maxDatagramSize, `a reassembled datagram of ${whole.length} bytes`);
       assert.ok(whole.equals(PATTERNS[key]!.subarray(0, whole.length)), 'a reassembled datagram has bytes out of place');

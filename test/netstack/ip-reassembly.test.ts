@@ -44,7 +44,7 @@ test('fragments in any order, with duplicates, reassemble the original payload e
         const done = results.filter((r) => r !== null);
         assert.equal(done.length, 1);
         assert.notEqual(results[results.length - 1], null);
-        assert.deepEqual(done[0], payload);
+        assert.deepEqual(done[0]!.payload, payload);
         assert.deepEqual(reassembler.stats, { completed: 1, dropped: 0, timedOut: 0 });
         assert.equal(reassembler.pollAt(), Infinity);
       },
@@ -58,8 +58,8 @@ test('interleaved datagrams are kept apart by key', () => {
   const b = Buffer.alloc(24, 'b');
   assert.equal(r.add('a', 0, true, a.subarray(0, 16), 0), null);
   assert.equal(r.add('b', 16, false, b.subarray(16), 0), null);
-  assert.equal(r.add('b', 0, true, b.subarray(0, 16), 0)?.toString(), b.toString());
-  assert.equal(r.add('a', 16, false, a.subarray(16), 0)?.toString(), a.toString());
+  assert.equal(r.add('b', 0, true, b.subarray(0, 16), 0)?.payload.toString(), b.toString());
+  assert.equal(r.add('a', 16, false, a.subarray(16), 0)?.payload.toString(), a.toString());
 });
 
 test('fragment data is copied, so the caller may reuse its receive buffer', () => {
@@ -67,7 +67,7 @@ test('fragment data is copied, so the caller may reuse its receive buffer', () =
   const rx = Buffer.alloc(8, 1);
   r.add('k', 0, true, rx, 0);
   rx.fill(9);
-  assert.deepEqual([...r.add('k', 8, false, rx.subarray(0, 2), 0)!], [1, 1, 1, 1, 1, 1, 1, 1, 9, 9]);
+  assert.deepEqual([...r.add('k', 8, false, rx.subarray(0, 2), 0)!.payload], [1, 1, 1, 1, 1, 1, 1, 1, 9, 9]);
 });
 
 test('an overlapping fragment drops the whole datagram', () => {
@@ -116,7 +116,7 @@ test('too many datagrams or too many bytes at once are dropped and counted', () 
   assert.equal(r.stats.dropped, 1);
   assert.equal(r.add('a', 16, true, Buffer.alloc(16), 0), null); // 48 bytes > 40: 'a' goes
   assert.equal(r.stats.dropped, 2);
-  assert.equal(r.add('b', 16, false, Buffer.alloc(8), 0)?.length, 24);
+  assert.equal(r.add('b', 16, false, Buffer.alloc(8), 0)?.payload.length, 24);
   assert.equal(r.add('c', 8, false, Buffer.alloc(1), 0), null); // room again
   assert.deepEqual(r.stats, { completed: 1, dropped: 2, timedOut: 0 });
 });
@@ -136,4 +136,23 @@ test('datagrams time out at their deadline, reported by pollAt', () => {
   assert.equal(r.add('b', 8, false, Buffer.alloc(8), 1600), null);
   assert.deepEqual(r.stats, { completed: 0, dropped: 0, timedOut: 2 });
   assert.equal(r.pollAt(), 2600);
+});
+
+test('RFC 792 / RFC 4443 §2.4 / RFC 8200 §4.5: a completed datagram carries the offset-0 fragment\'s packet and tag, whatever the arrival order', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 9, maxLength: 2000 }),
+      fc.array(fc.nat(250), { minLength: 1, maxLength: 10 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      (raw, cuts, keys) => {
+        const pieces = shuffle(fragment(Buffer.from(raw), [1, ...cuts]), keys);
+        const r = new FragmentReassembler();
+        const packetOf = (offset: number): Buffer => Buffer.concat([Buffer.from(`header@${offset};`), Buffer.alloc(2000, 7)]);
+        const done = pieces.map((p) => r.add('k', p.offset, p.more, p.data, 0, packetOf(p.offset), 100 + p.offset)).pop();
+        assert.equal(done?.firstTag, 100);
+        assert.equal(done?.firstPacket.length, 1280);
+        assert.deepEqual(done?.firstPacket, packetOf(0).subarray(0, 1280));
+      },
+    ),
+  );
 });

@@ -33,6 +33,13 @@ export interface TcpConfig {
   congestion: 'newreno' | 'cubic';
 }
 
+/** Smallest MSS we take from a peer; a smaller announcement is raised to it. A peer announcing MSS 1..47 made
+ *  Linux send a 40-byte header per byte of data (CVE-2019-11479; Linux's floor, tcp_min_snd_mss, is 48).
+ *  536 is the MSS assumed when none is announced (RFC 9293 §3.7.1): every IPv4 host must take a 576-byte
+ *  datagram (RFC 1122 §3.3.2) and every IPv6 host 1280 bytes, so no conforming peer is cut off, while the
+ *  header overhead stays under 8 % (40 of 576 bytes) whatever the peer announces. */
+export const MIN_PEER_MSS = 536;
+
 export type TcpConfigErrorCode = 'TCP_CONFIG_INVALID';
 
 export class TcpConfigError extends Error {

@@ -13,13 +13,10 @@ export interface CongestionControl {
   onCongestionEvent(flightBytes: number, now: number): void;
   /** Fast recovery ended with a full acknowledgment. */
   onRecoveryEnd(): void;
-  /** The retransmission timer fired. */
+  /** The retransmission timer fired. A timeout with no new data acknowledged since the previous one is a
+   *  repeat for the same data: it keeps ssthresh (RFC 5681 §3.1, the note on eq. 4) instead of recomputing it
+   *  from a flight size that the first timeout already collapsed. */
   onRetransmitTimeout(flightBytes: number): void;
-}
-
-/** RFC 6928 initial window. */
-export function initialWindow(mss: number): number {
-  return Math.min(10 * mss, Math.max(2 * mss, 14600));
 }
 
 export function createCongestionControl(kind: 'newreno' | 'cubic', mss: number): CongestionControl {

@@ -1,7 +1,8 @@
 // CUBIC (RFC 9438): window growth as a cubic function of the time since the last congestion event, with
 // the Reno-friendly region and fast convergence. Slow start is the same as NewReno's.
 
-import { initialWindow, type CongestionControl } from './tcp-congestion.js';
+import type { CongestionControl } from './tcp-congestion.js';
+import { initialWindow } from './tcp-initial-window.js';
 
 const C = 0.4;
 const BETA = 0.7;
@@ -16,12 +17,15 @@ export class CubicCongestion implements CongestionControl {
   private epochStart = -1;
   /** Reno-friendly estimate, in bytes. */
   private wEst = 0;
+  /** A timeout fired and no new data was acknowledged since. */
+  private timedOut = false;
 
   constructor(private readonly mss: number) {
     this.cwnd = initialWindow(mss);
   }
 
   onAck(ackedBytes: number, now: number): void {
+    this.timedOut = false;
     if (this.cwnd < this.ssthresh) {
       this.cwnd = Math.min(this.cwnd + ackedBytes, Math.max(this.ssthresh, this.cwnd));
       return;
@@ -48,6 +52,7 @@ export class CubicCongestion implements CongestionControl {
   }
 
   onCongestionEvent(flightBytes: number): void {
+    this.timedOut = false;
     this.reduce(flightBytes);
     this.cwnd = this.ssthresh;
   }
@@ -57,7 +62,9 @@ export class CubicCongestion implements CongestionControl {
   }
 
   onRetransmitTimeout(flightBytes: number): void {
-    this.reduce(flightBytes);
+    // A repeat keeps ssthresh and Wmax: cwnd is already one segment, so neither would mean anything.
+    if (!this.timedOut) this.reduce(flightBytes);
+    this.timedOut = true;
     this.cwnd = this.mss;
   }
 

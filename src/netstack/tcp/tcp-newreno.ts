@@ -1,17 +1,21 @@
 // NewReno window arithmetic (RFC 5681 slow start and congestion avoidance, RFC 6582 recovery bounds).
 
-import { initialWindow, type CongestionControl } from './tcp-congestion.js';
+import type { CongestionControl } from './tcp-congestion.js';
+import { initialWindow } from './tcp-initial-window.js';
 
 export class NewRenoCongestion implements CongestionControl {
   cwnd: number;
   ssthresh = Number.POSITIVE_INFINITY;
   private ackedInAvoidance = 0;
+  /** A timeout fired and no new data was acknowledged since. */
+  private timedOut = false;
 
   constructor(private readonly mss: number) {
     this.cwnd = initialWindow(mss);
   }
 
   onAck(ackedBytes: number): void {
+    this.timedOut = false;
     if (this.cwnd < this.ssthresh) {
       // Slow start counts bytes (RFC 3465), capped at ssthresh.
       this.cwnd = Math.min(this.cwnd + ackedBytes, Math.max(this.ssthresh, this.cwnd));
@@ -25,6 +29,7 @@ export class NewRenoCongestion implements CongestionControl {
   }
 
   onCongestionEvent(flightBytes: number): void {
+    this.timedOut = false;
     this.ssthresh = Math.max(flightBytes / 2, 2 * this.mss);
     this.cwnd = this.ssthresh;
     this.ackedInAvoidance = 0;
@@ -35,7 +40,8 @@ export class NewRenoCongestion implements CongestionControl {
   }
 
   onRetransmitTimeout(flightBytes: number): void {
-    this.ssthresh = Math.max(flightBytes / 2, 2 * this.mss);
+    if (!this.timedOut) this.ssthresh = Math.max(flightBytes / 2, 2 * this.mss);
+    this.timedOut = true;
     this.cwnd = this.mss;
     this.ackedInAvoidance = 0;
   }

@@ -1,11 +1,15 @@
-// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443): echo request/reply and destination unreachable are understood;
-// every other message is kept as type, code and body so it round-trips unchanged.
+// ICMPv4 (RFC 792) and ICMPv6 (RFC 4443): echo request/reply, destination unreachable and packet too big
+// (ICMPv4's "fragmentation needed", RFC 1191) are understood; every other message is kept as type, code and
+// body so it round-trips unchanged.
 
 import { finishChecksum, onesComplementSum } from './checksum.js';
 import { WireError, type IcmpRepr } from './reprs.js';
 
 export const Icmpv4UnreachableCode = { NET: 0, HOST: 1, PROTOCOL: 2, PORT: 3, ADMIN_PROHIBITED: 13 } as const;
 export const Icmpv6UnreachableCode = { NO_ROUTE: 0, ADMIN_PROHIBITED: 1, ADDRESS: 3, PORT: 4 } as const;
+/** ICMPv4 destination unreachable's "fragmentation needed and DF set": the next-hop MTU is in bytes 6-7. */
+const ICMPV4_FRAGMENTATION_NEEDED = 4;
+const ICMPV6_PACKET_TOO_BIG = 2;
 
 interface TypeNumbers {
   echoRequest: number;
@@ -21,9 +25,9 @@ const HEADER_LEN = 8;
 const CHECKSUM_AT = 2;
 
 /**
- * Echo messages with a non-zero code and unreachable messages whose 4 "unused" bytes are not zero (such as
- * ICMPv4 "fragmentation needed", which carries the next-hop MTU there) are reported as 'other', so no field
- * is lost: their body starts at byte 4.
+ * Echo messages with a non-zero code, unreachable messages whose "unused" bytes are not zero (such as RFC 4884
+ * lengths) and ICMPv6 packet-too-big with a non-zero code are reported as 'other', so no field is lost: their
+ * body starts at byte 4.
  */
 function parseIcmp(buf: Buffer, types: TypeNumbers, pseudoSum: number | null): IcmpRepr {
   if (buf.length < HEADER_LEN) {
@@ -42,8 +46,14 @@ function parseIcmp(buf: Buffer, types: TypeNumbers, pseudoSum: number | null): I
       data: buf.subarray(HEADER_LEN),
     };
   }
-  if (type === types.unreachable && buf.readUInt32BE(4) === 0) {
-    return { kind: 'dest-unreachable', code, invoking: buf.subarray(HEADER_LEN) };
+  if (type === types.unreachable) {
+    if (types === V4 && code === ICMPV4_FRAGMENTATION_NEEDED && buf.readUInt16BE(4) === 0) {
+      return { kind: 'packet-too-big', mtu: buf.readUInt16BE(6), invoking: buf.subarray(HEADER_LEN) };
+    }
+    if (buf.readUInt32BE(4) === 0) return { kind: 'dest-unreachable', code, invoking: buf.subarray(HEADER_LEN) };
+  }
+  if (types === V6 && type === ICMPV6_PACKET_TOO_BIG && code === 0) {
+    return { kind: 'packet-too-big', mtu: buf.readUInt32BE(4), invoking: buf.subarray(HEADER_LEN) };
   }
   return { kind: 'other', type, code, body: buf.subarray(4) };
 }
@@ -63,6 +73,7 @@ export function icmpLength(repr: IcmpRepr): number {
     case 'echo-reply':
       return HEADER_LEN + repr.data.length;
     case 'dest-unreachable':
+    case 'packet-too-big':
       return HEADER_LEN + repr.invoking.length;
     case 'other':
       return 4 + repr.body.length;
@@ -84,6 +95,19 @@ function emitIcmp(repr: IcmpRepr, types: TypeNumbers, out: Buffer, offset: numbe
       out[offset] = types.unreachable;
       out[offset + 1] = repr.code;
       out.writeUInt32BE(0, offset + 4);
+      repr.invoking.copy(out, offset + HEADER_LEN);
+      break;
+    case 'packet-too-big':
+      if (types === V4) {
+        out[offset] = types.unreachable;
+        out[offset + 1] = ICMPV4_FRAGMENTATION_NEEDED;
+        out.writeUInt16BE(0, offset + 4);
+        out.writeUInt16BE(repr.mtu, offset + 6);
+      } else {
+        out[offset] = ICMPV6_PACKET_TOO_BIG;
+        out[offset + 1] = 0;
+        out.writeUInt32BE(repr.mtu, offset + 4);
+      }
       repr.invoking.copy(out, offset + HEADER_LEN);
       break;
     case 'other':

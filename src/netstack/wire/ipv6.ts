@@ -12,8 +12,9 @@ const FRAGMENT_HEADER_LEN = 8;
  * Parses an IPv6 packet. Hop-by-hop (first only), routing, destination options and fragment headers are
  * walked; the repr's nextHeader is the first header after them (AH, ESP and unknown headers are reported
  * as they are). A fragment header that starts or continues a fragmented datagram stops the walk: its payload
- * is the fragment's data and nextHeader the header that follows in the reassembled datagram. An atomic
- * fragment (offset 0, no more fragments; RFC 6946) is walked past and not reported. Addresses are copies.
+ * is the fragment's data and nextHeader the header after the fragment header (only the offset-0 fragment's
+ * counts, and parseIpv6Fragmentable walks on from it after reassembly). An atomic fragment (offset 0, no more
+ * fragments; RFC 6946) is walked past and not reported. Addresses are copies.
  */
 export function parseIpv6(buf: Buffer): Ipv6Repr {
   if (buf.length < IPV6_HEADER_LEN) {
@@ -75,6 +76,31 @@ export function parseIpv6(buf: Buffer): Ipv6Repr {
   };
   if (fragment) repr.fragment = fragment;
   return repr;
+}
+
+/**
+ * The upper layer of a reassembled IPv6 datagram (RFC 8200 §4.5): its fragmentable part may start with
+ * routing and destination-options headers after the fragment header; `nextHeader` is the one the offset-0
+ * fragment's fragment header named. Returns the upper-layer protocol and its bytes (a view of `payload`).
+ */
+export function parseIpv6Fragmentable(payload: Buffer, nextHeader: number): { nextHeader: number; payload: Buffer } {
+  let at = 0;
+  for (let count = 0; nextHeader === IpProtocol.IPV6_ROUTING || nextHeader === IpProtocol.IPV6_DEST_OPTS; count++) {
+    if (count >= MAX_EXTENSION_HEADERS) {
+      throw new WireError('UNSUPPORTED', `IPv6 datagram has more than ${MAX_EXTENSION_HEADERS} extension headers.`);
+    }
+    if (at + 2 > payload.length) throw new WireError('TRUNCATED', 'IPv6 extension header is cut off by the datagram.');
+    const headerLength = (payload[at + 1]! + 1) * 8;
+    if (at + headerLength > payload.length) {
+      throw new WireError('TRUNCATED', 'IPv6 extension header is cut off by the datagram.');
+    }
+    nextHeader = payload[at]!;
+    at += headerLength;
+  }
+  if (nextHeader === IpProtocol.HOP_BY_HOP || nextHeader === IpProtocol.IPV6_FRAGMENT) {
+    throw new WireError('BAD_FRAGMENT', `IPv6 header ${nextHeader} inside a fragmented datagram (RFC 8200 §4.1).`);
+  }
+  return { nextHeader, payload: payload.subarray(at) };
 }
 
 export interface Ipv6HeaderFields {

@@ -133,4 +133,11 @@ export type IcmpRepr =
       /** The start of the packet that caused it (IP header and at least 8 bytes of its payload). */
       invoking: Buffer;
     }
+  | {
+      /** ICMPv4 destination unreachable code 4, "fragmentation needed" (RFC 1191), or ICMPv6 packet too big
+       *  (RFC 4443 §3.2): the next hop takes packets of at most `mtu` bytes. */
+      kind: 'packet-too-big';
+      mtu: number;
+      invoking: Buffer;
+    }
   | { kind: 'other'; type: number; code: number; body: Buffer };

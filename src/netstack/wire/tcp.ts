@@ -1,5 +1,5 @@
 // TCP header (RFC 9293) with the options the stack uses: MSS, window scale and timestamps (RFC 7323),
-// SACK-permitted and SACK (RFC 2018). Other options are skipped when parsing.
+// SACK-permitted and SACK (RFC 2018). Other options, and malformed ones, are skipped when parsing.
 
 import { finishChecksum, onesComplementSum } from './checksum.js';
 import { WireError, type ChecksumMode, type TcpOptions, type TcpRepr } from './reprs.js';
@@ -14,6 +14,11 @@ function badOption(why: string): WireError {
   return new WireError('BAD_OPTION', `TCP option ${why}.`);
 }
 
+/**
+ * Lenient as Linux's tcp_parse_options: a known option with the wrong length is ignored and the rest of the list
+ * still read; a length byte that is missing, below 2 or past the header ends the list (nothing after it can be
+ * found). Either way the segment is kept with the options read so far.
+ */
 function parseOptions(buf: Buffer, start: number, end: number): TcpOptions {
   const options: TcpOptions = {};
   let at = start;
@@ -24,27 +29,23 @@ function parseOptions(buf: Buffer, start: number, end: number): TcpOptions {
       at++;
       continue;
     }
-    if (at + 1 >= end) throw badOption(`kind ${kind} has no length byte`);
+    if (at + 1 >= end) break;
     const length = buf[at + 1]!;
-    if (length < 2 || at + length > end) throw badOption(`kind ${kind} has length ${length}, past the header`);
+    if (length < 2 || at + length > end) break;
     switch (kind) {
       case Kind.MSS:
-        if (length !== 4) throw badOption(`MSS has length ${length}, not 4`);
-        options.mss = buf.readUInt16BE(at + 2);
+        if (length === 4) options.mss = buf.readUInt16BE(at + 2);
         break;
       case Kind.WINDOW_SCALE:
-        if (length !== 3) throw badOption(`window scale has length ${length}, not 3`);
-        options.windowScale = buf[at + 2]!;
+        if (length === 3) options.windowScale = buf[at + 2]!;
         break;
       case Kind.SACK_PERMITTED:
-        if (length !== 2) throw badOption(`SACK-permitted has length ${length}, not 2`);
-        options.sackPermitted = true;
+        if (length === 2) options.sackPermitted = true;
         break;
       case Kind.SACK: {
+        // 40 bytes of options hold at most 4 blocks, so a length that fits the header is never more.
+        if (length < 10 || (length - 2) % 8 !== 0) break;
         const blocks = (length - 2) / 8;
-        if (!Number.isInteger(blocks) || blocks < 1 || blocks > 4) {
-          throw badOption(`SACK has length ${length}, not 2 plus 1 to 4 blocks of 8`);
-        }
         const sack: Array<[number, number]> = [];
         for (let i = 0; i < blocks; i++) {
           sack.push([buf.readUInt32BE(at + 2 + i * 8), buf.readUInt32BE(at + 6 + i * 8)]);
@@ -53,8 +54,7 @@ function parseOptions(buf: Buffer, start: number, end: number): TcpOptions {
         break;
       }
       case Kind.TIMESTAMP:
-        if (length !== 10) throw badOption(`timestamp has length ${length}, not 10`);
-        options.timestamp = { value: buf.readUInt32BE(at + 2), echo: buf.readUInt32BE(at + 6) };
+        if (length === 10) options.timestamp = { value: buf.readUInt32BE(at + 2), echo: buf.readUInt32BE(at + 6) };
         break;
       default:
         break;

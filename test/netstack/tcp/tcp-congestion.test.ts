@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createCongestionControl, initialWindow } from '../../../src/netstack/tcp/tcp-congestion.js';
+import { createCongestionControl } from '../../../src/netstack/tcp/tcp-congestion.js';
+import { initialWindow } from '../../../src/netstack/tcp/tcp-initial-window.js';
 import { RttEstimator } from '../../../src/netstack/tcp/tcp-rtt.js';
 
 const MSS = 1000;

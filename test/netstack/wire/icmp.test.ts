@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { pseudoHeaderSum } from '../../../src/netstack/wire/checksum.js';
+import { finishChecksum, onesComplementSum, pseudoHeaderSum } from '../../../src/netstack/wire/checksum.js';
 import {
   emitIcmpv4,
   emitIcmpv6,
@@ -15,10 +15,12 @@ import { IpProtocol, WireError, type IcmpRepr } from '../../../src/netstack/wire
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max }).map((b) => Buffer.from(b));
 const message = (version: 4 | 6): fc.Arbitrary<IcmpRepr> => {
-  const known = version === 4 ? [0, 3, 8] : [1, 128, 129];
+  const known = version === 4 ? [0, 3, 8] : [1, 2, 128, 129];
   return fc.oneof(
     fc.record({ kind: fc.constantFrom('echo-request' as const, 'echo-reply' as const), identifier: fc.nat(0xffff), sequence: fc.nat(0xffff), data: bytes(100) }),
-    fc.record({ kind: fc.constant('dest-unreachable' as const), code: fc.nat(255), invoking: bytes(100) }),
+    // ICMPv4 unreachable code 4 is "fragmentation needed": with zero bytes it reads as packet-too-big, MTU 0.
+    fc.record({ kind: fc.constant('dest-unreachable' as const), code: fc.nat(255).filter((c) => version === 6 || c !== 4), invoking: bytes(100) }),
+    fc.record({ kind: fc.constant('packet-too-big' as const), mtu: fc.nat(version === 4 ? 0xffff : 0xffffffff), invoking: bytes(100) }),
     fc.record({
       kind: fc.constant('other' as const),
       type: fc.nat(255).filter((t) => !known.includes(t)),
@@ -45,6 +47,11 @@ function code(run: () => unknown): string {
 }
 
 const loopback = parseIp('::1');
+
+/** The ICMPv4 checksum of `buf` (its checksum field zeroed). */
+function finish(buf: Buffer, pseudo: number): number {
+  return finishChecksum(onesComplementSum(buf, 0, buf.length, pseudo));
+}
 
 test('known answers: echo requests from Python with checksums 06fa (v4) and 8eb1 (v6)', () => {
   const echo = { kind: 'echo-request', identifier: 0x1234, sequence: 1, data: [...Buffer.from('ping')] };
@@ -96,9 +103,19 @@ test('a flipped bit fails the checksum (v4 and v6)', () => {
   );
 });
 
-test('fragmentation-needed (unused bytes carry the MTU) and coded echoes stay lossless as other', () => {
+test('RFC 1191 §4 / RFC 4443 §3.2: fragmentation-needed and packet-too-big carry the next-hop MTU', () => {
+  const quote = Buffer.alloc(28, 0x45);
+  const v4 = Buffer.concat([Buffer.from([3, 4, 0, 0, 0, 0, 0x05, 0x00]), quote]);
+  v4.writeUInt16BE(0, 2);
+  v4.writeUInt16BE(finish(v4, 0), 2);
+  assert.deepEqual(plain(parseIcmpv4(v4)), { kind: 'packet-too-big', mtu: 1280, invoking: [...quote] });
+  const v6 = Buffer.concat([Buffer.from([2, 0, 0, 0, 0, 0, 0x05, 0x00]), quote]);
+  assert.deepEqual(plain(parseIcmpv6(v6, null)), { kind: 'packet-too-big', mtu: 1280, invoking: [...quote] });
+});
+
+test('unreachable messages with non-zero unused bytes and coded echoes stay lossless as other', () => {
   const out = Buffer.alloc(8 + 28);
-  emitIcmpv4({ kind: 'other', type: 3, code: 4, body: Buffer.concat([Buffer.from([0, 0, 0x05, 0xdc]), Buffer.alloc(28)]) }, out, 0);
+  emitIcmpv4({ kind: 'other', type: 3, code: 1, body: Buffer.concat([Buffer.from([0, 7, 0x05, 0xdc]), Buffer.alloc(28)]) }, out, 0);
   const repr = parseIcmpv4(out);
   assert.equal(repr.kind, 'other');
   assert.equal(repr.kind === 'other' && repr.body.readUInt16BE(2), 1500);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { formatIp, parseIp } from '../../../src/netstack/wire/ip-address.js';
-import { emitIpv6Header, IPV6_HEADER_LEN, parseIpv6 } from '../../../src/netstack/wire/ipv6.js';
+import { emitIpv6Header, IPV6_HEADER_LEN, parseIpv6, parseIpv6Fragmentable } from '../../../src/netstack/wire/ipv6.js';
 import { IpProtocol, WireError } from '../../../src/netstack/wire/reprs.js';
 
 const v6 = fc.uint8Array({ minLength: 16, maxLength: 16 });
@@ -151,6 +151,34 @@ test('random bytes throw nothing but WireError', () => {
         buf.writeUInt16BE(Math.min(buf.readUInt16BE(4), buf.length - 40), 4);
       }
       code(() => parseIpv6(buf));
+    }),
+  );
+});
+
+test('RFC 8200 §4.5: a reassembled datagram\'s routing and destination options headers are walked to the upper layer', () => {
+  const dest = Buffer.from([IpProtocol.IPV6_ROUTING, 0, 1, 4, 0, 0, 0, 0]);
+  const routing = Buffer.from([IpProtocol.UDP, 1, 0, 0, 0, 0, 0, 0, ...Buffer.alloc(8)]);
+  const upper = Buffer.from('udp header and data');
+  const walked = parseIpv6Fragmentable(Buffer.concat([dest, routing, upper]), IpProtocol.IPV6_DEST_OPTS);
+  assert.equal(walked.nextHeader, IpProtocol.UDP);
+  assert.deepEqual(walked.payload, upper);
+  assert.deepEqual(parseIpv6Fragmentable(upper, IpProtocol.TCP), { nextHeader: IpProtocol.TCP, payload: upper });
+});
+
+test('RFC 8200 §4.1/§4.5: hop-by-hop or a second fragment header inside a fragmented datagram, and cut-off headers, are refused', () => {
+  const dest = (next: number) => Buffer.from([next, 0, 1, 4, 0, 0, 0, 0]);
+  assert.equal(code(() => parseIpv6Fragmentable(dest(IpProtocol.IPV6_FRAGMENT), IpProtocol.IPV6_DEST_OPTS)), 'BAD_FRAGMENT');
+  assert.equal(code(() => parseIpv6Fragmentable(Buffer.alloc(8), IpProtocol.HOP_BY_HOP)), 'BAD_FRAGMENT');
+  assert.equal(code(() => parseIpv6Fragmentable(Buffer.from([IpProtocol.UDP, 1, 0, 0, 0, 0, 0, 0]), IpProtocol.IPV6_DEST_OPTS)), 'TRUNCATED');
+  assert.equal(code(() => parseIpv6Fragmentable(Buffer.from([IpProtocol.UDP]), IpProtocol.IPV6_ROUTING)), 'TRUNCATED');
+  const chain = Buffer.concat(Array.from({ length: 9 }, () => dest(IpProtocol.IPV6_DEST_OPTS)));
+  assert.equal(code(() => parseIpv6Fragmentable(chain, IpProtocol.IPV6_DEST_OPTS)), 'UNSUPPORTED');
+});
+
+test('RFC 8200 §4.5: random reassembled payloads throw nothing but WireError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(255), (bytes, next) => {
+      code(() => parseIpv6Fragmentable(Buffer.from(bytes), next));
     }),
   );
 });

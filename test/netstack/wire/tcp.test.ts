@@ -147,25 +147,58 @@ test('unknown options are skipped, NOP and EOL honoured', () => {
   assert.deepEqual(parseTcp(out, null).options, { mss: 1460 });
 });
 
-test('malformed option lengths are BAD_OPTION', () => {
-  const cases = [
-    [2], // no length byte
-    [2, 0], // length below 2
-    [2, 12, 0, 0], // MSS past the header
-    [0xfe, 12, 0, 0], // an unknown option past the header
-    [2, 3, 0, 1], // MSS of length 3
-    [3, 4, 7, 1], // window scale of length 4
-    [4, 3, 0, 1], // SACK-permitted of length 3
-    [5, 2, 1, 1], // SACK with no block
-    [5, 9, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1], // SACK with a partial block
-    [8, 6, 0, 0, 0, 0, 1, 1], // timestamp of length 6
+/** A 20-byte header (data offset set, nothing else) followed by `optionBytes` padded with EOL to a multiple of 4. */
+function withOptions(optionBytes: Uint8Array): Buffer {
+  const out = Buffer.alloc(20 + Math.ceil(optionBytes.length / 4) * 4);
+  out[12] = (out.length / 4) << 4;
+  Buffer.from(optionBytes).copy(out, 20);
+  return out;
+}
+
+test('RFC 9293 §3.1 (MUST-64), as Linux: a malformed option is ignored and the segment kept with its other options', () => {
+  const cases: Array<[number[], TcpOptions]> = [
+    [[2, 3, 0, 1, 3, 3, 7], { windowScale: 7 }], // MSS of length 3, then NOP and window scale
+    [[3, 4, 7, 1, 2, 4, 0x05, 0xb4], { mss: 1460 }], // window scale of length 4
+    [[4, 3, 0, 2, 4, 0x05, 0xb4], { mss: 1460 }], // SACK-permitted of length 3
+    [[5, 2, 2, 4, 0x05, 0xb4], { mss: 1460 }], // SACK with no block
+    [[5, 9, 0, 0, 0, 0, 0, 0, 0, 3, 3, 7], { windowScale: 7 }], // SACK with a partial block
+    [[8, 6, 0, 0, 0, 0, 2, 4, 0x05, 0xb4], { mss: 1460 }], // timestamp of length 6
+    // The list cannot be read past a missing or impossible length: it ends there, what came before stays.
+    [[2, 4, 0x05, 0xb4, 3], { mss: 1460 }], // no length byte
+    [[2, 4, 0x05, 0xb4, 3, 0, 7, 1, 1, 3, 3, 9], { mss: 1460 }], // length below 2
+    [[2, 4, 0x05, 0xb4, 0xfe, 12, 0, 0], { mss: 1460 }], // an unknown option past the header
+    [[2, 4, 0x05, 0xb4, 3, 12, 7, 0], { mss: 1460 }], // a known option past the header
   ];
-  for (const option of cases) {
-    const out = Buffer.alloc(20 + Math.ceil(option.length / 4) * 4, 1);
-    out[12] = (out.length / 4) << 4;
-    Buffer.from(option).copy(out, 20);
-    assert.equal(code(() => parseTcp(out, null)), 'BAD_OPTION', JSON.stringify(option));
+  for (const [option, expected] of cases) {
+    const out = withOptions(Uint8Array.from(option));
+    const repr = parseTcp(Buffer.concat([out, Buffer.from('data')]), null);
+    assert.deepEqual(repr.options, expected, JSON.stringify(option));
+    assert.equal(repr.payload.toString(), 'data');
   }
+});
+
+test('RFC 9293 §3.1: parseTcp never throws on any option bytes after a valid header', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 40 }), (optionBytes) => {
+      parseTcp(withOptions(optionBytes), null);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('RFC 9293 §3.1: valid options round-trip, also behind a malformed option that is ignored', () => {
+  const malformed = fc.constantFrom([2, 3, 0], [2, 2], [3, 2], [3, 4, 1, 1], [4, 3, 0], [5, 2], [5, 6, 0, 0, 0, 0], [8, 2], [8, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  fc.assert(
+    fc.property(options, malformed, (opts, bad) => {
+      const emitted = Buffer.alloc(60);
+      const seg: TcpRepr = { srcPort: 1, dstPort: 2, seq: 3, ack: 4, flags: 0, window: 5, urgent: 0, options: opts, payload: Buffer.alloc(0) };
+      const length = emitTcp(seg, emitted, 0, 0, 'full');
+      assert.deepEqual(parseTcp(emitted.subarray(0, length), null).options, opts);
+      const optionBytes = Buffer.concat([Buffer.from(bad), emitted.subarray(20, length)]);
+      fc.pre(optionBytes.length <= 40);
+      assert.deepEqual(parseTcp(withOptions(optionBytes), null).options, opts);
+    }),
+  );
 });
 
 test('truncated headers and bad data offsets are refused', () => {
