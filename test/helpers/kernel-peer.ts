@@ -110,6 +110,12 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     second.end();
     return { localPort, first: firstGot, result: 'connected', ms, sameTuple, second: secondGot };
   },
+  /** Sends `bytes` of the pattern and, at the same time, reads what the stack sends until it closes. */
+  async duplex(a) {
+    const socket = await open(a.host, a.port);
+    const [sent, got] = await Promise.all([writePattern(socket, a.seed ?? 1, a.bytes ?? 0), hashStream(socket)]);
+    return { sent, got };
+  },
   /** Many concurrent connections, each sends `bytes`, half-closes and expects the same bytes back. */
   async echoMany(a) {
     const n = a.connections ?? 1;
