@@ -395,9 +395,9 @@ static void ring_prep(uring *r, unsigned index, uint8_t opcode, int fd, const vo
 }
 
 // Submits the `count` prepared requests and waits for all of them; res[i] is request i's result (bytes or
-// -errno). Returns 0, or -1 when the ring failed (then it is closed for good, and res[i] = -ECANCELED for each
-// request that did not complete: none of those ran, since the ring runs them in order before completing).
-static int ring_run(uring *r, unsigned count, int32_t *res) {
+// -errno). Should io_uring_enter fail, the ring is closed for good and res[i] is -ECANCELED for each request that
+// did not complete: those the kernel had not taken never run.
+static void ring_run(uring *r, unsigned count, int32_t *res) {
   for (unsigned i = 0; i < count; i++) res[i] = -ECANCELED;
   __atomic_store_n(r->sq_tail, *r->sq_tail + count, __ATOMIC_RELEASE);
   unsigned done = 0;
@@ -408,7 +408,7 @@ static int ring_run(uring *r, unsigned count, int32_t *res) {
       long n = syscall(__NR_io_uring_enter, r->fd, unsubmitted, count - done, IORING_ENTER_GETEVENTS, NULL, 0);
       if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY) {
         ring_close(r);
-        return -1;
+        return;
       }
       continue;
     }
@@ -419,7 +419,6 @@ static int ring_run(uring *r, unsigned count, int32_t *res) {
     }
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
   }
-  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -529,8 +528,10 @@ static uint32_t read_slots(tun_device *t, uint32_t want, int32_t *res) {
   addon_data *addon = t->addon;
   if (t->batching && ring_ready(&addon->ring)) {
     for (uint32_t i = 0; i < want; i++) ring_prep(&addon->ring, i, IORING_OP_READ, t->fd, addon->slots[i], SLOT_SIZE);
-    if (ring_run(&addon->ring, want, res) == 0) return want;
-    // The ring broke (none of its reads ran): plain reads from here on.
+    // Should the ring break, the reads it did not run are ECANCELED: the batch ends there, and the next wakeup
+    // reads the rest with plain calls.
+    ring_run(&addon->ring, want, res);
+    return want;
   }
   for (uint32_t i = 0; i < want; i++) {
     ssize_t n;
@@ -570,7 +571,7 @@ static void read_batch(tun_device *t) {
         // EAGAIN (or end of file): the queue was empty when this read ran. Later reads of the same submission may
         // still have found packets that arrived since, which are taken in order all the same.
         drained = 1;
-        if (n < 0 && n != -EAGAIN && n != -EINTR) err = -n;
+        if (n < 0 && n != -EAGAIN && n != -EINTR && n != -ECANCELED) err = -n;
         continue;
       }
       got++;
