@@ -9,11 +9,12 @@
 // Writes go out in order from a C loop; what the kernel refuses with EAGAIN is copied into a queue that is flushed
 // when the fd becomes writable. No packet is dropped without an error event.
 //
-// Where the kernel offers io_uring, a read batch is a few submissions of several reads each, and a write batch one
-// submission of linked writes: one system call for many packets instead of one per packet, which is what a
-// packet costs most without offloads (a read or write of 1.5 kB is mostly the system call; ~1.5 us in a VM). The fd
-// is non-blocking and TUN handles IOCB_NOWAIT, so every operation runs inline, in submission order, and a read
-// with nothing queued completes with EAGAIN. Without io_uring (old kernel, seccomp) the plain calls are used.
+// Without a vnet header, where the kernel offers io_uring, a read batch is a few submissions of several reads each,
+// and a write batch one submission of up to 128 writes: one system call for many packets instead of one per
+// packet, which is what a packet costs most without offloads (a read or write of 1.5 kB is mostly the system
+// call; ~1.5 us in a VM). TUN handles IOCB_NOWAIT and every request asks for it, so each runs inline, in
+// submission order, and a read with nothing queued completes with EAGAIN. Without io_uring (old kernel, seccomp)
+// the plain calls are used.
 
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -109,6 +110,7 @@ typedef struct {
   napi_ref checked_ref;
   uint8_t *checked;  // with OPT_CHECKSUM, per packet of a batch: 1 when its TCP/UDP checksum was verified
   int checksum;      // OPT_CHECKSUM
+  int batching;      // reads and writes go through the ring (no vnet header; see write_chunk)
   napi_async_context async_context;
   napi_async_cleanup_hook_handle cleanup_hook;
   // Write queue: a ring of copies of the packets the kernel refused with EAGAIN.
@@ -375,7 +377,7 @@ static int ring_ready(uring *r) {
 }
 
 // Queues a read or write of buf[0..len) on fd as request `index`.
-static void ring_prep(uring *r, unsigned index, uint8_t opcode, int fd, const void *buf, uint32_t len, int link) {
+static void ring_prep(uring *r, unsigned index, uint8_t opcode, int fd, const void *buf, uint32_t len) {
   unsigned tail = *r->sq_tail + index;
   unsigned slot = tail & *r->sq_mask;
   struct io_uring_sqe *sqe = &r->sqes[slot];
@@ -388,15 +390,14 @@ static void ring_prep(uring *r, unsigned index, uint8_t opcode, int fd, const vo
   // Without RWF_NOWAIT a read would wait for a packet (io_uring ignores O_NONBLOCK on files that handle
   // IOCB_NOWAIT); with it, it completes with EAGAIN like a non-blocking read(2).
   sqe->rw_flags = RWF_NOWAIT;
-  sqe->flags = link ? IOSQE_IO_LINK : 0;
   sqe->user_data = index;
   r->sq_array[slot] = slot;
 }
 
 // Submits the `count` prepared requests and waits for all of them; res[i] is request i's result (bytes or
-// -errno). Returns 0, or -1 when the ring failed (then it is closed for good, and res[i] = -ECANCELED for each
-// request that did not complete: none of those ran, since the ring runs them in order before completing).
-static int ring_run(uring *r, unsigned count, int32_t *res) {
+// -errno). Should io_uring_enter fail, the ring is closed for good and res[i] is -ECANCELED for each request that
+// did not complete: those the kernel had not taken never run.
+static void ring_run(uring *r, unsigned count, int32_t *res) {
   for (unsigned i = 0; i < count; i++) res[i] = -ECANCELED;
   __atomic_store_n(r->sq_tail, *r->sq_tail + count, __ATOMIC_RELEASE);
   unsigned done = 0;
@@ -407,7 +408,7 @@ static int ring_run(uring *r, unsigned count, int32_t *res) {
       long n = syscall(__NR_io_uring_enter, r->fd, unsubmitted, count - done, IORING_ENTER_GETEVENTS, NULL, 0);
       if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY) {
         ring_close(r);
-        return -1;
+        return;
       }
       continue;
     }
@@ -418,7 +419,6 @@ static int ring_run(uring *r, unsigned count, int32_t *res) {
     }
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
   }
-  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -526,10 +526,12 @@ static int deliver_batch(tun_device *t, uint32_t count, size_t small_total, uint
 // results there are: all `want` through the ring, up to and including the first failure with plain reads.
 static uint32_t read_slots(tun_device *t, uint32_t want, int32_t *res) {
   addon_data *addon = t->addon;
-  if (ring_ready(&addon->ring)) {
-    for (uint32_t i = 0; i < want; i++) ring_prep(&addon->ring, i, IORING_OP_READ, t->fd, addon->slots[i], SLOT_SIZE, 0);
-    if (ring_run(&addon->ring, want, res) == 0) return want;
-    // The ring broke (none of its reads ran): plain reads from here on.
+  if (t->batching && ring_ready(&addon->ring)) {
+    for (uint32_t i = 0; i < want; i++) ring_prep(&addon->ring, i, IORING_OP_READ, t->fd, addon->slots[i], SLOT_SIZE);
+    // Should the ring break, the reads it did not run are ECANCELED: the batch ends there, and the next wakeup
+    // reads the rest with plain calls.
+    ring_run(&addon->ring, want, res);
+    return want;
   }
   for (uint32_t i = 0; i < want; i++) {
     ssize_t n;
@@ -569,7 +571,7 @@ static void read_batch(tun_device *t) {
         // EAGAIN (or end of file): the queue was empty when this read ran. Later reads of the same submission may
         // still have found packets that arrived since, which are taken in order all the same.
         drained = 1;
-        if (n < 0 && n != -EAGAIN && n != -EINTR) err = -n;
+        if (n < 0 && n != -EAGAIN && n != -EINTR && n != -ECANCELED) err = -n;
         continue;
       }
       got++;
@@ -927,6 +929,8 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   t->addon = addon;
   t->fd = fd;
   t->checksum = (options & (OPT_CHECKSUM | OPT_VNET_HDR)) == OPT_CHECKSUM;
+  // With a vnet header the packets are GSO segments of up to 64 KiB, few per batch: plain calls measured faster.
+  t->batching = (options & OPT_VNET_HDR) == 0;
   t->poll.data = t;
   napi_status status = napi_wrap(env, handle, t, on_finalize, NULL, NULL);
   // Without a wrapper there is no finalizer to wait for: the struct goes when the uv handle is closed.
@@ -1044,30 +1048,34 @@ static void write_one(tun_device *t, const uint8_t *data, size_t len) {
   if (e != 0) write_failed(t, data, len, e);
 }
 
-// Writes (or queues) packets in order, through the ring when there is no queue to keep behind.
+// Writes (or queues) packets in order, through the ring when the device batches (no vnet header: packets of at
+// most an MTU, where the system call is most of what a write costs) and there is no queue to keep behind.
+// The requests are not linked: the ring issues them inline one after the other, in order, and a link would add
+// a task-work round trip per packet (measured: 1.7x the time). So a packet refused with EAGAIN, which a TUN write
+// practically never is, is queued after the ones that followed it in the same submission.
 static void write_chunk(tun_device *t, uint8_t *const *datas, const uint32_t *lens, uint32_t n) {
   uring *r = &t->addon->ring;
   uint32_t i = 0;
-  if (n > 1 && t->q_len == 0 && t->inject_eagain == 0 && ring_ready(r)) {
+  if (n > 1 && t->batching && t->q_len == 0 && t->inject_eagain == 0 && ring_ready(r)) {
     int32_t res[RING_ENTRIES];
-    // Linked: each write starts only once the one before it succeeded, so after a failure the rest are left
-    // unwritten (ECANCELED) and take the plain path below, in order.
-    for (uint32_t k = 0; k < n; k++) ring_prep(r, k, IORING_OP_WRITE, t->fd, datas[k], lens[k], k + 1 < n);
+    for (uint32_t k = 0; k < n; k++) ring_prep(r, k, IORING_OP_WRITE, t->fd, datas[k], lens[k]);
     ring_run(r, n, res);
-    for (; i < n && res[i] >= 0; i++) {
+    // ECANCELED: the ring broke before running it; it takes the plain path below with the rest.
+    for (; i < n && res[i] != -ECANCELED; i++) {
+      if (res[i] < 0) {
+        write_failed(t, datas[i], lens[i], -res[i]);
+        continue;
+      }
       t->packets_out += 1;
       t->bytes_out += (double)lens[i];
-    }
-    if (i < n && res[i] != -ECANCELED) {
-      write_failed(t, datas[i], lens[i], -res[i]);
-      i++;
     }
   }
   for (; i < n; i++) write_one(t, datas[i], lens[i]);
 }
 
 // write(handle, packets: Buffer[]) -> queued bytes, or -(queued bytes) - 1 when some packets failed (see
-// takeWriteError). Packets refused with EAGAIN, and every packet after one, go to the queue in order.
+// takeWriteError). Packets refused with EAGAIN, and every packet after one, go to the queue in order (within one
+// ring submission, see write_chunk).
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];

@@ -333,7 +333,7 @@ test('packets refused with EAGAIN are queued in order and flushed when writable'
   }
 });
 
-test('a batch of writes reaches the kernel whole and in order (one submission through io_uring)', { timeout: 10_000 }, async (t) => {
+test('a batch of writes reaches the kernel whole and in order (through io_uring, 128 per submission)', { timeout: 10_000 }, async (t) => {
   if (!requireRoot(t)) return;
   const tun = await openConfigured('kt12');
   const listener = netns().spawn('socat', ['-u', 'UDP4-RECV:7780,bind=198.18.5.1', 'STDOUT']);
