@@ -267,7 +267,7 @@ for (const variant of VARIANTS) {
         assert.equal(received.sha256, r.sent);
       });
 
-      test('active open: the stack connects to a kernel server and echoes 4 MiB through it', async () => {
+      test('active open: the stack connects to a kernel server and echoes 4 MiB through it', { timeout: 60_000 }, async () => {
         const listen = family === 4 ? 'TCP4-LISTEN:7007,fork,reuseaddr' : 'TCP6-LISTEN:7007,fork,reuseaddr';
         ns.spawn('socat', [listen, 'PIPE']);
         const kernelAddress = parseIp(family === 4 ? '198.18.0.1' : '2001:2::1');
