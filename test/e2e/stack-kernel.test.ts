@@ -267,7 +267,7 @@ for (const variant of VARIANTS) {
         assert.equal(received.sha256, r.sent);
       });
 
-      test('active open: the stack connects to a kernel server and echoes 4 MiB through it', async () => {
+      test('active open: the stack connects to a kernel server and echoes 4 MiB through it', { timeout: 60_000 }, async () => {
         const listen = family === 4 ? 'TCP4-LISTEN:7007,fork,reuseaddr' : 'TCP6-LISTEN:7007,fork,reuseaddr';
         ns.spawn('socat', [listen, 'PIPE']);
         const kernelAddress = parseIp(family === 4 ? '198.18.0.1' : '2001:2::1');
@@ -292,9 +292,12 @@ for (const variant of VARIANTS) {
       test('with loss 2% each way (nft towards the kernel, at the stack input towards it), duplication 1% (nft dup) and reordering 5% (at the stack input), data is still exact', async () => {
         const restore = await impair(addr(5), 2, 1, 5);
         try {
-          const r = await peer('send', { host: addr(5), port: 9, bytes: 32 << 20, seed: 21 });
+          // Without offload every lost packet is a recovery of its own: 8 MiB each way keeps the suite's time bounded
+          // (32 MiB took 44 s at MTU 1500, with the issue-10 fixes merged).
+          const bytes = variant.vnetHeader ? 32 << 20 : 8 << 20;
+          const r = await peer('send', { host: addr(5), port: 9, bytes, seed: 21 });
           assert.equal((JSON.parse(r.reply as string) as { sha256: string }).sha256, r.sent);
-          sizes.source = 32 << 20;
+          sizes.source = bytes;
           const back = await peer('recv', { host: addr(5), port: 19 });
           assert.equal(back.sha256, await [...seen.sourceSha.values()].pop());
           const counters = await ns.exec('nft', ['list', 'ruleset']);
