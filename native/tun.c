@@ -526,7 +526,7 @@ static int deliver_batch(tun_device *t, uint32_t count, size_t small_total, uint
 // results there are: all `want` through the ring, up to and including the first failure with plain reads.
 static uint32_t read_slots(tun_device *t, uint32_t want, int32_t *res) {
   addon_data *addon = t->addon;
-  if (t->batching && ring_ready(&addon->ring)) {
+  if (t->batching && addon->ring.state > 0) {
     for (uint32_t i = 0; i < want; i++) ring_prep(&addon->ring, i, IORING_OP_READ, t->fd, addon->slots[i], SLOT_SIZE);
     // Should the ring break, the reads it did not run are ECANCELED: the batch ends there, and the next wakeup
     // reads the rest with plain calls.
@@ -554,9 +554,12 @@ static void read_batch(tun_device *t) {
   int err = 0;
   int drained = 0;
   uint32_t want = t->read_ahead < READ_AHEAD_MIN ? READ_AHEAD_MIN : t->read_ahead;
+  // Plain reads go one at a time into the first slot, which stays warm in the cache.
+  int ring = t->batching && ring_ready(&addon->ring);
   while (count < MAX_BATCH && !drained && err == 0) {
     if (want > MAX_BATCH - count) want = MAX_BATCH - count;
     if (want > READ_AHEAD) want = READ_AHEAD;
+    if (!ring) want = 1;
     uint32_t ready = 0;
     while (ready < want && (addon->slots[ready] != NULL || (addon->slots[ready] = malloc(SLOT_SIZE)) != NULL)) ready++;
     if (ready == 0) {
