@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TunStack } from '../src/rootd/tun-stack.js';
+import { impairInput } from '../test/helpers/input-impairment.js';
 import { BENCH_PORTS, serveBench, SINK_PORT, STREAM_PORT, type TransferRecord } from './bench-protocol.js';
 
 const run = promisify(execFile);
@@ -98,25 +99,9 @@ async function impair(tun: TunStack): Promise<() => Promise<void>> {
   } finally {
     rmSync(rules, { force: true });
   }
-  const input = tun.stack.input.bind(tun.stack);
-  let held: Buffer | null = null;
-  let seed = 12345;
-  const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  tun.stack.input = (packet, now) => {
-    if (random() < IMPAIRMENT.lossPercent / 100) return;
-    if (held === null && random() < IMPAIRMENT.reorderPercent / 100) {
-      held = packet;
-      return;
-    }
-    input(packet, now);
-    if (held !== null) {
-      const late = held;
-      held = null;
-      input(late, now);
-    }
-  };
+  const restoreInput = impairInput(tun.stack, IMPAIRMENT);
   return async () => {
-    tun.stack.input = input;
+    restoreInput();
     await inNamespace(['nft', 'delete', 'table', 'inet', 'kt_bench_loss']);
   };
 }

@@ -11,6 +11,7 @@ import type { TcpSocket } from '../../src/netstack/tcp-socket.js';
 import { parseIp } from '../../src/netstack/wire/ip-address.js';
 import { TunStack } from '../../src/rootd/tun-stack.js';
 import { TestNetns } from '../helpers/netns.js';
+import { impairInput } from '../helpers/input-impairment.js';
 import { hashStream, writePattern } from '../helpers/pattern.js';
 import { canonicalAddress, captureOnTun, tapStackInput, tapStackOutput, wireLength, type TcpSeen } from '../helpers/tun-capture.js';
 
@@ -153,25 +154,9 @@ for (const variant of VARIANTS) {
           }`;
         const nft = await ns.exec('nft', ['-f', '-'], { input: rules });
         assert.equal(nft.code, 0, nft.stderr);
-        const input = tun.stack.input.bind(tun.stack);
-        let held: Buffer | null = null;
-        let seed = 12345;
-        const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-        tun.stack.input = (packet, now) => {
-          if (random() < lossPercent / 100) return;
-          if (held === null && random() < reorderPercent / 100) {
-            held = packet;
-            return;
-          }
-          input(packet, now);
-          if (held !== null) {
-            const late = held;
-            held = null;
-            input(late, now);
-          }
-        };
+        const restoreInput = impairInput(tun.stack, { lossPercent, reorderPercent });
         return async () => {
-          tun.stack.input = input;
+          restoreInput();
           await ns.exec('nft', ['flush', 'ruleset']);
         };
       }
