@@ -5,13 +5,14 @@
 // unimpaired and with 1% loss each way + 5% reordering (the ratio of the two shows how loss recovery holds up); the fastest
 // unimpaired variant gives the headline figures, 8 flows, the connection rate and RSS with 10,000 idle flows.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TunStack } from '../src/rootd/tun-stack.js';
 import { impairInput } from '../test/helpers/input-impairment.js';
+import { mergeResults, type Result } from './bench-results.js';
 import { BENCH_PORTS, serveBench, SINK_PORT, STREAM_PORT, type TransferRecord } from './bench-protocol.js';
 
 const run = promisify(execFile);
@@ -20,7 +21,6 @@ const here = (file: string): string => fileURLToPath(new URL(file, import.meta.u
 const CLIENT = here('./load-client.js');
 const SERVER = here('./loopback-server.js');
 const RSS_PROBE = here('./rss-probe.js');
-const RESULTS = here('../../bench/results/latest.json');
 const STACK_ADDR = '198.18.10.5';
 const DIRECT_ADDR = '127.0.0.1';
 const MiB = 1 << 20;
@@ -41,12 +41,6 @@ const VARIANTS: Variant[] = [
 /** The impairment of the loss rows: random loss both ways on kt0, and reordering at the stack's input. */
 const IMPAIRMENT = { name: 'loss1reorder5', lossPercent: 1, reorderPercent: 5 };
 
-interface Result {
-  id: string;
-  unit: string;
-  kubetun: number;
-  direct: number | null;
-}
 
 /** Where each path's servers report their transfers. */
 const records = { stack: [] as TransferRecord[], direct: [] as TransferRecord[] };
@@ -234,9 +228,9 @@ async function main(): Promise<void> {
     await run('ip', ['netns', 'del', NETNS]).catch(() => undefined);
   }
   printTable(results);
-  mkdirSync(dirname(RESULTS), { recursive: true });
-  writeFileSync(RESULTS, JSON.stringify({ results }, null, 2) + '\n');
-  console.log('written to bench/results/latest.json');
+  // Only the stack's rows are replaced: running this bench alone keeps the tunnel's and intercepts' figures.
+  mergeResults('stack.', results);
+  console.log('merged into bench/results/latest.json');
 }
 
 main().catch((error: Error) => {
