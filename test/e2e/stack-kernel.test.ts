@@ -253,9 +253,9 @@ for (const variant of VARIANTS) {
       });
 
       test('active open: the stack connects to a kernel server and echoes 4 MiB through it', { timeout: 60_000 }, async () => {
-        const listen = family === 4 ? 'TCP4-LISTEN:7007,fork,reuseaddr' : 'TCP6-LISTEN:7007,fork,reuseaddr';
-        ns.spawn('socat', [listen, 'PIPE']);
-        const kernelAddress = parseIp(family === 4 ? '198.18.0.1' : '2001:2::1');
+        const kernelHost = family === 4 ? '198.18.0.1' : '2001:2::1';
+        ns.spawn('node', [PEER, 'echoServer', JSON.stringify({ host: kernelHost, port: 7007 })]);
+        const kernelAddress = parseIp(kernelHost);
         let socket: TcpSocket | undefined;
         for (let attempt = 0; attempt < 50; attempt++) {
           const candidate = tun.stack.connectTcp(parseIp(addr(5)), { address: kernelAddress, port: 7007 });
@@ -267,7 +267,7 @@ for (const variant of VARIANTS) {
             socket = candidate;
             break;
           }
-          await new Promise((r) => setTimeout(r, 100)); // socat may not be listening yet
+          await new Promise((r) => setTimeout(r, 100)); // the echo server may not be listening yet
         }
         assert.ok(socket, 'never connected to the kernel server');
         const [sent, back] = await Promise.all([writePattern(socket, 8, 4 << 20), hashStream(socket)]);

@@ -2,7 +2,7 @@
 // `ip netns exec NS node dist/test/helpers/kernel-peer.js MODE JSON-ARGS`, it uses the kernel's own TCP and UDP
 // sockets against addresses routed into the TUN, and prints one JSON line with what it saw.
 import { createSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { hashStream, writePattern } from './pattern.js';
 
@@ -129,6 +129,22 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     const ok = results.filter((r) => r.status === 'fulfilled' && r.value).length;
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error).message)] : []));
     return { ok, failed: n - ok, errors: errors.slice(0, 5) };
+  },
+  /** Echoes every connection to `host`:`port` (each gets back what it sends, then a FIN after its own) until
+   *  killed or the helper's time limit. Not socat's PIPE: socat, the only reader of its own 64 KiB pipe, writes
+   *  8 KiB into it once poll says it is writable, which needs only one free page; after socket reads of odd
+   *  sizes the write blocks half done and nothing ever wakes it (seen in the active-open echo test: socat in
+   *  anon_pipe_write, 786 KB unread, all of the stack's data acknowledged; a Linux client alone does it too).
+   *  Node's non-blocking streams instead stop reading while the echo is backed up. */
+  echoServer(a) {
+    return new Promise((_resolve, reject) => {
+      const server = createServer({ allowHalfOpen: true }, (socket) => {
+        socket.on('error', () => socket.destroy());
+        socket.pipe(socket);
+      });
+      server.once('error', reject);
+      server.listen(a.port, a.host);
+    });
   },
   /** UDP: send `count` datagrams cycling through `sizes`, expect each echoed intact. */
   async udpEcho(a) {
