@@ -256,11 +256,10 @@ export class TcpSender implements SendSequence {
       case SEND_FAST_RETRANSMIT:
         progress = this.fastRetransmitPending;
         this.fastRetransmitPending = false;
-        this.recovery.onRetransmitted(SEND_FAST_RETRANSMIT, end);
+        this.recovery.onRetransmitted(SEND_FAST_RETRANSMIT, seq, end);
         break;
       case SEND_HOLE:
-        progress = seqGt(end, this.recovery.retransmitNext);
-        this.recovery.onRetransmitted(SEND_HOLE, end);
+        progress = this.recovery.onRetransmitted(SEND_HOLE, seq, end);
         break;
       case SEND_PROBE:
         progress = this.probe.pending;
