@@ -67,7 +67,7 @@ export class SackRecovery implements LossRecovery {
   private detectLostRetransmission(una: number): void {
     const board = this.scoreboard;
     const high = board.highest(una);
-    while (this.lost && !seqLt(board.skipSacked(seqMax(this.lostStart, una)), this.lostEnd)) this.lost = false;
+    if (this.lost && !seqLt(board.skipSacked(seqMax(this.lostStart, una)), this.lostEnd)) this.lost = false;
     while (!this.lost && this.logCount > 0) {
       const i = this.logHead;
       const end = this.logEnd[i];
