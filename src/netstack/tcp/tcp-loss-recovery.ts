@@ -37,8 +37,9 @@ export interface LossRecovery {
   onRetransmitTimeout(retries: number): void;
   /** The next hole to resend during recovery, at most `limit` bytes and within `room` (cwnd − pipe). */
   planHole(plan: SendPlan, limit: number, room: number, dataEnd: number, mss: number): boolean;
-  /** A retransmission of a fast-retransmit or hole plan ending at `end` was sent. */
-  onRetransmitted(kind: number, end: number): void;
+  /** A retransmission of a fast-retransmit or hole plan [seq, end) was sent; true when a hole plan made
+   *  progress (a plan that does not would be planned again forever). */
+  onRetransmitted(kind: number, seq: number, end: number): boolean;
   /** The end of the SACKed range holding `seq`, or `seq`. */
   skipSacked(seq: number): number;
   /** The start of the first SACKed range after `seq`, or `limit`. */

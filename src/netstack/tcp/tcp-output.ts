@@ -74,6 +74,7 @@ export class TcpOutput {
       if (snd.retries >= this.config.maxRetransmissions) return this.giveUp(emit);
       snd.onRetransmitTimeout();
     }
+    if (now >= timers.probeAt) snd.probe.fire();
     if (now >= timers.delayedAckAt) this.rcv.ackNow = true;
     if (now >= timers.persistAt) {
       // Zero-window probe: an already-acknowledged sequence number makes the peer answer with its window.

@@ -55,7 +55,9 @@ export class NewRenoRecovery implements LossRecovery {
     return false;
   }
 
-  onRetransmitted(): void {}
+  onRetransmitted(): boolean {
+    return false;
+  }
 
   skipSacked(seq: number): number {
     return seq;

@@ -9,7 +9,8 @@ import { MIN_PEER_MSS, type TcpConfig } from './tcp-config.js';
 import { createLossRecovery, type LossRecovery, type SendSequence } from './tcp-loss-recovery.js';
 import { RttEstimator } from './tcp-rtt.js';
 import { SendBuffer } from './tcp-send-buffer.js';
-import { SEND_DATA, SEND_FAST_RETRANSMIT, SEND_HOLE, type SendPlan } from './tcp-send-plan.js';
+import { LossProbe } from './tcp-loss-probe.js';
+import { SEND_DATA, SEND_FAST_RETRANSMIT, SEND_HOLE, SEND_PROBE, type SendPlan } from './tcp-send-plan.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from './tcp-seq.js';
 import type { TcpTimers } from './tcp-timers.js';
 
@@ -54,6 +55,7 @@ export class TcpSender implements SendSequence {
   readonly rtt: RttEstimator;
   private cc: CongestionControl;
   private recovery: LossRecovery;
+  readonly probe: LossProbe;
   /** Consecutive retransmission timeouts of the same data. */
   retries = 0;
   /** An acceptable ACK arrived since the last retransmission timeout. */
@@ -86,6 +88,7 @@ export class TcpSender implements SendSequence {
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
     this.cc = createCongestionControl(config.congestion, DEFAULT_PEER_MSS);
     this.recovery = createLossRecovery(false, this);
+    this.probe = new LossProbe(timers);
   }
 
   /** Payload bytes per MSS-sized packet towards the peer: min(peer, ours, path) less the timestamp option. */
@@ -196,6 +199,10 @@ export class TcpSender implements SendSequence {
       plan.fin = this.finQueued && seqGt(this.sndMax, dataEnd) && seqAdd(seq, plan.len) === dataEnd;
       if (plan.len > 0 || plan.fin) return true;
     }
+    const finSent = this.finQueued && seqGt(this.sndMax, dataEnd);
+    if (this.probe.pending && this.probe.plan(plan, this.sndUna, this.sndMax, dataEnd, seqAdd(this.sndUna, this.sndWnd), limit, finSent)) {
+      return true;
+    }
 
     const pipe = recovery.pipe();
     const cwnd = Math.floor(this.cc.cwnd + recovery.inflation);
@@ -249,11 +256,18 @@ export class TcpSender implements SendSequence {
       case SEND_FAST_RETRANSMIT:
         progress = this.fastRetransmitPending;
         this.fastRetransmitPending = false;
-        this.recovery.onRetransmitted(SEND_FAST_RETRANSMIT, end);
+        this.recovery.onRetransmitted(SEND_FAST_RETRANSMIT, seq, end);
         break;
       case SEND_HOLE:
-        progress = seqGt(end, this.recovery.retransmitNext);
-        this.recovery.onRetransmitted(SEND_HOLE, end);
+        progress = this.recovery.onRetransmitted(SEND_HOLE, seq, end);
+        break;
+      case SEND_PROBE:
+        progress = this.probe.pending;
+        this.probe.sent(now, this.rtt.rto);
+        if (seqGt(end, this.sndMax)) {
+          this.sndNxt = end;
+          this.sndMax = end;
+        }
         break;
       default:
         progress = seqGt(end, this.sndNxt);
@@ -269,6 +283,7 @@ export class TcpSender implements SendSequence {
         }
     }
     if (this.timers.rtoAt === NEVER) this.timers.rtoAt = now + this.rtt.rto;
+    if (plan.kind === SEND_DATA && !isRetransmission) this.armProbe(now);
     this.lastSendAt = now;
     return progress;
   }
@@ -294,6 +309,7 @@ export class TcpSender implements SendSequence {
     this.recover = this.sndMax;
     this.dupAcks = 0;
     this.recovery.onRetransmitTimeout(this.retries);
+    this.probe.reset();
     this.sndNxt = this.sndUna;
     this.forceSend = true;
     this.rttTiming = false;
@@ -381,6 +397,8 @@ export class TcpSender implements SendSequence {
       if (seqGt(ack, this.recover)) this.recover = ack;
     }
     this.timers.rtoAt = this.sndUna === this.sndMax ? NEVER : now + this.rtt.rto;
+    this.probe.acked();
+    this.armProbe(now);
 
     if (this.writeBlocked && this.buffer.free > 0) {
       this.writeBlocked = false;
@@ -395,7 +413,14 @@ export class TcpSender implements SendSequence {
     else if (this.dupAcks >= DUP_ACK_THRESHOLD && seqGe(this.sndUna, this.recover)) this.enterRecovery(now);
   }
 
+  /** RFC 8985 §7.2: no probe in recovery, nor before the data outstanding at an RTO is acknowledged. */
+  private armProbe(now: number): void {
+    const recovering = this.inRecovery || seqLt(this.sndUna, this.recover);
+    this.probe.arm(now, seqDiff(this.sndMax, this.sndUna), this.mss, this.rtt.smoothedRtt, recovering);
+  }
+
   private enterRecovery(now: number): void {
+    this.probe.reset();
     this.inRecovery = true;
     this.recover = this.sndMax;
     this.cc.onCongestionEvent(seqDiff(this.sndMax, this.sndUna), now);

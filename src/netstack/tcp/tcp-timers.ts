@@ -14,6 +14,8 @@ export const PHASE_TIME_WAIT = 2;
 
 export class TcpTimers {
   rtoAt = NEVER;
+  /** Tail loss probe (RFC 8985 §7.2), before rtoAt. */
+  probeAt = NEVER;
   persistAt = NEVER;
   /** Probes sent into the current zero window: each doubles the next interval. */
   persistBackoff = 0;
@@ -34,7 +36,7 @@ export class TcpTimers {
   next(phase: number, keepaliveIdle: boolean): number {
     if (phase === PHASE_TIME_WAIT) return this.timeWaitAt;
     if (phase === PHASE_HANDSHAKE) return this.rtoAt;
-    return Math.min(this.rtoAt, this.persistAt, this.delayedAckAt, this.keepaliveAt(keepaliveIdle));
+    return Math.min(this.rtoAt, this.probeAt, this.persistAt, this.delayedAckAt, this.keepaliveAt(keepaliveIdle));
   }
 
   keepaliveAt(idle: boolean): number {
@@ -71,12 +73,14 @@ export class TcpTimers {
   enterTimeWait(now: number): void {
     this.timeWaitAt = now + this.config.timeWaitMs;
     this.rtoAt = NEVER;
+    this.probeAt = NEVER;
     this.persistAt = NEVER;
     this.delayedAckAt = NEVER;
   }
 
   stopAll(): void {
     this.rtoAt = NEVER;
+    this.probeAt = NEVER;
     this.persistAt = NEVER;
     this.delayedAckAt = NEVER;
     this.timeWaitAt = NEVER;

@@ -12,9 +12,9 @@ test('RFC 6675 §4 pipe: never more than what is outstanding, also when the scor
   for (let k = 1; k <= MAX_SACK_RANGES + 200; k++) blocks.push([1000 + k * 1000, 1000 + k * 1000 + 1]);
   for (let i = 0; i < blocks.length; i += 4) recovery.onSackBlocks(blocks.slice(i, i + 4), seq.sndUna);
   seq.inRecovery = true;
-  recovery.onRecoveryStart();
+  recovery.onRecoveryStart(1000);
   // Holes resent up to far above the highest range still known.
-  recovery.onRetransmitted(SEND_HOLE, 900_000);
+  recovery.onRetransmitted(SEND_HOLE, seq.sndUna, 900_000);
   const outstanding = seq.sndNxt - seq.sndUna;
   assert.ok(recovery.pipe() <= outstanding, `pipe ${recovery.pipe()} > ${outstanding} outstanding`);
 });

@@ -20,10 +20,14 @@ for (const sendSegmentMax of [0, 1460]) {
     };
     link.runUntilTime(link.now + 300);
 
-    // B sends three segments and the first is lost: A holds the other two out of order until B's
-    // retransmission timer fires (two duplicate ACKs are not enough for a fast retransmit).
-    let bDataSegments = 0;
-    link.dropIf = (seg, fromA) => !fromA && seg.payload.length > 0 && bDataSegments++ === 0;
+    // B sends three segments and the first is lost, and so is every resend of it in the window looked at
+    // (B's loss probe or timeout would repair it): A holds the other two out of order meanwhile.
+    let lostSeq = -1;
+    link.dropIf = (seg, fromA) => {
+      if (fromA || seg.payload.length === 0) return false;
+      if (lostSeq < 0) lostSeq = seg.seq;
+      return seg.seq === lostSeq;
+    };
     b.write(Buffer.alloc(3 * 1448, 1));
     const start = link.now;
     const receivedBefore = received;

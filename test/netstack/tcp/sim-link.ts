@@ -27,6 +27,8 @@ export interface LinkFaults {
   reorderDelayMs: number;
   duplicate: number;
   seed: number;
+  /** Bottleneck rate from A to B in bytes per ms (payload only, unbounded queue); 0 for none. */
+  rateAtoB: number;
 }
 
 export interface LoggedSegment {
@@ -79,12 +81,14 @@ export class SimLink {
   segmentsFromB = 0;
   private queue: InFlight[] = [];
   private order = 0;
+  /** When the A→B bottleneck finishes sending what it holds. */
+  private bottleneckFreeAt = 0;
   private readonly random: () => number;
   private readonly emitFromA = (seg: TcpRepr) => this.send(seg, true);
   private readonly emitFromB = (seg: TcpRepr) => this.send(seg, false);
 
   constructor(faults: Partial<LinkFaults> = {}) {
-    this.faults = { delayMs: 5, loss: 0, reorder: 0, reorderDelayMs: 10, duplicate: 0, seed: 1, ...faults };
+    this.faults = { delayMs: 5, loss: 0, reorder: 0, reorderDelayMs: 10, duplicate: 0, seed: 1, rateAtoB: 0, ...faults };
     this.random = seededRandom(this.faults.seed);
   }
 
@@ -153,6 +157,10 @@ export class SimLink {
 
   private enqueue(seg: TcpRepr, toB: boolean): void {
     let at = this.now + this.faults.delayMs;
+    if (toB && this.faults.rateAtoB > 0) {
+      this.bottleneckFreeAt = Math.max(this.now, this.bottleneckFreeAt) + seg.payload.length / this.faults.rateAtoB;
+      at = this.bottleneckFreeAt + this.faults.delayMs;
+    }
     if (this.random() < this.faults.reorder) at += this.random() * this.faults.reorderDelayMs;
     const item: InFlight = { at, order: this.order++, toB, seg };
     const q = this.queue;
