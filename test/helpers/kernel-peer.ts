@@ -90,7 +90,10 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
    * close, then connect again from the same local port and read again; reports how long the second connect took.
    */
   async reconnect(a) {
-    const first = await open(a.host, a.port);
+    // A port below the ephemeral range, bound explicitly both times: Node cannot set SO_REUSEADDR on a client,
+    // so re-binding a port the kernel picked collides with other tests' TIME-WAIT sockets on that port (other
+    // peers, same port number: EADDRINUSE for up to 60 s).
+    const first = await open(a.host, a.port, 20_000 + Math.floor(Math.random() * 10_000));
     const localPort = first.localPort!;
     const firstGot = await hashStream(first);
     first.end();
