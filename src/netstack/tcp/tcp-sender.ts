@@ -18,9 +18,9 @@ const NEVER = Number.POSITIVE_INFINITY;
 const DEFAULT_PEER_MSS = 536;
 const TIMESTAMP_OPTION_BYTES = 12;
 const DUP_ACK_THRESHOLD = 3;
-/** Floor for a path MTU's MSS (RFC 8201's 1280-byte IPv6 minimum less 60 bytes of headers; IPv4 paths this
- *  small are not worth following, as in Linux's min_pmtu). */
-const MIN_PATH_MSS = 1220;
+/** Floor for a path MTU's MSS: Linux's IPv4 min_pmtu (552) less 40 bytes of headers, so a forged ICMP error
+ *  cannot force tiny segments. IPv6 needs no floor of its own: the stack ignores MTUs below 1280 (RFC 8201). */
+const MIN_PATH_MSS = 512;
 
 /** What processAck found, as bits. */
 export const ACK_DROP = 1;

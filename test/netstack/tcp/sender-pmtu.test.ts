@@ -48,3 +48,12 @@ test('RFC 1191 §6.5: a lower path MTU with nothing in flight changes only the s
   assert.deepEqual(next.map((s) => s.payload.length), [1288, 1288, 424]);
   assert.equal(a.effectiveMss, 1288);
 });
+
+test('RFC 1191 §3: an IPv4 path below 1280 bytes is followed (MSS 960 for a 1000-byte hop), and a forged tiny MTU stops at the 512-byte floor', () => {
+  const peer = new ScriptedPeer({ mss: 1460, sendSegmentMax: 1460 });
+  const a = peer.conn;
+  a.pathMtuChanged(1000 - 40);
+  assert.equal(a.effectiveMss, 960 - 12);
+  a.pathMtuChanged(28);
+  assert.equal(a.effectiveMss, 512 - 12);
+});
