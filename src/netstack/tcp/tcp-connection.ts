@@ -17,7 +17,7 @@ import { TcpOutput } from './tcp-output.js';
 import { ADMIT_OK, ADMIT_RESET, TcpReceiver } from './tcp-receiver.js';
 import { SegmentBuilder } from './tcp-segments.js';
 import { ACK_DROP, ACK_FIN_ACKED, ACK_WRITABLE, TcpSender } from './tcp-sender.js';
-import { seqAdd, seqGe, seqGt, seqLe, seqLt } from './tcp-seq.js';
+import { seqAdd, seqGt, seqLe } from './tcp-seq.js';
 import type { TcpCloseReason, TcpConnectionEvents, TcpState } from './tcp-state.js';
 import { PHASE_HANDSHAKE, PHASE_SYNCHRONIZED, PHASE_TIME_WAIT, TcpTimers } from './tcp-timers.js';
 
@@ -44,7 +44,6 @@ export class TcpConnection {
   private readonly rcv: TcpReceiver;
   private readonly out: SegmentBuilder;
   private readonly output: TcpOutput;
-
   private readonly handshake: Handshake;
 
   // Ending.
@@ -163,17 +162,13 @@ export class TcpConnection {
   /** Whether an ICMP error quoting our segment with sequence number `seq` can be genuine: only data in flight
    *  (RFC 5927 §4.1) — anything else is a forgery or stale, and is ignored. */
   quotesSegmentInFlight(seq: number): boolean {
-    if (this._state === 'SYN-SENT' || this._state === 'SYN-RECEIVED') return (seq >>> 0) === this.snd.iss;
-    return seqGe(seq >>> 0, this.snd.sndUna) && seqLt(seq >>> 0, this.snd.sndMax);
+    return this.snd.inFlight(seq >>> 0, this._state === 'SYN-SENT' || this._state === 'SYN-RECEIVED');
   }
 
   /** A SYN for this connection's 4-tuple may start a new incarnation (RFC 6191): only in TIME-WAIT, and only
    *  when its timestamp, or without timestamps its ISN, is newer than what this incarnation saw. */
   acceptsNewSyn(seg: TcpRepr): boolean {
-    if (this._state !== 'TIME-WAIT' || (seg.flags & (SYN | ACK | RST)) !== SYN) return false;
-    const ts = seg.options.timestamp;
-    if (this.out.tsEnabled && ts !== undefined) return seqGt(ts.value, this.rcv.tsRecent);
-    return seqGt(seg.seq, this.rcv.rcvNxt);
+    return this._state === 'TIME-WAIT' && (seg.flags & (SYN | ACK | RST)) === SYN && this.rcv.isNewer(seg, this.out.tsEnabled);
   }
 
   /** When transmit() has work: now, or the earliest timer. Changes nothing. */
@@ -233,7 +228,6 @@ export class TcpConnection {
     this.flushEvents();
   }
 
-  // ---- handshake ----
 
   private onSegmentInSynSent(seg: TcpRepr): void {
     switch (this.handshake.onSegmentInSynSent(seg, this.now)) {
@@ -264,7 +258,6 @@ export class TcpConnection {
     this.enterClosed('timeout');
   }
 
-  // ---- segment arrival (RFC 9293 §3.10.7.4) ----
 
   private onSegmentInTimeWait(seg: TcpRepr): void {
     if (seg.flags & RST) {
@@ -330,7 +323,6 @@ export class TcpConnection {
     if (this._state === 'TIME-WAIT') this.enterTimeWait();
   }
 
-  // ---- output ----
 
   private transmitByState(now: number, emit: (seg: TcpRepr) => void): void {
     switch (this._state) {
@@ -361,7 +353,6 @@ export class TcpConnection {
     return this.snd.sndMax === this.snd.sndUna && (s === 'ESTABLISHED' || s === 'CLOSE-WAIT');
   }
 
-  // ---- segments ----
 
   private rstSegment(): TcpRepr {
     if (this._state === 'SYN-RECEIVED' && !this.accepted) {
@@ -371,7 +362,6 @@ export class TcpConnection {
     return this.out.reply(this.snd.sndMax, this.rcv.rcvNxt, RST | ACK);
   }
 
-  // ---- endings ----
 
   private isSynchronized(): boolean {
     return this._state !== 'SYN-SENT' && this._state !== 'SYN-RECEIVED' && this._state !== 'CLOSED';

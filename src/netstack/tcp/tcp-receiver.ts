@@ -77,6 +77,14 @@ export class TcpReceiver {
     this.lastAckSent = this.rcvNxt;
   }
 
+  /** RFC 6191: a SYN on this 4-tuple is a new incarnation when its timestamp (with `timestamps`), or else
+   *  its ISN, is newer than what this one saw. */
+  isNewer(syn: TcpRepr, timestamps: boolean): boolean {
+    const ts = syn.options.timestamp;
+    if (timestamps && ts !== undefined) return seqGt(ts.value, this.tsRecent);
+    return seqGt(syn.seq, this.rcvNxt);
+  }
+
   setTsRecent(value: number, now: number): void {
     this.tsRecent = value;
     this.tsRecentAt = now;

@@ -1,4 +1,9 @@
-// Round-trip time estimation and the retransmission timeout (RFC 6298), with exponential backoff.
+// Round-trip time estimation and the retransmission timeout (RFC 6298), with exponential backoff. One segment
+// per round trip is timed on the local clock, which resolves microseconds: the timestamp echo (RFC 7323) counts
+// whole milliseconds, and on a local link, where a round trip takes 0.05-0.3 ms, it reads 0 or 1. As Linux does,
+// the echo gives a sample only when no timed segment does (Karn's rule ended the timing).
+
+import { seqGe, seqGt } from './tcp-seq.js';
 
 const CLOCK_GRANULARITY_MS = 1;
 
@@ -8,6 +13,9 @@ export class RttEstimator {
   private hasSample = false;
   private baseRto: number;
   private backoffs = 0;
+  private timing = false;
+  private timedEnd = 0;
+  private timedAt = 0;
 
   constructor(
     initialRtoMs: number,
@@ -40,6 +48,33 @@ export class RttEstimator {
     const rto = this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar);
     this.baseRto = Math.min(Math.max(rto, this.minRtoMs), this.maxRtoMs);
     this.backoffs = 0;
+  }
+
+  /** A segment ending at `end` went out for the first time at `now`: it is timed unless one already is. */
+  timeSegment(end: number, now: number): void {
+    if (this.timing) return;
+    this.timing = true;
+    this.timedEnd = end;
+    this.timedAt = now;
+  }
+
+  /** Karn's rule: a retransmission starting at `seq` below the timed segment's end makes its ACK ambiguous. */
+  retransmitted(seq: number): void {
+    if (this.timing && seqGt(this.timedEnd, seq)) this.timing = false;
+  }
+
+  cancelTiming(): void {
+    this.timing = false;
+  }
+
+  /** An ACK up to `ack` arrived at `now`; `echoRtt` is its timestamp echo's RTT, or null. */
+  acked(ack: number, echoRtt: number | null, now: number): void {
+    if (this.timing && seqGe(ack, this.timedEnd)) {
+      this.timing = false;
+      this.sample(now - this.timedAt);
+    } else if (!this.timing && echoRtt !== null && echoRtt >= 0) {
+      this.sample(echoRtt);
+    }
   }
 
   /** A timeout fired: double the timer (RFC 6298 §5.5). */

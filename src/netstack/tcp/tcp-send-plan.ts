@@ -7,7 +7,7 @@ export const SEND_FAST_RETRANSMIT = 0;
 export const SEND_HOLE = 1;
 /** New data or a FIN at SND.NXT, or data resent after a timeout (both advance SND.NXT). */
 export const SEND_DATA = 2;
-/** A tail loss probe (RFC 8985 §7.3): one new segment, or else the last one sent, whatever cwnd says. */
+/** A tail loss probe (RFC 8985 §7.3): the last segment sent again, whatever cwnd says. */
 export const SEND_PROBE = 3;
 
 export class SendPlan {

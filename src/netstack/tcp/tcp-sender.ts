@@ -5,22 +5,19 @@
 
 import { TcpFlags, type TcpRepr } from '../wire/reprs.js';
 import { createCongestionControl, type CongestionControl } from './tcp-congestion.js';
-import { MIN_PEER_MSS, type TcpConfig } from './tcp-config.js';
+import type { TcpConfig } from './tcp-config.js';
 import { createLossRecovery, type LossRecovery, type SendSequence } from './tcp-loss-recovery.js';
 import { RttEstimator } from './tcp-rtt.js';
 import { SendBuffer } from './tcp-send-buffer.js';
+import { DEFAULT_PEER_MSS, SendMss } from './tcp-send-mss.js';
+import { LossEpochs } from './tcp-loss-epoch.js';
 import { LossProbe } from './tcp-loss-probe.js';
 import { SEND_DATA, SEND_FAST_RETRANSMIT, SEND_HOLE, SEND_PROBE, type SendPlan } from './tcp-send-plan.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLt } from './tcp-seq.js';
 import type { TcpTimers } from './tcp-timers.js';
 
 const NEVER = Number.POSITIVE_INFINITY;
-const DEFAULT_PEER_MSS = 536;
-const TIMESTAMP_OPTION_BYTES = 12;
 const DUP_ACK_THRESHOLD = 3;
-/** Floor for a path MTU's MSS: Linux's IPv4 min_pmtu (552) less 40 bytes of headers, so a forged ICMP error
- *  cannot force tiny segments. IPv6 needs no floor of its own: the stack ignores MTUs below 1280 (RFC 8201). */
-const MIN_PATH_MSS = 512;
 
 /** What processAck found, as bits. */
 export const ACK_DROP = 1;
@@ -46,14 +43,10 @@ export class TcpSender implements SendSequence {
   finQueued = false;
   finAcked = false;
   private writeBlocked = false;
-
-  private peerMss = DEFAULT_PEER_MSS;
-  /** From ICMP "fragmentation needed" / "packet too big" (RFC 1191/8201); never raised again. */
-  private pathMss = NEVER;
-  private timestamps = false;
-
+  private readonly size: SendMss;
   readonly rtt: RttEstimator;
   private cc: CongestionControl;
+  private readonly lossEpochs = new LossEpochs();
   private recovery: LossRecovery;
   readonly probe: LossProbe;
   /** Consecutive retransmission timeouts of the same data. */
@@ -67,9 +60,6 @@ export class TcpSender implements SendSequence {
   private recover: number;
   private dupAcks = 0;
   private fastRetransmitPending = false;
-  private rttTiming = false;
-  private rttSeq = 0;
-  private rttStart = 0;
   /** When the last data segment went out (for the restart after idle). */
   private lastSendAt = 0;
 
@@ -85,33 +75,32 @@ export class TcpSender implements SendSequence {
     this.sndBufSeq = seqAdd(this.iss, 1);
     this.recover = this.iss;
     this.buffer = new SendBuffer(config.sendBufferSize);
+    this.size = new SendMss(config);
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
     this.cc = createCongestionControl(config.congestion, DEFAULT_PEER_MSS);
     this.recovery = createLossRecovery(false, this);
     this.probe = new LossProbe(timers);
   }
 
-  /** Payload bytes per MSS-sized packet towards the peer: min(peer, ours, path) less the timestamp option. */
   get mss(): number {
-    return Math.max(1, Math.min(this.peerMss, this.config.mss, this.pathMss) - (this.timestamps ? TIMESTAMP_OPTION_BYTES : 0));
+    return this.size.value;
   }
 
   /** The handshake settled the options: the peer's MSS, SACK and timestamps. */
   negotiated(peerMss: number | undefined, sack: boolean, timestamps: boolean): void {
-    if (peerMss !== undefined) this.peerMss = Math.max(MIN_PEER_MSS, peerMss);
-    this.timestamps = timestamps;
+    this.size.negotiated(peerMss, timestamps);
     this.cc = createCongestionControl(this.config.congestion, this.mss);
     this.recovery = createLossRecovery(sack, this);
   }
 
   pathMtuChanged(mss: number): void {
     const before = this.mss;
-    this.pathMss = Math.min(this.pathMss, Math.max(MIN_PATH_MSS, Math.floor(mss)));
+    this.size.pathMtuChanged(mss);
     if (this.mss >= before || this.sndMax === this.sndUna) return;
     // What is in flight went out in larger segments, which the smaller hop dropped: resend it now in the new
     // size (RFC 1191 §6.5, Linux's tcp_simple_retransmit). It is not congestion: the windows stay.
     this.sndNxt = this.sndUna;
-    this.rttTiming = false;
+    this.rtt.cancelTiming();
   }
 
   /** The peer's first window (on its SYN or SYN-ACK). */
@@ -132,12 +121,15 @@ export class TcpSender implements SendSequence {
     return n;
   }
 
+  /** Whether `seq` starts data in flight (only our SYN while `opening`). */
+  inFlight(seq: number, opening: boolean): boolean {
+    return opening ? seq === this.iss : seqGe(seq, this.sndUna) && seqLt(seq, this.sndMax);
+  }
+
   /** A zero window holds data back with nothing in flight: the persist timer's condition. */
   get zeroWindowStalled(): boolean {
     return this.sndMax === this.sndUna && seqLt(this.sndNxt, this.dataEnd()) && this.sndWnd === 0;
   }
-
-  // ---- handshake ----
 
   /** Our SYN went out (again). */
   synSent(now: number): void {
@@ -145,18 +137,14 @@ export class TcpSender implements SendSequence {
     this.sndMax = this.sndNxt;
     if (this.timers.rtoAt === NEVER || now >= this.timers.rtoAt) {
       this.timers.rtoAt = now + this.rtt.rto;
-      if (this.retries === 0) {
-        this.rttTiming = true;
-        this.rttSeq = this.sndNxt;
-        this.rttStart = now;
-      }
+      if (this.retries === 0) this.rtt.timeSegment(this.sndNxt, now);
     }
   }
 
   synTimedOut(): void {
     this.retries++;
     this.rtt.backoff();
-    this.rttTiming = false;
+    this.rtt.cancelTiming();
   }
 
   /** The peer's SYN-ACK acknowledged our SYN; `echoRtt` is the timestamp echo's RTT or null. */
@@ -166,19 +154,7 @@ export class TcpSender implements SendSequence {
     this.retries = 0;
     this.rtt.resetBackoff();
     this.timers.rtoAt = NEVER;
-    if (echoRtt !== null) this.rtt.sample(echoRtt);
-    else if (this.rttTiming) this.rtt.sample(now - this.rttStart);
-    this.rttTiming = false;
-  }
-
-  // ---- output ----
-
-  /** The largest payload of one segment: the MSS less this segment's SACK option bytes (RFC 6691); with
-   *  offload (sendSegmentMax above our MSS), what the device then cuts into MSS-sized packets. */
-  private segmentLimit(segmentMss: number): number {
-    const max = this.config.sendSegmentMax;
-    if (max > this.config.mss) return max;
-    return max > 0 ? Math.min(max, segmentMss) : segmentMss;
+    this.rtt.acked(ack, echoRtt, now);
   }
 
   /** Chooses the next segment into `plan` without changing anything; false when nothing may go now.
@@ -187,21 +163,15 @@ export class TcpSender implements SendSequence {
     const dataEnd = this.dataEnd();
     // A full segment's payload: the options this transmit puts on every segment take room from it.
     const segmentMss = Math.max(1, this.mss - sackBytes);
-    const limit = this.segmentLimit(segmentMss);
+    const limit = this.size.segmentLimit(segmentMss);
     const recovery = this.recovery;
 
-    if (this.fastRetransmitPending) {
-      const seq = this.sndUna;
-      const sentEnd = seqLt(this.sndMax, dataEnd) ? this.sndMax : dataEnd;
-      plan.kind = SEND_FAST_RETRANSMIT;
-      plan.seq = seq;
-      plan.len = Math.max(0, Math.min(limit, seqDiff(recovery.nextSackedAfter(seq, sentEnd), seq)));
-      plan.fin = this.finQueued && seqGt(this.sndMax, dataEnd) && seqAdd(seq, plan.len) === dataEnd;
-      if (plan.len > 0 || plan.fin) return true;
-    }
-    const finSent = this.finQueued && seqGt(this.sndMax, dataEnd);
-    if (this.probe.pending && this.probe.plan(plan, this.sndUna, this.sndMax, dataEnd, seqAdd(this.sndUna, this.sndWnd), limit, finSent)) {
-      return true;
+    if (this.fastRetransmitPending && this.planFirstUnacked(plan, SEND_FAST_RETRANSMIT, limit, dataEnd)) return true;
+    if (this.probe.pending) {
+      // In recovery the ACK awaited is the one for the oldest retransmission: resend it (see tcp-loss-probe.ts).
+      if (this.inRecovery ? this.planFirstUnacked(plan, SEND_PROBE, limit, dataEnd) : this.probe.plan(plan, this.sndUna, this.sndMax, dataEnd, limit, this.finQueued && seqGt(this.sndMax, dataEnd))) {
+        return true;
+      }
     }
 
     const pipe = recovery.pipe();
@@ -239,6 +209,18 @@ export class TcpSender implements SendSequence {
     return false;
   }
 
+  /** The segment at SND.UNA again, up to the next SACKed byte. */
+  private planFirstUnacked(plan: SendPlan, kind: number, limit: number, dataEnd: number): boolean {
+    const seq = this.sndUna;
+    const sentEnd = seqLt(this.sndMax, dataEnd) ? this.sndMax : dataEnd;
+    plan.kind = kind;
+    plan.seq = seq;
+    plan.len = Math.max(0, Math.min(limit, seqDiff(this.recovery.nextSackedAfter(seq, sentEnd), seq)));
+    plan.fin = this.finQueued && seqGt(this.sndMax, dataEnd) && seqAdd(seq, plan.len) === dataEnd;
+    return plan.len > 0 || plan.fin;
+  }
+
+
   /** The payload of `plan`, valid until the next call. */
   payload(plan: SendPlan): Buffer {
     return this.buffer.peek(seqDiff(plan.seq, this.sndBufSeq), plan.len);
@@ -250,7 +232,7 @@ export class TcpSender implements SendSequence {
     const seq = plan.seq;
     const end = seqAdd(seq, plan.len + (plan.fin ? 1 : 0));
     const isRetransmission = seqLt(seq, this.sndMax);
-    if (isRetransmission && this.rttTiming && seqGt(this.rttSeq, seq)) this.rttTiming = false; // Karn
+    if (isRetransmission) this.rtt.retransmitted(seq);
     let progress: boolean;
     switch (plan.kind) {
       case SEND_FAST_RETRANSMIT:
@@ -264,26 +246,18 @@ export class TcpSender implements SendSequence {
       case SEND_PROBE:
         progress = this.probe.pending;
         this.probe.sent(now, this.rtt.rto);
-        if (seqGt(end, this.sndMax)) {
-          this.sndNxt = end;
-          this.sndMax = end;
-        }
         break;
       default:
         progress = seqGt(end, this.sndNxt);
         this.forceSend = false;
         this.sndNxt = end;
         if (seqGt(end, this.sndMax)) {
-          if (!this.rttTiming && !this.timestamps && !isRetransmission) {
-            this.rttTiming = true;
-            this.rttSeq = end;
-            this.rttStart = now;
-          }
+          if (!isRetransmission) this.rtt.timeSegment(end, now);
           this.sndMax = end;
         }
     }
     if (this.timers.rtoAt === NEVER) this.timers.rtoAt = now + this.rtt.rto;
-    if (plan.kind === SEND_DATA && !isRetransmission) this.armProbe(now);
+    this.armProbe(now);
     this.lastSendAt = now;
     return progress;
   }
@@ -312,11 +286,9 @@ export class TcpSender implements SendSequence {
     this.probe.reset();
     this.sndNxt = this.sndUna;
     this.forceSend = true;
-    this.rttTiming = false;
+    this.rtt.cancelTiming();
     this.timers.rtoAt = NEVER;
   }
-
-  // ---- input ----
 
   /** The ACK part of an acceptable segment (RFC 9293 §3.10.7.4, fifth check); `seq` is its trimmed start and
    *  `echoRtt` the RTT its timestamp echo gives, or null. Returns ACK_* bits. */
@@ -373,12 +345,7 @@ export class TcpSender implements SendSequence {
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.recovery.onCumulativeAck(ack);
 
-    if (echoRtt !== null) {
-      if (echoRtt >= 0) this.rtt.sample(echoRtt);
-    } else if (this.rttTiming && seqGe(ack, this.rttSeq)) {
-      this.rtt.sample(now - this.rttStart);
-    }
-    if (this.rttTiming && seqGe(ack, this.rttSeq)) this.rttTiming = false;
+    this.rtt.acked(ack, echoRtt, now);
     this.retries = 0;
     this.rtt.resetBackoff();
     this.dupAcks = 0;
@@ -387,7 +354,7 @@ export class TcpSender implements SendSequence {
       if (seqGe(ack, this.recover)) {
         this.inRecovery = false;
         this.recovery.onRecoveryEnd();
-        this.cc.onRecoveryEnd();
+        if (this.lossEpochs.cutting) this.cc.onRecoveryEnd();
       } else if (this.recovery.onPartialAck(ack, acked, this.mss)) {
         this.fastRetransmitPending = true;
       }
@@ -413,19 +380,20 @@ export class TcpSender implements SendSequence {
     else if (this.dupAcks >= DUP_ACK_THRESHOLD && seqGe(this.sndUna, this.recover)) this.enterRecovery(now);
   }
 
-  /** RFC 8985 §7.2: no probe in recovery, nor before the data outstanding at an RTO is acknowledged. */
+  /** RFC 8985 §7.2: no probe before the data outstanding at an RTO is acknowledged (that repair has its own
+   *  backed-off timer). */
   private armProbe(now: number): void {
-    const recovering = this.inRecovery || seqLt(this.sndUna, this.recover);
-    this.probe.arm(now, seqDiff(this.sndMax, this.sndUna), this.mss, this.rtt.smoothedRtt, recovering);
+    const afterTimeout = !this.inRecovery && seqLt(this.sndUna, this.recover);
+    this.probe.arm(now, afterTimeout ? 0 : seqDiff(this.sndMax, this.sndUna), this.mss, this.rtt.smoothedRtt, this.inRecovery);
   }
 
   private enterRecovery(now: number): void {
     this.probe.reset();
     this.inRecovery = true;
     this.recover = this.sndMax;
-    this.cc.onCongestionEvent(seqDiff(this.sndMax, this.sndUna), now);
+    if (this.lossEpochs.begin(now)) this.cc.onCongestionEvent(seqDiff(this.sndMax, this.sndUna), now);
     this.recovery.onRecoveryStart(this.mss);
     this.fastRetransmitPending = true;
-    this.rttTiming = false;
+    this.rtt.cancelTiming();
   }
 }
