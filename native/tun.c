@@ -9,6 +9,11 @@
 // Writes go out in order from a C loop; what the kernel refuses with EAGAIN is copied into a queue that is flushed
 // when the fd becomes writable. No packet is dropped without an error event.
 //
+// A packet may be written in two parts, its headers and a tail (write()'s `tails`), which go out as one writev.
+// The stack hands a TCP payload over as a view of its send buffer instead of copying it behind the headers, so
+// the payload is copied once, by the kernel. The kernel has taken both parts when the call returns, so JS may
+// reuse them right away; a packet the kernel refused is copied whole into the queue for the same reason.
+//
 // Without a vnet header, where the kernel offers io_uring, a read batch is a few submissions of several reads each,
 // and a write batch one submission of up to 128 writes: one system call for many packets instead of one per
 // packet, which is what a packet costs most without offloads (a read or write of 1.5 kB is mostly the system
@@ -35,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef RWF_NOWAIT
@@ -93,6 +99,14 @@ typedef struct {
   uint32_t len;
   uint8_t data[];
 } queued_packet;
+
+// A packet to write: part[0] (packets[i]), then part[1] (tails[i]) unless its length is 0. The array of these
+// lives in tun_write's frame, so the ring's WRITEV requests can point at `part` directly.
+typedef struct {
+  struct iovec part[2];
+} out_packet;
+
+static size_t out_len(const out_packet *p) { return p->part[0].iov_len + p->part[1].iov_len; }
 
 typedef struct {
   napi_env env;
@@ -182,7 +196,8 @@ static void emit_event(tun_device *t, int kind, int err, uint32_t count) {
 // ---------------------------------------------------------------------------------------------------------------
 // Write queue
 
-static int queue_push(tun_device *t, const uint8_t *data, size_t len) {
+// Copies the packet: JS may reuse its buffers as soon as write() returns.
+static int queue_push(tun_device *t, const out_packet *packet) {
   if (t->q_len == t->q_cap) {
     size_t cap = t->q_cap ? t->q_cap * 2 : 64;
     queued_packet **ring = malloc(cap * sizeof *ring);
@@ -193,10 +208,14 @@ static int queue_push(tun_device *t, const uint8_t *data, size_t len) {
     t->q_head = 0;
     t->q_cap = cap;
   }
+  size_t len = out_len(packet);
   queued_packet *p = malloc(sizeof *p + len);
   if (p == NULL) return -1;
   p->len = (uint32_t)len;
-  memcpy(p->data, data, len);
+  memcpy(p->data, packet->part[0].iov_base, packet->part[0].iov_len);
+  if (packet->part[1].iov_len > 0) {
+    memcpy(p->data + packet->part[0].iov_len, packet->part[1].iov_base, packet->part[1].iov_len);
+  }
   t->queue[(t->q_head + t->q_len) % t->q_cap] = p;
   t->q_len++;
   t->q_bytes += (double)len;
@@ -302,18 +321,41 @@ static int checksum_ok(const uint8_t *p, size_t n) {
   return csum_fold(csum_add(pseudo, p + start, len)) == 0xffff;
 }
 
-static void checksum_fill(uint8_t *p, size_t n) {
+// Whether the first n bytes hold all of the IP header, which is what transport_of reads (of the rest it only
+// needs the length).
+static int ip_header_in(const uint8_t *p, size_t n) {
+  if (n == 0) return 0;
+  if (p[0] >> 4 == 4) return n >= 20 && n >= (size_t)(p[0] & 0x0f) * 4;
+  return p[0] >> 4 != 6 || n >= 40;
+}
+
+// Fills in the TCP/UDP checksum of the packet head + tail (tail_len 0: no tail). Returns -1, with the packet left
+// as it was, when the head does not hold the IP header and the checksum field: the sum has nowhere to go then.
+static int checksum_fill(uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len) {
+  if (tail_len > 0 && !ip_header_in(head, head_len)) return -1;
   size_t start, len;
   uint64_t pseudo;
-  int protocol = transport_of(p, n, &start, &len, &pseudo);
+  int protocol = transport_of(head, head_len + tail_len, &start, &len, &pseudo);
   size_t at = protocol == 6 ? 16 : 6;
-  if (protocol == 0 || len < at + 2) return;
-  p[start + at] = 0;
-  p[start + at + 1] = 0;
-  uint16_t sum = (uint16_t)~csum_fold(csum_add(pseudo, p + start, len));
+  if (protocol == 0 || len < at + 2) return 0;
+  if (start + at + 2 > head_len) return -1;
+  head[start + at] = 0;
+  head[start + at + 1] = 0;
+  size_t in_head = head_len - start < len ? head_len - start : len;
+  uint64_t sum = csum_add(pseudo, head + start, in_head);
+  if (in_head < len) {
+    uint16_t rest = csum_fold(csum_add(0, tail, len - in_head));
+    // Behind an odd number of head bytes each tail byte is in the other half of its 16-bit word, which turns
+    // the tail's sum by 8 bits (RFC 1071 §2(B)): the tail is still summed in place, not copied.
+    if (in_head & 1) rest = (uint16_t)(rest << 8 | rest >> 8);
+    sum += rest;
+    sum += sum < rest;
+  }
+  uint16_t folded = (uint16_t)~csum_fold(sum);
   // UDP sends a computed zero as all ones (RFC 768); zero means "no checksum".
-  if (protocol == 17 && sum == 0) sum = 0xffff;
-  memcpy(p + start + at, &sum, 2);
+  if (protocol == 17 && folded == 0) folded = 0xffff;
+  memcpy(head + start + at, &folded, 2);
+  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -376,7 +418,7 @@ static int ring_ready(uring *r) {
   return 1;
 }
 
-// Queues a read or write of buf[0..len) on fd as request `index`.
+// Queues a read or write of buf[0..len) on fd as request `index` (for IORING_OP_WRITEV: of the len iovecs at buf).
 static void ring_prep(uring *r, unsigned index, uint8_t opcode, int fd, const void *buf, uint32_t len) {
   unsigned tail = *r->sq_tail + index;
   unsigned slot = tail & *r->sq_mask;
@@ -438,18 +480,19 @@ static void update_poll(tun_device *t) {
   t->watching = events;
 }
 
-// Writes one packet; returns 0 when written, the errno otherwise (EAGAIN: try again when writable).
-static int write_packet(tun_device *t, const uint8_t *data, size_t len) {
+// Writes one packet made of `parts` pieces; returns 0 when written, the errno otherwise (EAGAIN: try again when
+// writable).
+static int write_packet(tun_device *t, const struct iovec *part, int parts) {
   if (t->inject_eagain > 0) {
     t->inject_eagain--;
     return EAGAIN;
   }
   for (;;) {
-    ssize_t n = write(t->fd, data, len);
+    ssize_t n = writev(t->fd, part, parts);
     if (n >= 0) {
       // A TUN write takes the whole packet or nothing.
       t->packets_out += 1;
-      t->bytes_out += (double)len;
+      t->bytes_out += (double)n;
       return 0;
     }
     if (errno != EINTR) return errno;
@@ -461,7 +504,8 @@ static void flush_queue(tun_device *t) {
   uint32_t errors = 0;
   while (t->q_len > 0) {
     queued_packet *p = t->queue[t->q_head];
-    int e = write_packet(t, p->data, p->len);
+    struct iovec whole = {p->data, p->len};
+    int e = write_packet(t, &whole, 1);
     if (e == EAGAIN) break;
     if (e != 0) {
       err = e;
@@ -1032,9 +1076,9 @@ static napi_value tun_start(napi_env env, napi_callback_info info) {
 
 // A packet that could not be written (errno e): queued on EAGAIN, to go out when the fd is writable; counted as
 // a write error otherwise (see takeWriteError).
-static void write_failed(tun_device *t, const uint8_t *data, size_t len, int e) {
+static void write_failed(tun_device *t, const out_packet *p, int e) {
   if (e == EAGAIN) {
-    if (queue_push(t, data, len) == 0) return;
+    if (queue_push(t, p) == 0) return;
     e = ENOMEM;
   }
   t->write_errno = e;
@@ -1042,13 +1086,13 @@ static void write_failed(tun_device *t, const uint8_t *data, size_t len, int e) 
 }
 
 // Writes one packet, or queues it behind the packets already waiting so that the order is kept.
-static void write_one(tun_device *t, const uint8_t *data, size_t len) {
+static void write_one(tun_device *t, const out_packet *p) {
   if (t->q_len > 0) {
-    write_failed(t, data, len, EAGAIN);
+    write_failed(t, p, EAGAIN);
     return;
   }
-  int e = write_packet(t, data, len);
-  if (e != 0) write_failed(t, data, len, e);
+  int e = write_packet(t, p->part, p->part[1].iov_len > 0 ? 2 : 1);
+  if (e != 0) write_failed(t, p, e);
 }
 
 // Writes (or queues) packets in order, through the ring when the device batches (no vnet header: packets of at
@@ -1056,35 +1100,52 @@ static void write_one(tun_device *t, const uint8_t *data, size_t len) {
 // The requests are not linked: the ring issues them inline one after the other, in order, and a link would add
 // a task-work round trip per packet (measured: 1.7x the time). So a packet refused with EAGAIN, which a TUN write
 // practically never is, is queued after the ones that followed it in the same submission.
-static void write_chunk(tun_device *t, uint8_t *const *datas, const uint32_t *lens, uint32_t n) {
+static void write_chunk(tun_device *t, const out_packet *packets, uint32_t n) {
   uring *r = &t->addon->ring;
   uint32_t i = 0;
   if (n > 1 && t->batching && t->q_len == 0 && t->inject_eagain == 0 && ring_ready(r)) {
     int32_t res[RING_ENTRIES];
-    for (uint32_t k = 0; k < n; k++) ring_prep(r, k, IORING_OP_WRITE, t->fd, datas[k], lens[k]);
+    for (uint32_t k = 0; k < n; k++) {
+      const out_packet *p = &packets[k];
+      if (p->part[1].iov_len > 0) {
+        ring_prep(r, k, IORING_OP_WRITEV, t->fd, p->part, 2);
+      } else {
+        ring_prep(r, k, IORING_OP_WRITE, t->fd, p->part[0].iov_base, (uint32_t)p->part[0].iov_len);
+      }
+    }
     ring_run(r, n, res);
     // ECANCELED: the ring broke before running it; it takes the plain path below with the rest.
     for (; i < n && res[i] != -ECANCELED; i++) {
       if (res[i] < 0) {
-        write_failed(t, datas[i], lens[i], -res[i]);
+        write_failed(t, &packets[i], -res[i]);
         continue;
       }
       t->packets_out += 1;
-      t->bytes_out += (double)lens[i];
+      t->bytes_out += (double)out_len(&packets[i]);
     }
   }
-  for (; i < n; i++) write_one(t, datas[i], lens[i]);
+  for (; i < n; i++) write_one(t, &packets[i]);
 }
 
-// write(handle, packets: Buffer[]) -> queued bytes, or -(queued bytes) - 1 when some packets failed (see
-// takeWriteError). Packets refused with EAGAIN, and every packet after one, go to the queue in order (within one
-// ring submission, see write_chunk).
+// tails[i] as a tail: a Buffer (an empty one is no tail), null or undefined. Returns 0 when it is anything else.
+static int tail_of(napi_env env, napi_value tails, uint32_t i, void **data, size_t *len) {
+  napi_value element;
+  napi_valuetype type;
+  if (napi_get_element(env, tails, i, &element) != napi_ok || napi_typeof(env, element, &type) != napi_ok) return 0;
+  if (type == napi_null || type == napi_undefined) return 1;
+  return napi_get_buffer_info(env, element, data, len) == napi_ok;
+}
+
+// write(handle, packets: Buffer[], tails?: Array<Buffer | null | undefined>) -> queued bytes, or -(queued bytes) - 1
+// when some packets failed (see takeWriteError). Packet i is packets[i] followed by tails[i] (see the top of the
+// file); tails, when given, is as long as packets. Packets refused with EAGAIN, and every packet after one, go to
+// the queue in order (within one ring submission, see write_chunk).
 static napi_value tun_write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
-    throw_type_error(env, "write(handle, packets) takes 2 arguments");
+    throw_type_error(env, "write(handle, packets, tails?) takes 2 or 3 arguments");
     return NULL;
   }
   tun_device *t = unwrap_open(env, argv[0]);
@@ -1094,30 +1155,52 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     throw_type_error(env, "packets must be an array of Buffers");
     return NULL;
   }
-  uint8_t *datas[RING_ENTRIES];
-  uint32_t lens[RING_ENTRIES];
+  napi_value tails = NULL;
+  if (argc >= 3) {
+    napi_valuetype type;
+    NAPI_OK(napi_typeof(env, argv[2], &type));
+    uint32_t tail_count = 0;
+    if (type != napi_undefined &&
+        (napi_get_array_length(env, argv[2], &tail_count) != napi_ok || tail_count != count)) {
+      throw_type_error(env, "tails must be an array as long as packets");
+      return NULL;
+    }
+    if (type != napi_undefined) tails = argv[2];
+  }
+  out_packet packets[RING_ENTRIES];
   uint32_t gathered = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
-    void *data = NULL;
-    size_t len = 0;
+    void *data = NULL, *tail = NULL;
+    size_t len = 0, tail_len = 0;
+    const char *bad = NULL;
     if (napi_get_element(env, argv[1], i, &element) != napi_ok ||
-        napi_get_buffer_info(env, element, &data, &len) != napi_ok || len > UINT32_MAX) {
+        napi_get_buffer_info(env, element, &data, &len) != napi_ok) {
+      bad = "packets must be an array of Buffers";
+    } else if (tails != NULL && !tail_of(env, tails, i, &tail, &tail_len)) {
+      bad = "tails must hold Buffers, null or undefined";
+    } else if (len > UINT32_MAX || tail_len > UINT32_MAX - len) {
+      bad = "a packet and its tail must be less than 4 GiB";
+    } else if (t->checksum && checksum_fill(data, len, tail, tail_len) != 0) {
+      bad = "with the checksum option, a packet with a tail must have its IP header and TCP/UDP checksum field in "
+            "packets[i]";
+    }
+    if (bad != NULL) {
       // The packets before it go out (or are queued) as they would have without it.
-      write_chunk(t, datas, lens, gathered);
+      write_chunk(t, packets, gathered);
       update_poll(t);
-      throw_type_error(env, "packets must be an array of Buffers");
+      throw_type_error(env, bad);
       return NULL;
     }
-    if (t->checksum) checksum_fill(data, len);
-    datas[gathered] = data;
-    lens[gathered++] = (uint32_t)len;
+    out_packet *p = &packets[gathered++];
+    p->part[0] = (struct iovec){data, len};
+    p->part[1] = (struct iovec){tail, tail_len};
     if (gathered == RING_ENTRIES) {
-      write_chunk(t, datas, lens, gathered);
+      write_chunk(t, packets, gathered);
       gathered = 0;
     }
   }
-  write_chunk(t, datas, lens, gathered);
+  write_chunk(t, packets, gathered);
   update_poll(t);
   double queued = t->q_bytes;
   napi_value result;

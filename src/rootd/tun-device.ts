@@ -84,8 +84,11 @@ interface NativeTun {
     ends: Int32Array,
     checked?: Uint8Array,
   ): void;
-  /** Queued bytes, or -(queued bytes) - 1 when some packets failed (then takeWriteError tells which errno). */
-  write(handle: NativeHandle, packets: readonly Buffer[]): number;
+  /**
+   * Queued bytes, or -(queued bytes) - 1 when some packets failed (then takeWriteError tells which errno). Packet i
+   * is packets[i] followed by tails[i]; throws a TypeError when tails is not as long as packets.
+   */
+  write(handle: NativeHandle, packets: readonly Buffer[], tails?: ReadonlyArray<Buffer | null | undefined>): number;
   takeWriteError(handle: NativeHandle): [errno: number, count: number];
   stats(handle: NativeHandle, out: Float64Array): void;
   injectWriteEagain(handle: NativeHandle, count: number): void;
@@ -222,10 +225,16 @@ export class TunDevice extends EventEmitter {
     );
   }
 
-  /** Writes or queues every packet (never drops). false = the queue is above its high-water mark: wait for 'drain'. */
-  write(packets: Buffer[]): boolean {
+  /**
+   * Writes or queues every packet (never drops). false = the queue is above its high-water mark: wait for 'drain'.
+   * With tails (as long as packets, else a TypeError), packet i is packets[i] followed by tails[i] when that is a
+   * non-empty Buffer: the stack passes a TCP payload as a view of its send buffer, which the kernel then copies
+   * once, instead of it being copied behind the headers first. packets[i] holds the IP header (and with checksum
+   * the TCP/UDP checksum field). Both need to stay valid only until write() returns; a queued packet is a copy.
+   */
+  write(packets: Buffer[], tails?: ReadonlyArray<Buffer | null | undefined>): boolean {
     this.assertOpen();
-    let queued = this.native.write(this.handle, packets);
+    let queued = this.native.write(this.handle, packets, tails);
     if (queued < 0) {
       queued = -queued - 1;
       const [errno, count] = this.native.takeWriteError(this.handle);
