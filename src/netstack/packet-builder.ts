@@ -51,16 +51,17 @@ export class PacketBuilder {
     return this.prefix;
   }
 
-  /** @param gsoSize the MSS the kernel segments at when the payload is larger (offload only). */
-  tcp(src: IpAddress, dst: IpAddress, seg: TcpRepr, gsoSize: number): Buffer {
+  /** @param gsoSize the MSS the kernel segments at when the payload is larger (offload only).
+   *  @param detached the packet ends with the TCP header: the device sends seg.payload right behind it. */
+  tcp(src: IpAddress, dst: IpAddress, seg: TcpRepr, gsoSize: number, detached = false): Buffer {
     const ipLen = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
     const tcpHeaderLen = tcpHeaderLength(seg.options);
     const tcpLen = tcpHeaderLen + seg.payload.length;
-    const packet = this.allocate(this.prefix + ipLen + tcpLen);
+    const packet = this.allocate(this.prefix + ipLen + (detached ? tcpHeaderLen : tcpLen));
     const ipStart = this.prefix;
     this.emitIpHeader(src, dst, IpProtocol.TCP, tcpLen, packet, ipStart);
     const pseudo = pseudoHeaderSum(src, dst, IpProtocol.TCP, tcpLen);
-    emitTcp(seg, packet, ipStart + ipLen, pseudo, this.checksumMode);
+    emitTcp(seg, packet, ipStart + ipLen, pseudo, this.checksumMode, detached);
     if (this.prefix > 0) {
       const segmented = this.offload && seg.payload.length > gsoSize;
       emitVirtioNetHdr(

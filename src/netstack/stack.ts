@@ -102,6 +102,8 @@ const DEFAULT_LIMITS: StackLimits = {
   udpIdleMs: 60_000,
 };
 const UDP_SWEEP_MS = 1000;
+/** Smaller payloads are copied behind their header: a copy that small costs less than the second iovec. */
+const GATHER_MIN_BYTES = 512;
 /** RFC 6335's dynamic port range, for active opens. */
 const EPHEMERAL_FIRST = 49_152;
 const EPHEMERAL_LAST = 65_535;
@@ -166,6 +168,7 @@ export class NetStack implements UdpFlowHost {
   private now = 0;
   private nextUdpSweep = 0;
   private out: Buffer[] = [];
+  private tails: Array<Buffer | null> | null = null;
   private emittingFlow: TcpFlow | null = null;
   private readonly counters = { packetsIn: 0, packetsOut: 0, icmpErrors: 0, pathMtuDecreases: 0, timeWaitRecycled: 0 };
   private readonly dropped: Record<string, number> = {};
@@ -228,17 +231,27 @@ export class NetStack implements UdpFlowHost {
       else if (version === 6) this.inputIpv6(ip, checksumVouched, now);
       else throw new WireError('BAD_VERSION', `IP version ${version}`);
     } catch (error) {
-      this.drop(error instanceof WireError ? error.code : 'internal');
-      if (!(error instanceof WireError)) this.onInternalError(error);
+      if (error instanceof WireError) this.drop(error.code);
+      else this.internalError(error);
     }
   }
 
-  /** Runs everything due at `now` and appends the packets to send to `out`. */
-  output(now: number, out: Buffer[]): void {
+  /**
+   * Runs everything due at `now` and appends the packets to send to `out`. With `tails`, a TCP segment with at
+   * least GATHER_MIN_BYTES of payload is a header in `out` and its payload, a view of the send buffer, at the
+   * same index of `tails` (null elsewhere): the device sends the two as one packet, so the payload is copied
+   * once, by the kernel, instead of into the packet first. Those views stay valid until the next input().
+   */
+  output(now: number, out: Buffer[], tails?: Array<Buffer | null>): void {
     this.now = now;
     this.out = out;
+    this.tails = tails ?? null;
     this.deadlines.popDue(now, this.onDeadline);
-    this.reassembler.expire(now);
+    try {
+      this.reassembler.expire(now);
+    } catch (error) {
+      this.internalError(error);
+    }
     if (now >= this.nextUdpSweep) this.sweepUdp(now);
     for (const packet of this.queued) out.push(packet);
     this.queued.length = 0;
@@ -250,6 +263,8 @@ export class NetStack implements UdpFlowHost {
         this.failFlow(flow, error);
       }
     }
+    if (tails !== undefined) while (tails.length < out.length) tails.push(null);
+    this.tails = null;
     this.counters.packetsOut += out.length;
   }
 
@@ -277,6 +292,10 @@ export class NetStack implements UdpFlowHost {
   connectTcp(localAddress: IpAddress, remote: Endpoint): TcpSocket {
     if (localAddress.length !== remote.address.length) {
       throw new Error('connectTcp: the local and remote addresses must be of the same IP version');
+    }
+    // The same bound as for the kernel's connections: whoever asks for connections cannot grow the table past it.
+    if (this.tcpFlows.size >= this.limits.maxTcpFlows && !this.recycleTimeWait()) {
+      throw new Error(`connectTcp: the stack holds maxTcpFlows (${this.limits.maxTcpFlows}) connections already`);
     }
     const port = this.freeLocalPort(localAddress, remote);
     const key = flowKey(remote.address, remote.port, localAddress, port);
@@ -514,7 +533,16 @@ export class NetStack implements UdpFlowHost {
     this.onWake();
   }
 
+  /** A deadline's work for one flow; a bug surfacing there ends that flow only (see failFlow). */
   private readonly onDeadline = (flow: TcpFlow, at: number): void => {
+    try {
+      this.flowDeadline(flow, at);
+    } catch (error) {
+      this.failFlow(flow, error);
+    }
+  };
+
+  private flowDeadline(flow: TcpFlow, at: number): void {
     if (flow.removed || flow.scheduledAt !== at) return;
     flow.scheduledAt = Infinity;
     const pending = flow.pending;
@@ -529,11 +557,15 @@ export class NetStack implements UdpFlowHost {
       return;
     }
     this.dirty.add(flow);
-  };
+  }
 
   private readonly emitSegment = (seg: TcpRepr): void => {
     const flow = this.emittingFlow!;
-    this.out.push(this.builder.tcp(flow.local.address, flow.remote.address, seg, flow.connection.effectiveMss));
+    const tails = this.tails;
+    const detached = tails !== null && seg.payload.length >= GATHER_MIN_BYTES;
+    if (detached) while (tails.length < this.out.length) tails.push(null);
+    this.out.push(this.builder.tcp(flow.local.address, flow.remote.address, seg, flow.connection.effectiveMss, detached));
+    if (detached) tails.push(seg.payload);
   };
 
   private transmitFlow(flow: TcpFlow, now: number): void {
@@ -557,8 +589,12 @@ export class NetStack implements UdpFlowHost {
   private failFlow(flow: TcpFlow, error: unknown): void {
     this.emittingFlow = null;
     this.removeTcpFlow(flow);
-    this.drop('internal');
     flow.socket?.destroy(new TcpSocketError('ECONNABORTED', 'the connection failed inside the network stack'));
+    this.internalError(error);
+  }
+
+  private internalError(error: unknown): void {
+    this.drop('internal');
     this.onInternalError(error);
   }
 
@@ -617,7 +653,13 @@ export class NetStack implements UdpFlowHost {
   private sweepUdp(now: number): void {
     this.nextUdpSweep = now + UDP_SWEEP_MS;
     for (const flow of this.udpFlows.values()) {
-      if (now - flow.lastActive >= this.limits.udpIdleMs) this.closeFlow(flow);
+      if (now - flow.lastActive < this.limits.udpIdleMs) continue;
+      // A 'close' listener that throws must not keep the other flows, or the packets of this round, from going out.
+      try {
+        this.closeFlow(flow);
+      } catch (error) {
+        this.internalError(error);
+      }
     }
   }
 

@@ -49,10 +49,12 @@ export class StackDriver {
     if (this.stopped) return;
     const now = performance.now();
     const out: Buffer[] = [];
-    this.stack.output(now, out);
+    const tails: Array<Buffer | null> = [];
+    this.stack.output(now, out, tails);
     if (out.length > 0) {
-      // The device copies every packet (into the kernel, or into its own queue on EAGAIN).
-      this.device.write(out);
+      // The device copies every packet, with its payload tail (into the kernel, or into its own queue on EAGAIN).
+      // No tails at all: the stack was asked without them (a test's tap on output()), so every packet is whole.
+      this.device.write(out, tails.length > 0 ? tails : undefined);
       this.stack.releaseOutput();
     }
     this.armTimer();

@@ -44,10 +44,11 @@ async function sysctl(ns: TestNetns, setting: string): Promise<void> {
 }
 
 /** The largest IP packet a device packet becomes on the wire (after the kernel segments a GSO packet). */
-function wireSize(packet: Buffer, vnetHeader: boolean): number {
-  if (!vnetHeader) return packet.length;
+/** `tailLength`: the payload bytes the device sends behind `packet` (NetStack.output's tails). */
+function wireSize(packet: Buffer, vnetHeader: boolean, tailLength: number): number {
+  if (!vnetHeader) return packet.length + tailLength;
   const hdr = parseVirtioNetHdr(packet);
-  const ipLength = packet.length - VIRTIO_NET_HDR_LEN;
+  const ipLength = packet.length + tailLength - VIRTIO_NET_HDR_LEN;
   return hdr.gsoSize > 0 ? Math.min(ipLength, hdr.hdrLen + hdr.gsoSize) : ipLength;
 }
 
@@ -101,12 +102,12 @@ for (const variant of VARIANTS) {
             },
           );
           const output = tun.stack.output.bind(tun.stack);
-          tun.stack.output = (now, out) => {
+          tun.stack.output = (now, out, tails) => {
             const start = out.length;
-            output(now, out);
+            output(now, out, tails);
             const icmpSeen = tun.stack.stats.icmpErrors > 0;
             for (let i = start; i < out.length; i++) {
-              const oversize = wireSize(out[i]!, variant.vnetHeader) > smallMtu;
+              const oversize = wireSize(out[i]!, variant.vnetHeader, tails?.[i]?.length ?? 0) > smallMtu;
               if (!icmpSeen) {
                 if (oversize) written.oversizeBeforeIcmp++;
                 continue;

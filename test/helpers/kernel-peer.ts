@@ -98,7 +98,8 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
     const firstGot = await hashStream(first);
     first.end();
     await new Promise((resolve) => first.once('close', resolve));
-    // The stack's ACK of our FIN ends the kernel's LAST-ACK; until then the port is still taken (EADDRINUSE). On
+    // The stack's ACK of our FIN ends the kernel's LAST-ACK; until then the port is still taken (EADDRINUSE at
+    // bind, or EADDRNOTAVAIL at connect when the bind went through but the 4-tuple is still the old socket's). On
     // a loaded machine that ACK can take longer than a fixed pause: wait for the port (reported as portWaitMs),
     // then time the connect itself, which is what RFC 6191 is about.
     const waitStart = performance.now();
@@ -111,7 +112,7 @@ const modes: Record<string, (a: Args) => Promise<unknown>> = {
         break;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'EADDRINUSE' || start - waitStart > 2000) {
+        if ((code !== 'EADDRINUSE' && code !== 'EADDRNOTAVAIL') || start - waitStart > 2000) {
           return { localPort, first: firstGot, result: code, ms: performance.now() - start, portWaitMs: start - waitStart };
         }
         await new Promise((r) => setTimeout(r, 20));

@@ -147,13 +147,14 @@ export async function captureOnTun(ns: TestNetns, device: string, count: number)
 }
 
 /** The IP packet behind an optional virtio-net header, and the header's gso_size for TCP GSO (else 0). */
-function fromDevice(packet: Buffer, vnetHeader: boolean): TcpSeen | null {
-  if (!vnetHeader) return parseTcp(packet, packet.length, 0);
+/** `tailLength`: the payload bytes the device sends behind `packet` (NetStack.output's tails). */
+function fromDevice(packet: Buffer, vnetHeader: boolean, tailLength = 0): TcpSeen | null {
+  if (!vnetHeader) return parseTcp(packet, packet.length + tailLength, 0);
   if (packet.length <= VIRTIO_NET_HDR_LEN) return null;
   const gsoType = packet[1]! & ~VirtioGsoType.ECN;
   const tcpGso = gsoType === VirtioGsoType.TCPV4 || gsoType === VirtioGsoType.TCPV6;
   const ip = packet.subarray(VIRTIO_NET_HDR_LEN);
-  return parseTcp(ip, ip.length, tcpGso ? packet.readUInt16LE(4) : 0);
+  return parseTcp(ip, ip.length + tailLength, tcpGso ? packet.readUInt16LE(4) : 0);
 }
 
 /** Taps NetStack.input: every TCP packet the kernel sends to the stack; untap() restores the stack's input. */
@@ -180,11 +181,11 @@ export function tapStackInput(stack: NetStack, vnetHeader: boolean): { packets: 
 export function tapStackOutput(stack: NetStack, vnetHeader: boolean): { packets: TcpSeen[]; untap(): void } {
   const packets: TcpSeen[] = [];
   const output = stack.output.bind(stack);
-  stack.output = (now, out) => {
+  stack.output = (now, out, tails) => {
     const first = out.length;
-    output(now, out);
+    output(now, out, tails);
     for (let i = first; i < out.length; i++) {
-      const tcp = fromDevice(out[i]!, vnetHeader);
+      const tcp = fromDevice(out[i]!, vnetHeader, tails?.[i]?.length ?? 0);
       if (tcp !== null) packets.push(tcp);
     }
   };

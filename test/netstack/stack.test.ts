@@ -425,6 +425,61 @@ for (const [family, client, service] of [
   });
 
   describe(`NetStack output robustness, IPv${family}`, () => {
+    test('a UDP flow whose close listener throws in the idle sweep is counted as internal; the other idle flow still closes and the round\'s packets still go out', () => {
+      const errors: unknown[] = [];
+      let closed = 0;
+      const h = new Harness(
+        {
+          tcpConnect: () => undefined,
+          udpFlow: (flow) => {
+            flow.on('datagram', (d) => flow.send(Buffer.from(`re:${d}`)));
+            flow.on('close', () => {
+              closed++;
+              if (flow.remote.port === 5353) throw new Error('a bug in a close listener');
+            });
+          },
+        },
+        { limits: { udpIdleMs: 5000 } },
+      );
+      h.stack.onInternalError = (error) => errors.push(error);
+      const send = (srcPort: number, payload: string): void =>
+        h.stack.input(h.peer.udp(client, service, { srcPort, dstPort: 53, payload: Buffer.from(payload) }), h.now);
+      send(5353, 'q');
+      send(5354, 'q');
+      h.output();
+      h.advance(4500);
+      send(5355, 'late');
+      const out = h.advance(1000);
+      assert.equal(closed, 2);
+      assert.equal(errors.length, 1);
+      assert.equal(h.stack.stats.dropped.internal, 1);
+      assert.equal(h.stack.stats.udpFlows, 1, 'the flow of the late datagram');
+      assert.deepEqual(out.map((p) => p.udp!.payload.toString()), ['re:late']);
+    });
+
+    test('connectTcp honours maxTcpFlows: at the bound it throws, naming the limit, and the table does not grow', () => {
+      const h = new Harness({ tcpConnect: () => undefined }, { limits: { maxTcpFlows: 2 } });
+      h.stack.connectTcp(service, { address: client, port: 7001 });
+      h.stack.connectTcp(service, { address: client, port: 7002 });
+      assert.throws(() => h.stack.connectTcp(service, { address: client, port: 7003 }), /maxTcpFlows \(2\)/);
+      assert.equal(h.stack.stats.tcpFlows, 2);
+    });
+
+    test('a deadline whose work throws (test double: the accept-timeout ICMP) ends that flow only, counted as internal', () => {
+      const errors: unknown[] = [];
+      const h = new Harness({ tcpConnect: () => undefined }, { limits: { acceptTimeoutMs: 500 } });
+      h.stack.onInternalError = (error) => errors.push(error);
+      const stack = h.stack as unknown as { queueHostUnreachable(): void };
+      stack.queueHostUnreachable = () => {
+        throw new Error('a bug in a deadline');
+      };
+      h.tcp(client, service, { srcPort: 40001 });
+      assert.doesNotThrow(() => h.advance(600));
+      assert.equal(errors.length, 1);
+      assert.equal(h.stack.stats.tcpFlows, 0);
+      assert.equal(h.stack.stats.dropped.internal, 1);
+    });
+
     test('one connection throwing in output is aborted and counted as internal; every other flow still sends (test double: that connection\'s transmit throws)', async () => {
       const requests: TcpConnectRequest[] = [];
       const h = new Harness({ tcpConnect: (r) => requests.push(r) });
@@ -580,6 +635,31 @@ for (const [family, client, service] of [
       assert.deepEqual(quoted.subarray(0, 40), fragments[0]!.subarray(0, 40), 'the quote starts with the first fragment');
       const udpAt = family === 4 ? 20 : 48;
       assert.equal(quoted.readUInt16BE(udpAt), 7, 'and holds the UDP header');
+    });
+
+    test('gather output: a segment with 512 payload bytes or more is its header in `out` and its payload at the same index of `tails` (null elsewhere); joined they parse, checksum included, into the data written', async () => {
+      const requests: TcpConnectRequest[] = [];
+      const h = new Harness({ tcpConnect: (r) => requests.push(r) });
+      const { socket } = establish(h, requests, client, service, 40001);
+      h.output();
+      const small = Buffer.alloc(100, 1);
+      const large = Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 0xff));
+      const sent: Buffer[] = [];
+      for (const data of [small, large]) {
+        socket.write(data);
+        await tick();
+        const out: Buffer[] = [];
+        const tails: Array<Buffer | null> = [];
+        h.stack.output(h.now, out, tails);
+        assert.equal(tails.length, out.length);
+        for (let i = 0; i < out.length; i++) {
+          const tail = tails[i];
+          const tcp = parse(tail ? Buffer.concat([out[i]!, tail]) : out[i]!, h.prefix).tcp!;
+          assert.equal(tail !== null, tcp.payload.length >= 512, `segment ${i}: ${tcp.payload.length} bytes`);
+          sent.push(Buffer.from(tcp.payload));
+        }
+      }
+      assert.deepEqual(Buffer.concat(sent), Buffer.concat([small, large]));
     });
 
     if (family === 6) {

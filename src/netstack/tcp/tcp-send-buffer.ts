@@ -2,8 +2,8 @@
 // of our own, so the caller may reuse its Buffer as soon as write() returns, as with any socket. Chunks come
 // from a pool shared by all connections, grow with the amount buffered (small for request/response, up to
 // MAX_CHUNK for bulk transfers, where a segment then rarely straddles two chunks), and go back to the pool
-// once acknowledged. Segments are views into one chunk, or a copy into a reusable scratch Buffer when they
-// straddle chunks.
+// once acknowledged. Segments are views into one chunk, or a fresh copy when they straddle two (rare: once
+// per chunk); either stays valid until the bytes are acknowledged, so the device may send straight from them.
 
 const EMPTY = Buffer.alloc(0);
 const COMPACT_AFTER = 64;
@@ -41,7 +41,6 @@ export class SendBuffer {
   private endPos = 0;
   /** Chunk index of the last lookup: segments are read in increasing order. */
   private cursor = 0;
-  private scratch: Buffer = EMPTY;
 
   constructor(readonly capacity: number) {}
 
@@ -102,7 +101,7 @@ export class SendBuffer {
     if (this.cursor < this.head) this.cursor = this.head;
   }
 
-  /** `len` bytes from `offset` (relative to the first unacknowledged byte). Valid until the next call. */
+  /** `len` bytes from `offset` (relative to the first unacknowledged byte), valid until they are consumed. */
   peek(offset: number, len: number): Buffer {
     if (len <= 0) return EMPTY;
     const pos = this.basePos + offset;
@@ -113,13 +112,13 @@ export class SendBuffer {
     const chunk = this.chunks[i];
     const from = pos - this.starts[i];
     if (from + len <= chunk.length) return chunk.subarray(from, from + len);
-    if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, 2048));
-    let copied = chunk.copy(this.scratch, 0, from);
+    const joined = Buffer.allocUnsafe(len);
+    let copied = chunk.copy(joined, 0, from);
     while (copied < len) {
       i++;
       const next = this.chunks[i];
-      copied += next.copy(this.scratch, copied, 0, Math.min(next.length, len - copied));
+      copied += next.copy(joined, copied, 0, Math.min(next.length, len - copied));
     }
-    return this.scratch.subarray(0, len);
+    return joined;
   }
 }

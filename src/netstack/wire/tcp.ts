@@ -167,10 +167,12 @@ function emitOptions(options: TcpOptions, out: Buffer, at: number): void {
 
 /**
  * Writes header, options and payload at `offset`; returns the bytes written. `pseudoSum` is
- * pseudoHeaderSum(src, dst, 6, written length). In 'partial' mode the checksum field holds pseudoSum for
- * the device to complete (virtio-net NEEDS_CSUM). A payload already in place in `out` is not copied.
+ * pseudoHeaderSum(src, dst, 6, segment length). In 'partial' mode the checksum field holds pseudoSum for
+ * the device to complete (virtio-net NEEDS_CSUM). A payload already in place in `out` is not copied; with
+ * `detached` it is not written at all (the device sends it from where it is, right behind the header), but
+ * the checksum still covers it.
  */
-export function emitTcp(repr: TcpRepr, out: Buffer, offset: number, pseudoSum: number, mode: ChecksumMode): number {
+export function emitTcp(repr: TcpRepr, out: Buffer, offset: number, pseudoSum: number, mode: ChecksumMode, detached = false): number {
   const headerLength = tcpHeaderLength(repr.options);
   const length = headerLength + repr.payload.length;
   out.writeUInt16BE(repr.srcPort, offset);
@@ -183,8 +185,15 @@ export function emitTcp(repr: TcpRepr, out: Buffer, offset: number, pseudoSum: n
   out.writeUInt16BE(0, offset + CHECKSUM_AT);
   out.writeUInt16BE(repr.urgent, offset + 18);
   emitOptions(repr.options, out, offset + HEADER_LEN);
+  let checksum = pseudoSum;
+  if (detached) {
+    // The header's length is a multiple of 4, so the two sums compose.
+    if (mode === 'full') checksum = finishChecksum(onesComplementSum(repr.payload, 0, repr.payload.length, onesComplementSum(out, offset, headerLength, pseudoSum)));
+    out.writeUInt16BE(checksum, offset + CHECKSUM_AT);
+    return headerLength;
+  }
   copyPayload(repr.payload, out, offset + headerLength);
-  const checksum = mode === 'full' ? finishChecksum(onesComplementSum(out, offset, length, pseudoSum)) : pseudoSum;
+  if (mode === 'full') checksum = finishChecksum(onesComplementSum(out, offset, length, pseudoSum));
   out.writeUInt16BE(checksum, offset + CHECKSUM_AT);
   return length;
 }
