@@ -1,58 +1,119 @@
 // The tunnel benchmark (npm run bench, after the stack's): the sandbox cluster, measured from its workstation
 // namespace over the direct path (a plain route to the node), then through `kubetun connect` (port-forward through
-// the API server) and `kubetun connect --manager-url` (a NodePort), same run, same clients: iperf3, redis-benchmark, a connection-rate client, DNS lookups, and the daemons' RSS with 1,000 flows.
+// the API server) and `kubetun connect --manager-url` (a NodePort), same run, same clients (bench-clients.ts):
+// iperf3 TCP and UDP, redis-benchmark, a connection-rate client, HTTP request latency (idle and under a bulk
+// transfer), DNS lookups; the CPU each hop spends per request and per GiB; and the daemons' RSS with 1,000 flows.
+// KUBETUN_BENCH_CPU_PROF=<dir> also leaves CPU profiles of the daemons and the manager there (cpu-meter.ts).
 import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { podNetnsName } from '../src/sandbox/kubelet/pod-env.js';
-import { podsOf, readCluster, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { readCluster, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand } from '../src/sandbox/index.js';
+import { connRate, dnsTimes, httpLatency, iperfTcpRun, iperfUdp, latencyUnderLoad, redis, workstation } from './bench-clients.js';
 import { mergeResults, printResults, type Result } from './bench-results.js';
+import { HOPS, hopPids, managerPod, profileEnv, profileManager, runProfileDir, withCpu, workstationDaemonPid, type HopValues } from './cpu-meter.js';
 
 const run = promisify(execFile);
-const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
-const KUBETUN = here('../src/cli/main.js');
-const CLIENT = here('./load-client.js');
-const DNS_TIMER = here('./dns-timer.js');
+const KUBETUN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('./load-client.js', import.meta.url));
 const NAME = `ktb${process.pid % 1000}`;
 const config = sandboxConfig(NAME);
-const IPERF = '10.96.0.22';
-const REDIS = '10.96.0.21';
-const ECHO = '10.96.0.20';
+const ws = workstation(config);
 const SECONDS = Number(process.env.KUBETUN_BENCH_SECONDS ?? 3);
+const REDIS_REQUESTS = { c1: 20_000, c50: 100_000 };
+const UDP_MBIT = 500;
+const LATENCY = { count: 5_000, seconds: SECONDS };
 
-async function ws(command: string[], timeoutMs = 120_000): Promise<string> {
-  const { file, args, env } = workstationCommand(config, command);
-  const { stdout } = await run(file, args, { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 << 20 });
-  return stdout;
+/** Each measured value: its row id on the port-forward path (tunnel.<id>) and its unit. */
+const METRICS: Record<string, { id: string; unit: string }> = {
+  up1: { id: 'tcp.1flow.up', unit: 'Gbit/s' },
+  down1: { id: 'tcp.1flow.down', unit: 'Gbit/s' },
+  up8: { id: 'tcp.8flow.up', unit: 'Gbit/s' },
+  down8: { id: 'tcp.8flow.down', unit: 'Gbit/s' },
+  udp: { id: `udp.${UDP_MBIT}M.delivered`, unit: 'Mbit/s' },
+  udpLoss: { id: `udp.${UDP_MBIT}M.loss`, unit: '%' },
+  redis50: { id: 'redis.c50.rps', unit: 'per s' },
+  redis1: { id: 'redis.c1.rps', unit: 'per s' },
+  conn: { id: 'conn.rate', unit: 'per s' },
+  keepaliveP50: { id: 'http.keepalive.p50', unit: 'ms' },
+  keepaliveP99: { id: 'http.keepalive.p99', unit: 'ms' },
+  freshP50: { id: 'http.fresh.p50', unit: 'ms' },
+  freshP99: { id: 'http.fresh.p99', unit: 'ms' },
+  loadedP99: { id: 'http.loaded.p99', unit: 'ms' },
+};
+
+/** CPU per hop: µs per redis request with 1 and 50 clients, s per GiB of the iperf3 TCP runs. */
+interface CpuCost {
+  us_per_req: HopValues;
+  us_per_req_c50: HopValues;
+  s_per_gib: HopValues;
 }
 
-async function iperf(flows: number, reverse: boolean): Promise<number> {
-  // The iperf3 server runs one test at a time: right after the previous one it may still say it is busy.
-  for (let attempt = 0; ; attempt++) {
-    const out = await ws(['iperf3', '-c', IPERF, '-t', String(SECONDS), '-P', String(flows), '-J', ...(reverse ? ['-R'] : [])]);
-    const result = JSON.parse(out) as { end: { sum_received?: { bits_per_second: number } }; error?: string };
-    if (result.end.sum_received !== undefined) return result.end.sum_received.bits_per_second / 1e9;
-    if (!/server is busy/.test(result.error ?? '') || attempt === 20) throw new Error(`iperf3 measured nothing: ${result.error ?? out.slice(0, 300)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+interface Measured {
+  values: Record<string, number>;
+  cpu: CpuCost | null;
 }
 
-async function redis(clients: number): Promise<number> {
-  const requests = clients === 1 ? 20_000 : 100_000;
-  const out = await ws(['redis-benchmark', '-h', REDIS, '-c', String(clients), '-n', String(requests), '-t', 'get', '-q']);
-  const match = /GET: ([\d.]+) requests per second/.exec(out);
-  if (match === null) throw new Error(`redis-benchmark printed: ${out}`);
-  return Number(match[1]);
+const zeroHops = (): HopValues => Object.fromEntries(HOPS.map((hop) => [hop, 0])) as HopValues;
+const perUnit = (cpuUs: HopValues, scale: (us: number) => number): HopValues =>
+  Object.fromEntries(HOPS.map((hop) => [hop, scale(cpuUs[hop])])) as HopValues;
+
+/** Every measurement over the current path; with `pids`, the CPU of those processes during each too. */
+async function measureAll(pids: HopValues | null): Promise<Measured> {
+  const metered = async <T>(into: HopValues, work: () => Promise<T>): Promise<T> => {
+    if (pids === null) return work();
+    const { result, cpuUs } = await withCpu(pids, work);
+    for (const hop of HOPS) into[hop] += cpuUs[hop];
+    return result;
+  };
+  const iperfCpu = zeroHops();
+  let iperfBytes = 0;
+  const tcp = async (flows: number, reverse: boolean): Promise<number> => {
+    const { gbitPerSecond, bytes } = await metered(iperfCpu, () => iperfTcpRun(ws, { flows, reverse, seconds: SECONDS }));
+    iperfBytes += bytes;
+    return gbitPerSecond;
+  };
+  const redis1Cpu = zeroHops();
+  const redis50Cpu = zeroHops();
+  const values: Record<string, number> = {
+    up1: await tcp(1, false),
+    down1: await tcp(1, true),
+    up8: await tcp(8, false),
+    down8: await tcp(8, true),
+    redis50: await metered(redis50Cpu, () => redis(ws, { clients: 50, requests: REDIS_REQUESTS.c50 })),
+    redis1: await metered(redis1Cpu, () => redis(ws, { clients: 1, requests: REDIS_REQUESTS.c1 })),
+    conn: await connRate(ws, { seconds: SECONDS }),
+  };
+  const udp = await iperfUdp(ws, { rateMbit: UDP_MBIT, seconds: SECONDS });
+  const keepalive = await httpLatency(ws, { mode: 'keepalive', ...LATENCY });
+  const fresh = await httpLatency(ws, { mode: 'fresh', ...LATENCY });
+  const loaded = await latencyUnderLoad(ws, LATENCY);
+  Object.assign(values, {
+    udp: udp.deliveredMbit,
+    udpLoss: udp.lossPercent,
+    keepaliveP50: keepalive.p50Ms,
+    keepaliveP99: keepalive.p99Ms,
+    freshP50: fresh.p50Ms,
+    freshP99: fresh.p99Ms,
+    loadedP99: loaded.p99Ms,
+  });
+  if (pids === null) return { values, cpu: null };
+  return {
+    values,
+    cpu: {
+      us_per_req: perUnit(redis1Cpu, (us) => us / REDIS_REQUESTS.c1),
+      us_per_req_c50: perUnit(redis50Cpu, (us) => us / REDIS_REQUESTS.c50),
+      s_per_gib: perUnit(iperfCpu, (us) => us / 1e6 / (iperfBytes / 2 ** 30)),
+    },
+  };
 }
 
-async function connRate(): Promise<number> {
-  const out = await ws(['node', CLIENT, 'connRate', JSON.stringify({ host: ECHO, port: 80, seconds: SECONDS, concurrency: 32 })]);
-  return (JSON.parse(out.trim().split('\n').pop()!) as { perSecond: number }).perSecond;
-}
-
-async function dnsTimes(server: string): Promise<{ coldMs: number; cachedMs: number }> {
-  return JSON.parse((await ws(['node', DNS_TIMER, server, '200'])).trim()) as { coldMs: number; cachedMs: number };
+/** `kubetun connect` with `args`, profiling the daemons it starts into the run's folder when asked to. */
+async function connect(run: string, args: string[] = []): Promise<void> {
+  const dir = runProfileDir(run);
+  if (dir !== undefined) await profileManager(config, dir);
+  await ws.run(['node', KUBETUN, 'connect', ...args], { env: dir === undefined ? {} : profileEnv(dir) });
 }
 
 async function rssMiB(pid: number): Promise<number> {
@@ -60,27 +121,16 @@ async function rssMiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
-async function rootDaemonPid(): Promise<number> {
-  const out = await run('ip', ['netns', 'pids', config.namespaces.workstation]);
-  for (const pid of out.stdout.split('\n').filter(Boolean).map(Number)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('root-daemon')) return pid;
-  }
-  throw new Error('the root daemon is not running in the workstation');
-}
-
 /** RSS of the root daemon and the manager while 1,000 idle flows go through kubetun to redis. */
 async function rssWithFlows(flows: number): Promise<{ rootd: number; manager: number }> {
-  const { file, args, env } = workstationCommand(config, ['node', CLIENT, 'holdIdle', JSON.stringify({ host: REDIS, port: 6379, connections: flows, concurrency: 32 })]);
+  const { file, args, env } = workstationCommand(config, ['node', CLIENT, 'holdIdle', JSON.stringify({ host: ws.targets.redis, port: 6379, connections: flows, concurrency: 32 })]);
   const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
     child.once('exit', () => reject(new Error('the idle-flow client exited early')));
   });
   await new Promise((r) => setTimeout(r, 1000));
-  const manager = podsOf((await readCluster(config)).pods, 'traffic-manager', config.manager.namespace)[0]?.pid;
-  if (manager == null) throw new Error('the traffic manager is not running');
-  const result = { rootd: await rssMiB(await rootDaemonPid()), manager: await rssMiB(manager) };
+  const result = { rootd: await rssMiB(await workstationDaemonPid(config, 'root-daemon')), manager: await rssMiB((await managerPod(config)).pid) };
   child.stdin.end();
   await new Promise((r) => child.once('exit', r));
   return result;
@@ -103,61 +153,49 @@ async function allowTimeWaitReuse(): Promise<void> {
  * of a user allowed to port-forward to it: what `connect --manager-url` authenticates with.
  */
 async function exposeManager(): Promise<string> {
-  await ws(['node', KUBETUN, 'install', '--tls-secret', config.manager.tlsSecret]);
+  await ws.run(['node', KUBETUN, 'install', '--tls-secret', config.manager.tlsSecret]);
   return (await sandboxManagerUser(config, 'bench', true)).kubeconfig;
 }
 
-async function measureAll(): Promise<Record<string, number>> {
-  return {
-    up1: await iperf(1, false),
-    down1: await iperf(1, true),
-    up8: await iperf(8, false),
-    down8: await iperf(8, true),
-    redis50: await redis(50),
-    redis1: await redis(1),
-    conn: await connRate(),
-  };
+/** The rows of one kubetun path (`tunnel.` for the port-forward, `tunnel.manager_url.` with the old short keys). */
+function rows(measured: Measured, plain: Measured, id: (key: string, metricId: string) => string): Result[] {
+  const values = Object.entries(METRICS).map(([key, m]): Result => ({ id: id(key, m.id), unit: m.unit, kubetun: measured.values[key]!, direct: plain.values[key]! }));
+  const cpu = Object.entries(measured.cpu ?? {}).flatMap(([metric, perHop]: [string, HopValues]) =>
+    HOPS.map((hop): Result => ({ id: id(`cpu.${hop}.${metric}`, `cpu.${hop}.${metric}`), unit: metric.startsWith('us') ? 'µs' : 's/GiB', kubetun: perHop[hop], direct: null })),
+  );
+  return [...values, ...cpu];
 }
 
 async function main(): Promise<void> {
   await sandboxUp(NAME);
   const results: Result[] = [];
   try {
-    await ws(['node', KUBETUN, 'install']);
+    await ws.run(['node', KUBETUN, 'install']);
     await allowTimeWaitReuse();
     const direct = { routes: [...config.podCidrs, ...config.serviceCidrs].filter((c) => !c.includes(':')) };
-    for (const cidr of direct.routes) await ws(['ip', 'route', 'add', cidr, 'via', config.link.node.ipv4]);
-    const plain = await measureAll();
-    const plainDns = await dnsTimes(config.clusterDns.ipv4);
-    for (const cidr of direct.routes) await ws(['ip', 'route', 'del', cidr]);
+    for (const cidr of direct.routes) await ws.run(['ip', 'route', 'add', cidr, 'via', config.link.node.ipv4]);
+    const plain = await measureAll(null);
+    const plainDns = await dnsTimes(ws, config.clusterDns.ipv4);
+    for (const cidr of direct.routes) await ws.run(['ip', 'route', 'del', cidr]);
 
     // kubetun's default path: the kubeconfig, the API server's port-forward to the manager's pod.
-    await ws(['node', KUBETUN, 'connect']);
-    const tunneled = await measureAll();
-    const tunneledDns = await dnsTimes('198.18.255.53');
-    await ws(['node', KUBETUN, 'quit']);
+    await connect('port-forward');
+    const tunneled = await measureAll(await hopPids(config));
+    const tunneledDns = await dnsTimes(ws, '198.18.255.53');
+    await ws.run(['node', KUBETUN, 'quit']);
     // The same through a manager reached directly (--manager-url to a NodePort): what the port-forward costs.
     const user = await exposeManager();
-    await ws(['node', KUBETUN, 'connect', '--manager-url', config.manager.url, '--manager-ca', config.manager.caFile, '--kubeconfig', user]);
-    const byUrl = await measureAll();
+    await connect('manager-url', ['--manager-url', config.manager.url, '--manager-ca', config.manager.caFile, '--kubeconfig', user]);
+    const byUrl = await measureAll(await hopPids(config));
     // Memory from fresh daemons: the throughput runs above leave a heap high-water mark that is not the flows'.
-    await ws(['node', KUBETUN, 'quit']);
-    await ws(['node', KUBETUN, 'connect']);
+    await ws.run(['node', KUBETUN, 'quit']);
+    await ws.run(['node', KUBETUN, 'connect']);
     const rss = await rssWithFlows(1000);
-    await ws(['node', KUBETUN, 'quit']);
+    await ws.run(['node', KUBETUN, 'quit']);
 
-    const pair = (id: string, unit: string, key: string): Result => ({ id, unit, kubetun: tunneled[key]!, direct: plain[key]! });
     results.push(
-      pair('tunnel.tcp.1flow.up', 'Gbit/s', 'up1'),
-      pair('tunnel.tcp.1flow.down', 'Gbit/s', 'down1'),
-      pair('tunnel.tcp.8flow.up', 'Gbit/s', 'up8'),
-      pair('tunnel.tcp.8flow.down', 'Gbit/s', 'down8'),
-      pair('tunnel.redis.c50.rps', 'per s', 'redis50'),
-      pair('tunnel.redis.c1.rps', 'per s', 'redis1'),
-      pair('tunnel.conn.rate', 'per s', 'conn'),
-      ...['up1', 'down1', 'up8', 'down8', 'redis50', 'redis1', 'conn'].map(
-        (key): Result => ({ id: `tunnel.manager_url.${key}`, unit: key.startsWith('redis') || key === 'conn' ? 'per s' : 'Gbit/s', kubetun: byUrl[key]!, direct: plain[key]! }),
-      ),
+      ...rows(tunneled, plain, (_key, id) => `tunnel.${id}`),
+      ...rows(byUrl, plain, (key) => `tunnel.manager_url.${key}`),
       { id: 'tunnel.dns.cold_ms', unit: 'ms', kubetun: tunneledDns.coldMs, direct: plainDns.coldMs },
       { id: 'tunnel.dns.cached_ms', unit: 'ms', kubetun: tunneledDns.cachedMs, direct: plainDns.cachedMs },
       { id: 'tunnel.rss.rootd_1k', unit: 'MiB', kubetun: rss.rootd, direct: null },
