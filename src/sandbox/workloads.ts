@@ -124,6 +124,7 @@ export function kubeProxyProcessSpec(config: SandboxConfig, nodeExecutable = pro
       config.link.node.ipv4,
       '--node-address',
       config.link.node.ipv6,
+      ...config.serviceCidrs.flatMap((cidr) => ['--service-cidr', cidr]),
     ],
     env: {},
     cwd: config.stateDir,

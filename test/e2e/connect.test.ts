@@ -7,11 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { podsOf, readCluster, sandboxApi, sandboxConfig, sandboxDown, sandboxManagerUser, sandboxUp, workstationCommand, type ClusterPod } from '../../src/sandbox/index.js';
+import { findService } from '../../src/sandbox/sandbox-config.js';
 import { prefixCovers } from '../../src/net/prefixes.js';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
 import { readControlPlane } from '../../src/sandbox/control-plane/control-plane.js';
 import { isAlive } from '../../src/sandbox/processes.js';
 import { controlPlaneSkipReason } from '../helpers/control-plane.js';
+import { probeConnections } from '../helpers/connect-probe.js';
 
 const KUBETUN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const NAME = `ktc${process.pid % 1000}`;
@@ -182,6 +184,16 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
     const r = await ws(['curl', '-sS', '-m', '5', `http://${echoPods[0]!.ipv4}:81`]);
     assert.equal(r.code, 7, r.stderr);
     assert.ok(r.ms < 1000, `took ${r.ms} ms`);
+  });
+
+  test('a port the echo Service does not define is "connection refused" at once, IPv4 and IPv6', async () => {
+    const echo = findService(config, 'echo')!;
+    const targets = [echo.clusterIPs.ipv4, echo.clusterIPs.ipv6].map((host) => ({ protocol: 'tcp' as const, host, port: 81 }));
+    const outcomes = await probeConnections((cmd, args) => ws([cmd, ...args]), targets, 2_000);
+    for (const [i, o] of outcomes.entries()) {
+      assert.equal(o.outcome, 'ECONNREFUSED', targets[i]!.host);
+      assert.ok(o.ms < 300, `${targets[i]!.host} port 81 refused after ${o.ms} ms`);
+    }
   });
 
   test('version names the client, the user daemon and the manager', async () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseIp, parsePrefix, prefixContains } from '../../src/netstack/wire/ip-address.js';
 import { controlPlaneSkipReason } from '../helpers/control-plane.js';
+import { probeConnections, type ProbeRunner } from '../helpers/connect-probe.js';
 import { findBinary, runInNetns, type CommandResult } from '../../src/sandbox/host-commands.js';
 import { podNetnsName } from '../../src/sandbox/kubelet/pod-env.js';
 import { existingNetns } from '../../src/sandbox/network.js';
@@ -138,6 +139,22 @@ test('the node itself (where the API server runs) reaches the echo Service by Cl
   assert.ok(echoPods.includes(v4.pod), v4.pod);
   const v6 = await curlJson(node, `http://[${echo.clusterIPs.ipv6}]/`);
   assert.ok(echoPods.includes(v6.pod), v6.pod);
+});
+
+test('a port the echo Service does not define is refused at once, IPv4 and IPv6, TCP and UDP, from a pod and from the node', { skip }, async () => {
+  for (const netns of [netnsOf(client()), config.namespaces.node]) {
+    const run: ProbeRunner = (cmd, args) => inNetns(netns, [cmd, ...args]);
+    const targets = [echo.clusterIPs.ipv4, echo.clusterIPs.ipv6].flatMap((host) => [
+      { protocol: 'tcp' as const, host, port: 81 },
+      { protocol: 'udp' as const, host, port: 81 },
+    ]);
+    const outcomes = await probeConnections(run, targets, 2_000);
+    for (const [i, o] of outcomes.entries()) {
+      const what = `${netns}: ${targets[i]!.protocol} ${targets[i]!.host} port 81`;
+      assert.equal(o.outcome, 'ECONNREFUSED', what);
+      assert.ok(o.ms < 300, `${what} refused after ${o.ms} ms`);
+    }
+  }
 });
 
 test('up puts back a deleted service route of the node, and only that', { skip }, async () => {

@@ -47,6 +47,14 @@ function readyEndpoints(slices: readonly V1EndpointSlice[], servicePort: V1Servi
 }
 
 /**
+ * Every ClusterIP allocated to a Service, both families, sorted (the informer's order must not change the
+ * ruleset): the renderer refuses the ports their Services do not define.
+ */
+export function clusterIPsFromApi(services: readonly V1Service[]): string[] {
+  return [...new Set(services.filter((s) => s.spec?.type !== 'ExternalName').flatMap(clusterIPs))].sort();
+}
+
+/**
  * One ProxyService per service port of every proxied Service (not ExternalName, not headless), in a stable order.
  * `nodeAddresses` are where NodePorts listen.
  */

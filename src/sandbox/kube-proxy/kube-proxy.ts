@@ -5,7 +5,7 @@ import type { KubeConfig, V1EndpointSlice, V1Service } from '@kubernetes/client-
 import { ResilientInformer } from '../../k8s/resilient-informer.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { runCommand } from '../host-commands.js';
-import { proxyServicesFromApi } from './from-api.js';
+import { clusterIPsFromApi, proxyServicesFromApi } from './from-api.js';
 import { ENDPOINT_SLICES_PATH, kubeProxyRules } from './rbac.js';
 import { NFT_TABLE, renderRuleset } from './ruleset.js';
 
@@ -15,6 +15,8 @@ export interface KubeProxyOptions {
   table?: string;
   /** The node's addresses: where NodePorts listen. */
   nodeAddresses?: readonly string[];
+  /** The service CIDRs (the API server's --service-cluster-ip-range): their unallocated addresses are dropped. */
+  serviceCidrs?: readonly string[];
   /** Wait this long after a change for more before reloading (default 100 ms). */
   debounceMs?: number;
   log?: Logger;
@@ -51,7 +53,10 @@ export function startKubeProxy(options: KubeProxyOptions): KubeProxy {
   const load = async (): Promise<void> => {
     do {
       again = false;
-      const text = renderRuleset(table, proxyServicesFromApi(services.items(), slices.items(), options.nodeAddresses ?? []));
+      const text = renderRuleset(table, proxyServicesFromApi(services.items(), slices.items(), options.nodeAddresses ?? []), {
+        clusterIPs: clusterIPsFromApi(services.items()),
+        serviceCidrs: options.serviceCidrs ?? [],
+      });
       if (text === loaded) continue;
       try {
         await nft(text);

@@ -1,11 +1,12 @@
-// `node kube-proxy/main.js --kubeconfig FILE [--table NAME] [--node-address IP]... [--log-level LEVEL]`: the
-// sandbox's kube-proxy as a program, run as root inside the node's network namespace. SIGTERM/SIGINT delete its
-// table and exit 0.
+// `node kube-proxy/main.js --kubeconfig FILE [--table NAME] [--node-address IP]... [--service-cidr CIDR]...
+// [--log-level LEVEL]`: the sandbox's kube-proxy as a program, run as root inside the node's network namespace.
+// SIGTERM/SIGINT delete its table and exit 0.
 
 import { isIP } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadKubeConfig } from '../../k8s/kube-client.js';
+import { parsePrefix } from '../../netstack/wire/ip-address.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../log/logger.js';
 import { findBinary } from '../host-commands.js';
 import { startKubeProxy } from './kube-proxy.js';
@@ -13,6 +14,15 @@ import { NFT_TABLE } from './ruleset.js';
 
 function ipAddress(value: string, previous: string[]): string[] {
   if (isIP(value) === 0) throw new InvalidArgumentError(`"${value}" is not an IPv4 or IPv6 address.`);
+  return [...previous, value];
+}
+
+function cidr(value: string, previous: string[]): string[] {
+  try {
+    parsePrefix(value);
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not an IPv4 or IPv6 CIDR.`);
+  }
   return [...previous, value];
 }
 
@@ -34,9 +44,10 @@ const program = new Command()
   .requiredOption('--kubeconfig <file>', 'kubeconfig of a user that may list and watch services and endpoint slices')
   .addOption(new Option('--table <name>', 'nftables table (family inet) it owns').default(NFT_TABLE).argParser(tableName))
   .option('--node-address <ip>', "an address of the node where NodePorts listen (repeatable)", ipAddress, [])
+  .option('--service-cidr <cidr>', "a service CIDR, whose addresses no Service holds are dropped (repeatable)", cidr, [])
   .addOption(new Option('--log-level <level>', 'debug, info, warn or error').default('info').argParser(logLevel));
 program.parse(process.argv);
-const opts = program.opts<{ kubeconfig: string; table: string; nodeAddress: string[]; logLevel: LogLevel }>();
+const opts = program.opts<{ kubeconfig: string; table: string; nodeAddress: string[]; serviceCidr: string[]; logLevel: LogLevel }>();
 
 if (findBinary('nft') === null) program.error('kube-proxy: nft is not installed: apt-get install nftables', { exitCode: 2 });
 function kubeConfigOrExit(): KubeConfig {
@@ -48,7 +59,7 @@ function kubeConfigOrExit(): KubeConfig {
 }
 const kubeConfig = kubeConfigOrExit();
 const log = createLogger(opts.logLevel);
-const proxy = startKubeProxy({ kubeConfig, table: opts.table, nodeAddresses: opts.nodeAddress, log });
+const proxy = startKubeProxy({ kubeConfig, table: opts.table, nodeAddresses: opts.nodeAddress, serviceCidrs: opts.serviceCidr, log });
 const shutdown = (signal: string): void => {
   log.info('stopping', { signal });
   void proxy.stop().then(() => process.exit(0));

@@ -1,10 +1,12 @@
 // The sandbox's service routing as one nftables table, rendered from plain data: frontends (address:port a client
 // dials) DNAT to endpoints (address:port of a pod), choosing among several endpoints with `numgen random` as
 // kube-proxy's nftables mode does. NAT rules see only a connection's first packet, so a connection stays with the
-// endpoint it was given. Pure: the static sandbox (services.ts) and the API-driven kube-proxy (proxier.ts) both
-// render through here.
+// endpoint it was given. After DNAT, the filter hooks refuse what no rule took: a port without endpoints, a port
+// no service defines on a ClusterIP, and drop unallocated addresses of the service CIDRs, as kube-proxy does.
+// Pure: the kube-proxy (kube-proxy.ts) renders through here.
 
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatPrefix, parsePrefix } from '../../netstack/wire/ip-address.js';
 
 /** The table the sandbox's service routing lives in. */
 export const NFT_TABLE = 'kubetun_sandbox';
@@ -25,6 +27,14 @@ export interface ProxyService {
   frontends: readonly ProxyAddressPort[];
   /** Ready endpoints, both families mixed; a frontend uses those of its own family. */
   endpoints: readonly ProxyAddressPort[];
+}
+
+/** The service address space, which the filter hooks guard beyond the services' own ports. */
+export interface ClusterIPSpace {
+  /** Every allocated ClusterIP, both families: a port its service does not define is refused at once. */
+  clusterIPs: readonly string[];
+  /** The service CIDRs: their other addresses are dropped, as no one owns them (none: no such rule). */
+  serviceCidrs: readonly string[];
 }
 
 type Family = 'ipv4' | 'ipv6';
@@ -73,10 +83,31 @@ function renderService(out: { dispatch: string[]; rejects: string[]; chains: str
 }
 
 /**
+ * The ClusterIP sets and the `cluster-ips-check` chain. Otherwise an undefined port of a ClusterIP follows the
+ * node's route for the service CIDR onto the bridge, where no one owns the address, and fails only when the
+ * neighbour lookup gives up (about 3 s).
+ */
+function renderClusterIPsCheck(space: ClusterIPSpace): string[] {
+  const lines: string[] = [];
+  const checks: string[] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const ips = [...new Set(space.clusterIPs.filter((ip) => familyOf(ip) === family))];
+    const set = `cluster-ips-${family === 'ipv4' ? 'v4' : 'v6'}`;
+    lines.push(`  set ${set} {`, `    type ${family}_addr`, ...(ips.length > 0 ? [`    elements = { ${ips.join(', ')} }`] : []), '  }');
+    checks.push(`    ${NFT_IP[family]} daddr @${set} meta l4proto tcp reject with tcp reset`, `    ${NFT_IP[family]} daddr @${set} reject`);
+  }
+  for (const cidr of space.serviceCidrs) {
+    const prefix = parsePrefix(cidr);
+    checks.push(`    ${prefix.address.length === 4 ? 'ip' : 'ip6'} daddr ${formatPrefix(prefix)} drop`);
+  }
+  return [...lines, '  chain cluster-ips-check {', ...checks, '  }'];
+}
+
+/**
  * The whole table `inet <table>`, as text for `nft -f -`: it replaces any previous version of the table (and
  * nothing else) in one transaction, so connections never see a half-loaded ruleset.
  */
-export function renderRuleset(table: string, services: readonly ProxyService[]): string {
+export function renderRuleset(table: string, services: readonly ProxyService[], space: ClusterIPSpace): string {
   const names = new Set<string>();
   for (const s of services) {
     if (!/^[A-Za-z][A-Za-z0-9._-]*$/.test(s.name)) throw new Error(`"${s.name}" cannot name an nftables chain`);
@@ -114,7 +145,9 @@ export function renderRuleset(table: string, services: readonly ProxyService[]):
     '    icmp type redirect drop',
     '    icmpv6 type nd-redirect drop',
     '  }',
-    // Filter hooks run after DNAT: a packet still addressed to a frontend here had no endpoint to go to.
+    // Filter hooks run after DNAT: a packet still addressed to a frontend here had no endpoint to go to, and one
+    // still addressed to a ClusterIP went to a port no service defines. Node addresses are not ClusterIPs: their
+    // other ports stay the node's own. Like kube-proxy's, the ClusterIP check sees only new connections.
     '  chain filter-input {',
     '    type filter hook input priority filter; policy accept;',
     '    jump no-endpoints',
@@ -122,14 +155,17 @@ export function renderRuleset(table: string, services: readonly ProxyService[]):
     '  chain filter-forward {',
     '    type filter hook forward priority filter; policy accept;',
     '    jump no-endpoints',
+    '    ct state new jump cluster-ips-check',
     '  }',
     '  chain filter-output {',
     '    type filter hook output priority filter; policy accept;',
     '    jump no-endpoints',
+    '    ct state new jump cluster-ips-check',
     '  }',
     '  chain no-endpoints {',
     ...out.rejects.map((line) => `    ${line}`),
     '  }',
+    ...renderClusterIPsCheck(space),
     '  chain services {',
     ...out.dispatch.map((line) => `    ${line}`),
     '  }',

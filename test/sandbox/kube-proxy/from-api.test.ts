@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { proxyServicesFromApi } from '../../../src/sandbox/kube-proxy/from-api.js';
+import { clusterIPsFromApi, proxyServicesFromApi } from '../../../src/sandbox/kube-proxy/from-api.js';
 
 function service(name: string, spec: V1Service['spec'], namespace = 'default'): V1Service {
   return { metadata: { name, namespace }, spec };
@@ -99,4 +99,13 @@ test('the kubernetes Service leads to the API server address, sorted output is s
   const b = proxyServicesFromApi([kubernetes, web], [...webSlices, eps], []);
   assert.deepEqual(a, b);
   assert.deepEqual(a[0]?.endpoints, [{ address: '198.18.0.1', port: 6443 }]);
+});
+
+test("the ClusterIPs are every Service's allocated ones, both families, once each, whatever the order", () => {
+  const dns = service('dns', { clusterIP: '10.96.0.10', ports: [{ port: 53, protocol: 'UDP' }] }, 'kube-system');
+  const headless = service('headless', { clusterIP: 'None', ports: [{ port: 80 }] });
+  const pending = service('pending', { clusterIP: '', ports: [{ port: 80 }] });
+  const expected = ['10.96.0.10', '10.96.0.40', 'fd10:96::28'];
+  assert.deepEqual(clusterIPsFromApi([web, dns, headless, pending]), expected);
+  assert.deepEqual(clusterIPsFromApi([pending, dns, web, headless]), expected);
 });

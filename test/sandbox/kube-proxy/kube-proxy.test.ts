@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { kubeProxyRules } from '../../../src/sandbox/kube-proxy/rbac.js';
 import { serviceAccountKubeconfig } from '../cluster-dns/service-account.js';
+import { probeConnections } from '../../helpers/connect-probe.js';
 import { startTestControlPlane, TEST_API_ADDRESS, type TestControlPlane } from '../../helpers/control-plane.js';
 
 const PROGRAM = fileURLToPath(new URL('../../../src/sandbox/kube-proxy/main.js', import.meta.url));
@@ -85,7 +86,7 @@ test('kube-proxy routes a ClusterIP and a NodePort to the endpoints in the API, 
     // Its own ServiceAccount with the published rules only: they must be all it needs.
     const kubeconfig = join(webroot, 'kube-proxy.kubeconfig');
     await serviceAccountKubeconfig(cp, 'kube-proxy', kubeProxyRules, kubeconfig);
-    const proxy = ns.spawn(process.execPath, [PROGRAM, '--kubeconfig', kubeconfig, '--table', TABLE, '--node-address', TEST_API_ADDRESS]);
+    const proxy = ns.spawn(process.execPath, [PROGRAM, '--kubeconfig', kubeconfig, '--table', TABLE, '--node-address', TEST_API_ADDRESS, '--service-cidr', '10.96.0.0/16']);
     let log = '';
     proxy.stderr?.setEncoding('utf8').on('data', (chunk: string) => (log += chunk));
     const curl = async (url: string): Promise<{ code: number; out: string; ms: number }> => {
@@ -100,6 +101,14 @@ test('kube-proxy routes a ClusterIP and a NodePort to the endpoints in the API, 
     // The kubernetes Service: 443 → the API server's endpoint, a local address.
     const version = await ns.exec('curl', ['-sk', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', 'https://10.96.0.1/version']);
     assert.match(version.stdout, /^[1-5]\d\d$/, `kubernetes Service: ${version.stdout} ${version.stderr}`);
+    // A port the Service does not define is refused at once; an address no Service holds is dropped.
+    const [undefinedPort, unallocated] = await probeConnections((cmd, args) => ns.exec(cmd, args), [
+      { protocol: 'tcp', host: CLUSTER_IP, port: 81 },
+      { protocol: 'tcp', host: '10.96.0.124', port: 80 },
+    ], 1_000);
+    assert.equal(undefinedPort?.outcome, 'ECONNREFUSED', log);
+    assert.ok(undefinedPort.ms < 300, `refused after ${undefinedPort.ms} ms`);
+    assert.equal(unallocated?.outcome, 'timeout');
 
     await api(cp, 'PUT', '/api/v1/namespaces/default/endpoints/web', endpoints([]), 200);
     const refused = await eventually('no endpoints: refused', 10_000, async () => {

@@ -26,10 +26,13 @@ test('no --kubeconfig at all is refused', async () => {
   assert.match(r.stderr, /required option '--kubeconfig <file>' not specified/);
 });
 
-test('a node address that is not an IP, and a table name nft cannot take, are refused', async () => {
+test('a node address that is not an IP, a service CIDR that is not a CIDR, and a table name nft cannot take, are refused', async () => {
   const bad = await run(['--kubeconfig', '/x', '--node-address', '198.18.0']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /"198\.18\.0" is not an IPv4 or IPv6 address/);
+  const badCidr = await run(['--kubeconfig', '/x', '--service-cidr', '10.96.0.0/33']);
+  assert.notEqual(badCidr.code, 0);
+  assert.match(badCidr.stderr, /"10\.96\.0\.0\/33" is not an IPv4 or IPv6 CIDR/);
   const table = await run(['--kubeconfig', '/x', '--table', 'my table']);
   assert.notEqual(table.code, 0);
   assert.match(table.stderr, /"my table" is not an nftables table name/);

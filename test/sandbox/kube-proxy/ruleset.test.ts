@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { NFT_TABLE, renderRuleset, type ProxyService } from '../../../src/sandbox/kube-proxy/ruleset.js';
+import { NFT_TABLE, renderRuleset, type ClusterIPSpace, type ProxyService } from '../../../src/sandbox/kube-proxy/ruleset.js';
 import { findBinary } from '../../../src/sandbox/host-commands.js';
+import { probeConnections } from '../../helpers/connect-probe.js';
 import { TestNetns } from '../../helpers/netns.js';
 
 const echo: ProxyService = {
@@ -45,7 +46,19 @@ const empty: ProxyService = {
   endpoints: [],
 };
 const emptyUdp: ProxyService = { name: 'svc-default-gone-udp-53', protocol: 'udp', frontends: [{ address: '10.96.0.30', port: 53 }], endpoints: [] };
-const ruleset = renderRuleset(NFT_TABLE, [echo, dns, manager, empty, emptyUdp]);
+const space: ClusterIPSpace = {
+  clusterIPs: ['10.96.0.20', 'fd10:96::14', '10.96.0.10', '10.96.0.100', '10.96.0.30', 'fd10:96::1e', '10.96.0.30'],
+  serviceCidrs: ['10.96.0.0/16', 'fd10:96::/112'],
+};
+const noSpace: ClusterIPSpace = { clusterIPs: [], serviceCidrs: [] };
+const ruleset = renderRuleset(NFT_TABLE, [echo, dns, manager, empty, emptyUdp], space);
+
+/** The lines of a chain or set of the ruleset, trimmed. */
+function block(text: string, kind: 'chain' | 'set', name: string): string[] {
+  const body = new RegExp(`\\n  ${kind} ${name.replace(/\./g, '\\.')} \\{\\n([\\s\\S]*?)\\n  \\}`).exec(text)?.[1];
+  assert.ok(body !== undefined, `${kind} ${name} is in the ruleset`);
+  return body.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
 
 test('the ruleset replaces its own table, and only it, in one transaction', () => {
   const lines = ruleset.split('\n');
@@ -84,6 +97,38 @@ test('a service without endpoints is refused in the filter hooks: TCP with a res
   }
 });
 
+test('after DNAT, an allocated ClusterIP refuses the ports no service defines: TCP with a reset, the rest port-unreachable; the rest of the service CIDRs is dropped', () => {
+  assert.deepEqual(block(ruleset, 'set', 'cluster-ips-v4'), ['type ipv4_addr', 'elements = { 10.96.0.20, 10.96.0.10, 10.96.0.100, 10.96.0.30 }']);
+  assert.deepEqual(block(ruleset, 'set', 'cluster-ips-v6'), ['type ipv6_addr', 'elements = { fd10:96::14, fd10:96::1e }']);
+  assert.deepEqual(block(ruleset, 'chain', 'cluster-ips-check'), [
+    'ip daddr @cluster-ips-v4 meta l4proto tcp reject with tcp reset',
+    'ip daddr @cluster-ips-v4 reject',
+    'ip6 daddr @cluster-ips-v6 meta l4proto tcp reject with tcp reset',
+    'ip6 daddr @cluster-ips-v6 reject',
+    'ip daddr 10.96.0.0/16 drop',
+    'ip6 daddr fd10:96::/112 drop',
+  ]);
+  // The ports a service defines without endpoints are refused first, as before; ClusterIPs are never local.
+  for (const hook of ['forward', 'output']) {
+    assert.deepEqual(block(ruleset, 'chain', `filter-${hook}`).slice(1), ['jump no-endpoints', 'ct state new jump cluster-ips-check'], hook);
+  }
+  assert.deepEqual(block(ruleset, 'chain', 'filter-input').slice(1), ['jump no-endpoints']);
+});
+
+test("node addresses are no ClusterIPs: only their NodePorts are the services', their other ports stay the node's", () => {
+  const guarded = [...block(ruleset, 'set', 'cluster-ips-v4'), ...block(ruleset, 'set', 'cluster-ips-v6'), ...block(ruleset, 'chain', 'cluster-ips-check')].join('\n');
+  for (const node of ['198.18.0.1', '2001:2::1']) assert.ok(!guarded.includes(node), node);
+});
+
+test('no ClusterIPs: empty sets; no service CIDRs: nothing is dropped; CIDRs are written with host bits cleared', () => {
+  const bare = renderRuleset(NFT_TABLE, [dns], noSpace);
+  assert.deepEqual(block(bare, 'set', 'cluster-ips-v4'), ['type ipv4_addr']);
+  assert.deepEqual(block(bare, 'set', 'cluster-ips-v6'), ['type ipv6_addr']);
+  assert.ok(!block(bare, 'chain', 'cluster-ips-check').some((l) => l.endsWith('drop')));
+  const sloppy = renderRuleset(NFT_TABLE, [dns], { clusterIPs: [], serviceCidrs: ['10.96.0.1/16'] });
+  assert.ok(block(sloppy, 'chain', 'cluster-ips-check').includes('ip daddr 10.96.0.0/16 drop'));
+});
+
 test('only an endpoint reaching itself through a service is masqueraded, once per address', () => {
   const masquerades = ruleset.split('\n').filter((l) => l.includes('masquerade'));
   assert.deepEqual(
@@ -100,9 +145,11 @@ test('ICMP redirects from the node are dropped', () => {
 });
 
 test('bad input is refused with a message naming it', () => {
-  assert.throws(() => renderRuleset(NFT_TABLE, [echo, echo]), /two services are both named "svc-default-echo-tcp-80"/);
-  assert.throws(() => renderRuleset(NFT_TABLE, [{ ...dns, name: 'a b' }]), /"a b" cannot name an nftables chain/);
-  assert.throws(() => renderRuleset(NFT_TABLE, [{ ...dns, frontends: [{ address: '10.96.0', port: 53 }] }]), /"10\.96\.0" is not an IP address/);
+  assert.throws(() => renderRuleset(NFT_TABLE, [echo, echo], space), /two services are both named "svc-default-echo-tcp-80"/);
+  assert.throws(() => renderRuleset(NFT_TABLE, [{ ...dns, name: 'a b' }], space), /"a b" cannot name an nftables chain/);
+  assert.throws(() => renderRuleset(NFT_TABLE, [{ ...dns, frontends: [{ address: '10.96.0', port: 53 }] }], space), /"10\.96\.0" is not an IP address/);
+  assert.throws(() => renderRuleset(NFT_TABLE, [dns], { clusterIPs: ['10.96.0.300'], serviceCidrs: [] }), /"10\.96\.0\.300" is not an IP address/);
+  assert.throws(() => renderRuleset(NFT_TABLE, [dns], { clusterIPs: [], serviceCidrs: ['10.96.0.0/33'] }), /"10\.96\.0\.0\/33" is not an IP address or prefix/);
 });
 
 test('property: every frontend is either dispatched to a chain or refused, never both', () => {
@@ -122,7 +169,7 @@ test('property: every frontend is either dispatched to a chain or refused, never
         frontends: [{ address: s.address, port: s.port }],
         endpoints: s.endpoints,
       }));
-      const text = renderRuleset('t', services);
+      const text = renderRuleset('t', services, noSpace);
       for (const s of services) {
         const m = `ip daddr ${s.frontends[0]!.address} ${s.protocol} dport ${s.frontends[0]!.port} `;
         const dispatched = text.includes(`${m}goto ${s.name}-ipv4\n`);
@@ -145,11 +192,56 @@ test('nft accepts the ruleset, and deletes it again (checked in a scratch namesp
   try {
     const loaded = await ns.exec('nft', ['-f', '-'], { input: ruleset });
     assert.equal(loaded.code, 0, loaded.stderr);
-    const reloaded = await ns.exec('nft', ['-f', '-'], { input: renderRuleset(NFT_TABLE, [dns]) });
+    const reloaded = await ns.exec('nft', ['-f', '-'], { input: renderRuleset(NFT_TABLE, [dns], noSpace) });
     assert.equal(reloaded.code, 0, reloaded.stderr);
     const listed = await ns.exec('nft', ['list', 'table', 'inet', NFT_TABLE]);
     assert.ok(!listed.stdout.includes('10.96.0.20'), 'the reload replaced the old rules');
     assert.ok(listed.stdout.includes('10.96.0.10'));
+  } finally {
+    await ns.destroy();
+  }
+});
+
+test('in a scratch namespace: an undefined port of a ClusterIP is refused at once on both families, an unallocated address is dropped, a node address keeps its own ports', async (t) => {
+  if (process.getuid?.() !== 0 || findBinary('nft') === null) {
+    t.skip('needs root and nft');
+    return;
+  }
+  const ns = await TestNetns.create('kpreject');
+  try {
+    // The service CIDRs lead to a veth where no one answers for them: what the ruleset lets pass times out.
+    for (const args of [
+      ['link', 'add', 'svc0', 'type', 'veth', 'peer', 'name', 'svc1'],
+      ['link', 'set', 'svc0', 'up'],
+      ['link', 'set', 'svc1', 'up'],
+      ['route', 'add', '10.96.0.0/16', 'dev', 'svc0'],
+      ['-6', 'route', 'add', 'fd10:96::/112', 'dev', 'svc0'],
+      ['addr', 'add', '198.18.0.1/32', 'dev', 'lo'],
+    ]) {
+      const r = await ns.exec('ip', args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const loaded = await ns.exec('nft', ['-f', '-'], { input: ruleset });
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const node = ns.spawn(process.execPath, ['-e', "require('node:net').createServer((s) => s.end()).listen(4000, '198.18.0.1', () => console.log('up'))"]);
+    await new Promise((resolve) => node.stdout?.once('data', resolve));
+    const outcomes = await probeConnections((cmd, args) => ns.exec(cmd, args), [
+      { protocol: 'tcp', host: '10.96.0.20', port: 81 },
+      { protocol: 'tcp', host: 'fd10:96::14', port: 81 },
+      { protocol: 'udp', host: '10.96.0.10', port: 54 },
+      { protocol: 'udp', host: 'fd10:96::14', port: 54 },
+      { protocol: 'tcp', host: '10.96.0.99', port: 80 },
+      { protocol: 'tcp', host: 'fd10:96::99', port: 80 },
+      { protocol: 'tcp', host: '198.18.0.1', port: 4000 },
+    ], 1_000);
+    const [v4, v6, udp4, udp6, unallocated4, unallocated6, nodePort] = outcomes;
+    for (const [what, o] of Object.entries({ v4, v6, udp4, udp6 })) {
+      assert.equal(o?.outcome, 'ECONNREFUSED', what);
+      assert.ok(o.ms < 300, `${what} refused after ${o.ms} ms`);
+    }
+    // Dropped, as kube-proxy does: no one holds the address, so nothing may answer for it.
+    assert.deepEqual([unallocated4?.outcome, unallocated6?.outcome], ['timeout', 'timeout'], JSON.stringify(outcomes));
+    assert.equal(nodePort?.outcome, 'connected');
   } finally {
     await ns.destroy();
   }
