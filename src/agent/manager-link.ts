@@ -15,6 +15,7 @@ import { ControlSession } from '../tunnel/control-session.js';
 import {
   AGENT_HEADER,
   AGENT_PROTOCOL,
+  CONNECTION_WINDOW_BYTES,
   DIAL_CLAIM_TIMEOUT_MS,
   ERROR_MESSAGE_HEADER,
   MIRROR_HEADER,
@@ -226,6 +227,8 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     // An error after the connection is up ends the arrival stream; the loop reports it.
     session.on('error', () => undefined);
     return awaitPeerSettings(session, this.options.connectTimeoutMs ?? 10_000).then(() => {
+      // In the cluster, next to the manager: a round trip is short, so a fixed window costs no latency.
+      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
       this.startHeartbeat(session);
       return session;
     });

@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
   CONNECT_UDP_PROTOCOL,
-  CONNECTION_WINDOW_BYTES,
   DIAL_CLAIM_TIMEOUT_MS,
   DNS_QUERY_PATH,
   INTERCEPT_PROTOCOL,
@@ -18,6 +17,7 @@ import {
   parseConnectUdpPath,
   parseIdPath,
 } from '../tunnel/protocol.js';
+import { autotuneReceiveWindow } from '../tunnel/receive-window.js';
 import type { KubeAccess } from '../k8s/resilient-informer.js';
 import { managerKubeAccess } from './discovery/manager-kube.js';
 import { startAgentListener, type AgentListener } from './intercepts/agent-listener.js';
@@ -258,7 +258,8 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     server.on('drop', () => log.debug('client connection dropped: at the connection limit', { limit: limits.connections }));
     server.on('session', (session: http2.ServerHttp2Session) => {
       connections.add(session);
-      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      // The client may be a WAN away: its uploads get a window sized to the path (receive-window.ts).
+      autotuneReceiveWindow(session);
       session.on('error', (error) => log.debug('client connection error', { error: error.message }));
       session.on('close', () => connections.delete(session));
     });

@@ -2,10 +2,9 @@
 // SETTINGS, so that a manager that is not there fails the connect, not the first stream.
 
 import type { ClientHttp2Session } from 'node:http2';
-import { CONNECTION_WINDOW_BYTES } from './protocol.js';
 
 /**
- * Resolves once the peer's SETTINGS arrived (and the connection window is raised); rejects (and destroys the
+ * Resolves once the peer's SETTINGS arrived; rejects (and destroys the
  * session) on an error, a close, or no SETTINGS within `timeoutMs`.
  */
 export function awaitPeerSettings(session: ClientHttp2Session, timeoutMs: number): Promise<void> {
@@ -26,7 +25,6 @@ export function awaitPeerSettings(session: ClientHttp2Session, timeoutMs: number
       clearTimeout(timer);
       session.off('error', fail);
       session.off('close', closed);
-      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
       resolve();
     });
   });

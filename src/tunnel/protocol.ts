@@ -49,7 +49,11 @@ export function parseIdPath(path: string, kind: 'intercept' | 'agent'): string |
   return ID.test(id) ? id : undefined;
 }
 
-/** HTTP/2 settings both ends use: big windows carry ~1.5 GiB/s per connection (measured) instead of ~1.0. */
+/**
+ * HTTP/2 settings both ends use: big windows carry ~1.5 GiB/s per connection (measured) instead of ~1.0. Between
+ * client and manager the connection window starts smaller and grows to this one as the path needs
+ * (receive-window.ts); agents, next to the manager, use it from the start.
+ */
 export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024;
 /**

@@ -13,6 +13,7 @@ import { isLoopbackHost } from '../net/loopback.js';
 import { Manager } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { ControlSession } from './control-session.js';
 import { awaitPeerSettings } from './peer-settings.js';
+import { autotuneReceiveWindow } from './receive-window.js';
 import {
   CONNECT_UDP_PROTOCOL,
   DIAL_CLAIM_TIMEOUT_MS,
@@ -160,6 +161,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     });
     return awaitPeerSettings(session, options.connectTimeoutMs ?? 10_000).then(
       () => {
+        autotuneReceiveWindow(session);
         const client = new TunnelClient(session, target, options);
         // On the next turn, so that listeners added right after `await connect()` hear it.
         setImmediate(() => client.emit('connected'));

@@ -1,0 +1,79 @@
+// The receive window of a tunnel connection, sized to the path's bandwidth-delay product as TCP's receive-buffer
+// autotuning does, and as gRPC's BDP estimation does for HTTP/2. The connection window bounds what the sender
+// may have in flight across every stream; a fixed 32 MiB let one bulk flow queue a quarter of a second or more of
+// data ahead of an interactive request (measured: p99 250 ms under load at 20 ms RTT, against 98 ms with 4 MiB),
+// while a fixed small one caps throughput on long paths. So the receiver measures: it sends a PING, counts the
+// bytes that arrive before its ACK, and when they fill most of the window while the bandwidth they show is a new
+// high, it doubles the window over them. A queue building up lengthens the round trip without raising the
+// bandwidth, so it stops the growth. Node's HTTP/2 gives the connection window back as data arrives, not as it is
+// read, so this window bounds data in flight only; each stream's own window bounds what waits unread.
+
+import type { Http2Session } from 'node:http2';
+import { CONNECTION_WINDOW_BYTES } from './protocol.js';
+
+/** Where a connection's window starts: enough for ~1 Gbit/s up to 8 ms of RTT before the first growth. */
+export const INITIAL_RECEIVE_WINDOW = 1024 * 1024;
+/** The most it grows to. */
+export const MAX_RECEIVE_WINDOW = CONNECTION_WINDOW_BYTES;
+/** A round trip that brought less than this was not carrying a transfer; sampling pauses until data flows again. */
+const BUSY_BYTES = 16 * 1024;
+/** How often an idle connection checks whether data flows again. */
+const IDLE_POLL_MS = 50;
+
+/** The window's arithmetic, without I/O: samples in, new window sizes out. */
+export class BdpWindow {
+  private bandwidthHigh = 0;
+
+  constructor(
+    public window: number,
+    readonly max: number,
+  ) {}
+
+  /**
+   * `bytes` arrived during one PING round trip of `rttMs`. Returns the window to use from now on when it should
+   * grow, else null.
+   */
+  sample(bytes: number, rttMs: number): number | null {
+    if (!(rttMs > 0) || bytes <= 0) return null;
+    const bandwidth = bytes / rttMs;
+    if (bandwidth <= this.bandwidthHigh) return null;
+    this.bandwidthHigh = bandwidth;
+    if (bytes * 3 < this.window * 2 || this.window >= this.max) return null;
+    this.window = Math.min(this.max, Math.max(this.window, 2 * bytes));
+    return this.window;
+  }
+}
+
+/** Sets `session`'s connection window to the initial size and keeps it sized while the session lives. */
+export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_RECEIVE_WINDOW, max = MAX_RECEIVE_WINDOW): BdpWindow {
+  const bdp = new BdpWindow(initial, max);
+  session.setLocalWindowSize(initial);
+  const received = (): number => session.socket?.bytesRead ?? 0;
+  let pinging = false;
+  let seen = received();
+  const probe = (): void => {
+    if (pinging || session.closed || session.destroyed) return;
+    pinging = true;
+    const before = received();
+    const sent = session.ping((error, rttMs) => {
+      pinging = false;
+      if (error !== null || session.closed || session.destroyed) return;
+      const bytes = received() - before;
+      seen = received();
+      const grown = bdp.sample(bytes, rttMs);
+      if (grown !== null) session.setLocalWindowSize(grown);
+      // Back to back while a transfer runs, so that the window keeps up with it from the first round trips.
+      if (bytes >= BUSY_BYTES && bdp.window < bdp.max) probe();
+    });
+    if (!sent) pinging = false;
+  };
+  const timer = setInterval(() => {
+    if (bdp.window >= bdp.max) return;
+    const now = received();
+    if (now - seen >= BUSY_BYTES) probe();
+    seen = now;
+  }, IDLE_POLL_MS);
+  timer.unref();
+  session.once('close', () => clearInterval(timer));
+  return bdp;
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { autotuneReceiveWindow, BdpWindow } from '../../src/tunnel/receive-window.js';
+
+const MiB = 1024 * 1024;
+
+test('a window-limited transfer doubles the window each round trip, up to the cap', () => {
+  const bdp = new BdpWindow(1 * MiB, 8 * MiB);
+  // Each round trip brings nearly a whole window, at a bandwidth that rises with it.
+  assert.equal(bdp.sample(0.9 * MiB, 20), 1.8 * MiB);
+  assert.equal(bdp.sample(1.7 * MiB, 20), 3.4 * MiB);
+  assert.equal(bdp.sample(3.3 * MiB, 20), 6.6 * MiB);
+  assert.equal(bdp.sample(6.5 * MiB, 20), 8 * MiB);
+  assert.equal(bdp.sample(8 * MiB, 10), null, 'past the cap');
+});
+
+test('a queue that lengthens the round trip without raising the bandwidth stops the growth', () => {
+  const bdp = new BdpWindow(1 * MiB, 32 * MiB);
+  // 125 kB per ms is the link: 2.5 MB per 20 ms round trip.
+  assert.equal(bdp.sample(1 * MiB, 20), 2 * MiB);
+  assert.equal(bdp.sample(2 * MiB, 20), 4 * MiB);
+  // The window is now above the BDP: the surplus queues, the round trip grows, the bandwidth stays.
+  assert.equal(bdp.sample(4 * MiB, 40), null);
+  assert.equal(bdp.sample(4 * MiB, 60), null);
+  assert.equal(bdp.window, 4 * MiB);
+});
+
+test('round trips that carry little of the window, or nothing, never grow it', () => {
+  const bdp = new BdpWindow(4 * MiB, 32 * MiB);
+  assert.equal(bdp.sample(2 * MiB, 1), null, 'half the window');
+  assert.equal(bdp.sample(0, 1), null);
+  assert.equal(bdp.sample(3 * MiB, 0), null, 'no round-trip time');
+  assert.equal(bdp.window, 4 * MiB);
+});
+
+test('a real HTTP/2 transfer grows the connection window, and an idle connection stops sampling', async () => {
+  const server = http2.createServer();
+  let pings = 0;
+  server.on('session', (session) => session.on('ping', () => pings++));
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end(Buffer.alloc(48 * MiB));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { settings: { initialWindowSize: 8 * MiB } });
+  try {
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    const bdp = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
+    assert.equal(session.state.effectiveLocalWindowSize, 256 * 1024);
+    const stream = session.request({ ':path': '/' });
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    await new Promise((resolve) => stream.once('end', resolve));
+    assert.equal(received, 48 * MiB);
+    assert.ok(bdp.window > 256 * 1024, `the window stayed at ${bdp.window}`);
+    assert.equal(session.state.effectiveLocalWindowSize, bdp.window);
+    assert.ok(pings > 0);
+    // The round trips right after the transfer may still carry its tail; after them, sampling stops.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const settled = pings;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(pings, settled, `${pings - settled} pings on an idle connection`);
+  } finally {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
