@@ -224,6 +224,8 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
       maxSessionMemory: SESSION_MEMORY_MIB,
     });
     this.session = session;
+    // Each relayed request and answer goes out at once, not after a delayed ACK (Nagle).
+    session.once('connect', (_session, socket) => socket.setNoDelay(true));
     // An error after the connection is up ends the arrival stream; the loop reports it.
     session.on('error', () => undefined);
     return awaitPeerSettings(session, this.options.connectTimeoutMs ?? 10_000).then(() => {

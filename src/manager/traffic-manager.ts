@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import {
   CONNECT_UDP_PROTOCOL,
@@ -255,6 +255,8 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
     servers.push(server);
     // Sockets beyond the cap are closed as they are accepted ('drop'), before any TLS or HTTP/2 work.
     server.maxConnections = limits.connections;
+    // A small frame (a new flow's 200, a reply) goes out at once, not after the ACK of the previous one (Nagle).
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.on('drop', () => log.debug('client connection dropped: at the connection limit', { limit: limits.connections }));
     server.on('session', (session: http2.ServerHttp2Session) => {
       connections.add(session);

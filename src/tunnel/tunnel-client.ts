@@ -159,6 +159,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
       maxSessionMemory: SESSION_MEMORY_MIB,
     });
+    // Node leaves Nagle on: a new flow's CONNECT would wait for the ACK of the previous small frame, which a
+    // delayed ACK holds for up to 40 ms. (The session's own socket is a proxy that refuses setNoDelay.)
+    session.once('connect', (_session, socket) => socket.setNoDelay(true));
     return awaitPeerSettings(session, options.connectTimeoutMs ?? 10_000).then(
       () => {
         autotuneReceiveWindow(session);

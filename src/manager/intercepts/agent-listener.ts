@@ -3,7 +3,7 @@
 // stream is accepted only from an agent connected on the same HTTP/2 connection.
 
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createContextValues } from '@connectrpc/connect';
 import type { Logger } from '../../log/logger.js';
@@ -45,6 +45,8 @@ export async function startAgentListener(options: AgentListenerOptions): Promise
   const server = http2.createServer(http2ServerLimits());
   server.maxConnections = options.maxConnections;
   const connections = new Set<http2.ServerHttp2Session>();
+  // Each relayed request and answer goes out at once, not after a delayed ACK (Nagle).
+  server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   server.on('session', (session) => {
     connections.add(session);
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);

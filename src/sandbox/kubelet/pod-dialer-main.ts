@@ -24,7 +24,8 @@ function answer(id: number, error: string | undefined, socket?: Socket): void {
 }
 
 function dial(id: number, port: number, hosts: string[]): void {
-  const socket = connect({ host: hosts[0]!, port });
+  // noDelay, as a real kubelet's Go dialer: a port-forward relays small HTTP/2 frames, which Nagle would hold.
+  const socket = connect({ host: hosts[0]!, port, noDelay: true });
   // Paused before it connects, so that no byte the server sends first (HTTP/2's SETTINGS) is read here.
   socket.pause();
   socket.once('connect', () => answer(id, undefined, socket));

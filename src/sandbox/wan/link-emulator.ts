@@ -5,7 +5,8 @@
 
 import { performance } from 'node:perf_hooks';
 import { TunDevice } from '../../rootd/tun-device.js';
-import { LinkShaper, seededRandom, type ShaperStats, type WanProfile } from './link-shaper.js';
+import { seededRandom } from '../../seeded-random.js';
+import { LinkShaper, type ShaperStats, type WanProfile } from './link-shaper.js';
 import { tsoLayout, tsoSegment } from './tso-segments.js';
 
 export interface LinkEnd {

@@ -35,18 +35,6 @@ export interface ShaperStats {
   bytes: number;
 }
 
-/** A small seeded generator (mulberry32), so that a run's loss pattern can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class LinkShaper {
   /** kept[i] is 1 when segment i of the last admitted packet survives. */
   readonly kept = new Uint8Array(1024);

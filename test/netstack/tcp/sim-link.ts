@@ -5,18 +5,7 @@ import { TcpConnection } from '../../../src/netstack/tcp/tcp-connection.js';
 import type { TcpConfig } from '../../../src/netstack/tcp/tcp-config.js';
 import { resetFor } from '../../../src/netstack/tcp/tcp-reset.js';
 import type { TcpRepr } from '../../../src/netstack/wire/reprs.js';
-
-/** mulberry32: a small seeded PRNG, so every failure replays. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../../src/seeded-random.js';
 
 export interface LinkFaults {
   /** One-way delay. */

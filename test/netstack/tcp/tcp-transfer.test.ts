@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TcpConnection } from '../../../src/netstack/tcp/tcp-connection.js';
 import { tcpConfig, type TcpConfig } from '../../../src/netstack/tcp/tcp-config.js';
-import { establishedPair, seededRandom, SimLink, type LinkFaults } from './sim-link.js';
+import { seededRandom } from '../../../src/seeded-random.js';
+import { establishedPair, SimLink, type LinkFaults } from './sim-link.js';
 import { Endpoint, randomBytes, sha256 } from './transfer-driver.js';
 
 const MIB = 1024 * 1024;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { TcpConnection } from '../../../src/netstack/tcp/tcp-connection.js';
 import { tcpConfig } from '../../../src/netstack/tcp/tcp-config.js';
-import { seededRandom, SimLink } from './sim-link.js';
+import { seededRandom } from '../../../src/seeded-random.js';
+import { SimLink } from './sim-link.js';
 
 export function randomBytes(n: number, seed: number): Buffer {
   const r = seededRandom(seed);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LinkShaper, seededRandom, validateProfile, type WanProfile } from '../../../src/sandbox/wan/link-shaper.js';
+import { seededRandom } from '../../../src/seeded-random.js';
+import { LinkShaper, validateProfile, type WanProfile } from '../../../src/sandbox/wan/link-shaper.js';
 
 const base: WanProfile = { id: 'test', rttMs: 20, rateMbit: 100, lossPercent: 0, queueMs: 5 };
 const never = (): number => 1;
