@@ -60,7 +60,10 @@ interface IperfReport {
   error?: string;
 }
 
-/** Waits out a busy iperf3 server: it runs one test at a time, and may still be busy right after the previous one. */
+/**
+ * Waits out a busy iperf3 server: it runs one test at a time, and may still be busy right after the previous one
+ * (a stopped bulk transfer's teardown can also reset the next control connection: said on stderr, then retried).
+ */
 async function untilServerFree<T>(attempt: () => Promise<T | 'busy'>): Promise<T> {
   for (let tries = 0; tries < 20; tries++) {
     const result = await attempt();
@@ -76,6 +79,10 @@ async function iperfJson(ws: Workstation, args: readonly string[], seconds: numb
   const report = JSON.parse(out) as IperfReport;
   if (report.end.sum_received !== undefined) return report;
   if (/server is busy/.test(report.error ?? '')) return 'busy';
+  if (/unable to receive control message: Connection reset by peer/.test(report.error ?? '')) {
+    process.stderr.write(`iperf3 ${args.join(' ')}: the control connection was reset; trying again\n`);
+    return 'busy';
+  }
   throw new Error(`iperf3 measured nothing: ${report.error ?? out.slice(0, 300)}`);
 }
 
