@@ -59,32 +59,48 @@ async function calibrate(profile: WanProfile): Promise<Calibration> {
   };
 }
 
-/** Every measurement over the current path, by metric id. */
-async function measure(dnsServer: string): Promise<Map<string, { unit: string; value: number }>> {
-  const values = new Map<string, { unit: string; value: number }>();
-  const put = (id: string, unit: string, value: number): void => void values.set(id, { unit, value });
+type Measured = Map<string, { unit: string; value: number }>;
+
+/**
+ * Every measurement over the current path, by metric id. One that fails is said on stderr and recorded as NaN
+ * (null in the JSON): one lost run must not lose the other twenty minutes of them.
+ */
+async function measure(path: string, dnsServer: string): Promise<Measured> {
+  const values: Measured = new Map();
+  const run = async (what: string, rows: readonly (readonly [string, string])[], work: () => Promise<number[]>): Promise<void> => {
+    let got: number[];
+    try {
+      got = await work();
+    } catch (error) {
+      console.error(`${path}: ${what} failed: ${(error as Error).message}`);
+      got = rows.map(() => NaN);
+    }
+    rows.forEach(([id, unit], i) => values.set(id, { unit, value: got[i]! }));
+  };
   for (const [flows, reverse, id] of [
     [1, true, 'tcp.1flow.down'],
     [1, false, 'tcp.1flow.up'],
     [8, true, 'tcp.8flow.down'],
     [8, false, 'tcp.8flow.up'],
   ] as const) {
-    put(id, 'Mbit/s', (await iperfTcp(ws, { flows, reverse, seconds: SECONDS })) * 1000);
+    await run(id, [[id, 'Mbit/s']], async () => [(await iperfTcp(ws, { flows, reverse, seconds: SECONDS })) * 1000]);
   }
-  const udp = await iperfUdp(ws, { rateMbit: UDP_MBIT, seconds: SECONDS });
-  put(`udp.${UDP_MBIT}M.delivered`, 'Mbit/s', udp.deliveredMbit);
-  put(`udp.${UDP_MBIT}M.loss`, '%', udp.lossPercent);
+  await run('udp', [[`udp.${UDP_MBIT}M.delivered`, 'Mbit/s'], [`udp.${UDP_MBIT}M.loss`, '%']], async () => {
+    const udp = await iperfUdp(ws, { rateMbit: UDP_MBIT, seconds: SECONDS });
+    return [udp.deliveredMbit, udp.lossPercent];
+  });
   const latency = { count: 300, seconds: SECONDS };
-  const keepalive = await httpLatency(ws, { mode: 'keepalive', ...latency });
-  put('req.keepalive.p50', 'ms', keepalive.p50Ms);
-  put('req.keepalive.p99', 'ms', keepalive.p99Ms);
-  const fresh = await httpLatency(ws, { mode: 'fresh', ...latency });
-  put('req.fresh.p50', 'ms', fresh.p50Ms);
-  put('req.fresh.p99', 'ms', fresh.p99Ms);
-  const loaded = await latencyUnderLoad(ws, { ...latency, warmupMs: 2000 });
-  put('req.underload.p50', 'ms', loaded.p50Ms);
-  put('req.underload.p99', 'ms', loaded.p99Ms);
-  put('dns.cold', 'ms', (await dnsTimes(ws, dnsServer, 50)).coldMs);
+  for (const mode of ['keepalive', 'fresh'] as const) {
+    await run(`req.${mode}`, [[`req.${mode}.p50`, 'ms'], [`req.${mode}.p99`, 'ms']], async () => {
+      const l = await httpLatency(ws, { mode, ...latency });
+      return [l.p50Ms, l.p99Ms];
+    });
+  }
+  await run('req.underload', [['req.underload.p50', 'ms'], ['req.underload.p99', 'ms']], async () => {
+    const l = await latencyUnderLoad(ws, { ...latency, warmupMs: 2000 });
+    return [l.p50Ms, l.p99Ms];
+  });
+  await run('dns.cold', [['dns.cold', 'ms']], async () => [(await dnsTimes(ws, dnsServer, 50)).coldMs]);
   return values;
 }
 
@@ -115,30 +131,32 @@ async function main(): Promise<void> {
       console.log(`${profile.id}: ping ${calibration.ping.avgMs} ms, kernel TCP ${calibration.kernelTcpMbit.up.toFixed(0)} / ${calibration.kernelTcpMbit.down.toFixed(0)} Mbit/s up / down`);
 
       for (const cidr of direct) await ws.run(['ip', 'route', 'add', cidr, 'dev', link.device]);
-      const plain = await measure(config.clusterDns.ipv4);
+      const plain = await measure('direct', config.clusterDns.ipv4);
       for (const cidr of direct) await ws.run(['ip', 'route', 'del', cidr]);
 
       await ws.run(['node', KUBETUN, 'connect']);
-      const forwarded = await measure(KUBETUN_DNS);
+      const forwarded = await measure('port-forward', KUBETUN_DNS);
       await ws.run(['node', KUBETUN, 'quit']);
 
       await ws.run(['node', KUBETUN, 'connect', ...urlArgs]);
-      const byUrl = await measure(KUBETUN_DNS);
+      const byUrl = await measure('--manager-url', KUBETUN_DNS);
       await ws.run(['node', KUBETUN, 'quit']);
 
+      const rows: Result[] = [];
       for (const [id, { unit, value }] of plain) {
-        results.push({ id: `${profile.id}.${id}`, unit, kubetun: forwarded.get(id)!.value, direct: value });
-        results.push({ id: `${profile.id}.manager_url.${id}`, unit, kubetun: byUrl.get(id)!.value, direct: value });
+        rows.push({ id: `${profile.id}.${id}`, unit, kubetun: forwarded.get(id)!.value, direct: value });
+        rows.push({ id: `${profile.id}.manager_url.${id}`, unit, kubetun: byUrl.get(id)!.value, direct: value });
       }
+      // Each profile's rows as soon as they are measured: a later failure keeps them.
+      printResults(rows);
+      results.push(...rows);
+      writeFileSync(RESULTS, JSON.stringify({ seconds: SECONDS, calibrations, link: await link.stats(), results }, null, 2) + '\n');
     }
-    const linkStats = await link.stats();
-    writeFileSync(RESULTS, JSON.stringify({ seconds: SECONDS, calibrations, link: linkStats, results }, null, 2) + '\n');
   } finally {
     server.kill();
     await link?.close();
     await sandboxDown(NAME);
   }
-  printResults(results);
 }
 
 main().catch((error: Error) => {
