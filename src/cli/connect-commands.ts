@@ -62,7 +62,7 @@ export function formatStatus(status: SessionStatus): string {
     lines.push('Network:       not connected (the root daemon is not running or not connected)');
   } else {
     lines.push(
-      `Device:        ${net.device} (tunnel ${net.tunnel})`,
+      `Device:        ${net.device} (tunnel ${net.tunnel}, ${net.tunnelConnections} connections carrying flows)`,
       `Routes:        ${net.routes.join(', ')}`,
       `DNS:           ${net.dns?.address} for ${net.dns?.clusterDomain}, search ${net.dns?.searchPath.join(' ')}; ${net.dns?.queries} queries, ${net.dns?.cacheHits} from cache`,
       `Flows:         ${net.flows?.tcpOpened} TCP opened (${net.flows?.tcpActive} active, ${net.flows?.tcpRefused} refused, ${net.flows?.tcpFailed} failed), ${net.flows?.udpFlows} UDP`,

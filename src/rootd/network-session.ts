@@ -19,12 +19,15 @@ import { ManagedResolvConf } from './resolv-conf.js';
 import { planRoutes, type RoutePolicy } from './route-plan.js';
 import { RouteTable } from './route-table.js';
 import { TunStack } from './tun-stack.js';
+import { TunnelPool } from './tunnel-pool.js';
 
 export interface NetworkSessionOptions {
   managerUrl: string;
   sessionId: string;
   /** The user's credential and the CA for an https manager, from the user daemon; in memory only, never logged. */
   manager: { bearerToken?: string; caPem?: string };
+  /** Connections to the manager that carry flows, the main one included (tunnel-pool.ts); at least 1. */
+  tunnelConnections: number;
   tunName: string;
   mtu: number;
   /** The address the DNS server answers on, routed into the TUN device. */
@@ -70,7 +73,10 @@ function dnsIntegration(options: NetworkSessionOptions, resolvConf: ManagedResol
 }
 
 export interface NetworkStatus {
+  /** The main connection: cluster info, DNS, and flows. */
   tunnel: 'connected' | 'reconnecting';
+  /** Connections carrying flows now, the main one included. */
+  tunnelConnections: number;
   device: string;
   routes: string[];
   dns: { address: string; clusterDomain: string; searchPath: string[]; queries: number; cacheHits: number };
@@ -98,6 +104,7 @@ function defaultGateways(routes: readonly RouteEntry[]): IpAddress[] {
 
 export class NetworkSession {
   private tunnel: TunnelClient | null = null;
+  private pool: TunnelPool | null = null;
   private stopped = false;
   private facts: ClusterDnsFacts = { clusterDomain: 'cluster.local', subnets: [] };
   private searchPath: string[] = [];
@@ -128,7 +135,7 @@ export class NetworkSession {
     const upstreamServers = (await upstreamConf.original()).nameservers;
     const upstream = new UpstreamResolver(upstreamServers);
     let session: NetworkSession | null = null;
-    const forwarder = new FlowForwarder(() => session?.tunnel ?? null);
+    const forwarder = new FlowForwarder(() => session?.flowTunnel() ?? null);
     const resolver = new DnsResolver({
       cluster: () => {
         const tunnel = session?.tunnel ?? null;
@@ -170,12 +177,15 @@ export class NetworkSession {
       await session.stop();
       throw error;
     }
+    // Only once the main connection proved the session and the credentials, so that a failing start is one error.
+    if (options.tunnelConnections > 1) session.pool = new TunnelPool(options.tunnelConnections - 1, () => session.openTunnel(), options.log);
     return session;
   }
 
   status(): NetworkStatus {
     return {
       tunnel: this.tunnel === null ? 'reconnecting' : 'connected',
+      tunnelConnections: (this.tunnel === null ? 0 : 1) + (this.pool?.connected ?? 0),
       device: this.options.tunName,
       routes: this.routes.routes,
       dns: {
@@ -200,17 +210,27 @@ export class NetworkSession {
     await this.dnsConfig.restore().catch((e: Error) => this.options.log.error(`restoring DNS (${this.dnsConfig.kind}): ${e.message}`));
     await this.routes.clear().catch((e: Error) => this.options.log.error(`removing routes: ${e.message}`));
     this.tun.close();
+    this.pool?.close();
     this.tunnel?.close();
     this.tunnel = null;
   }
 
-  private async connectTunnel(): Promise<void> {
+  /** The connection a new flow goes over: of those up, the one with the fewest open streams. */
+  private flowTunnel(): TunnelClient | null {
+    return this.pool === null ? this.tunnel : this.pool.pick(this.tunnel);
+  }
+
+  private openTunnel(): Promise<TunnelClient> {
     const { bearerToken, caPem } = this.options.manager;
-    const tunnel = await TunnelClient.connect(this.options.managerUrl, {
+    return TunnelClient.connect(this.options.managerUrl, {
       sessionId: this.options.sessionId,
       ...(bearerToken === undefined ? {} : { bearerToken }),
       ...(caPem === undefined ? {} : { tls: { ca: caPem } }),
     });
+  }
+
+  private async connectTunnel(): Promise<void> {
+    const tunnel = await this.openTunnel();
     // A reconnect that finishes after stop() must not keep its tunnel (stop() closed the one it knew).
     const abandonIfStopped = (): void => {
       if (!this.stopped) return;

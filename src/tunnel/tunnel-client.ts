@@ -87,6 +87,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /** The traffic manager's control API, on this same connection. */
   readonly manager: Client<typeof Manager>;
   private disconnected = false;
+  private streams = 0;
 
   private constructor(
     private readonly session: http2.ClientHttp2Session,
@@ -299,6 +300,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     });
   }
 
+  /** Streams opened on this connection and not yet closed: what a pool of connections balances flows by. */
+  get openStreams(): number {
+    return this.streams;
+  }
+
   get closed(): boolean {
     return this.session.closed || this.session.destroyed;
   }
@@ -324,11 +330,15 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private request(headers: http2.OutgoingHttpHeaders, endStream = false): http2.ClientHttp2Stream {
     if (this.sessionId !== undefined) headers[SESSION_HEADER] = this.sessionId;
     if (this.bearerToken !== undefined) headers.authorization = `Bearer ${this.bearerToken}`;
+    let stream: http2.ClientHttp2Stream;
     try {
-      return this.session.request(headers, { endStream });
+      stream = this.session.request(headers, { endStream });
     } catch (error) {
       throw this.connectionError(error);
     }
+    this.streams++;
+    stream.once('close', () => this.streams--);
+    return stream;
   }
 
   /** Waits for the response headers; a non-200 status becomes the TunnelError the manager described. */

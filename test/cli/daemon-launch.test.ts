@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sudoConnectWarning } from '../../src/cli/connect-commands.js';
 import { rootDaemonCommand, sudoersRule } from '../../src/cli/daemon-launcher.js';
-import { defaultRootDaemonOptions } from '../../src/rootd/root-daemon.js';
+import { DEFAULT_TUNNEL_CONNECTIONS, defaultRootDaemonOptions } from '../../src/rootd/root-daemon.js';
 
 test('through sudo, no variable of the caller chooses where the root daemon writes or what it configures', () => {
   const env = {
@@ -17,11 +17,13 @@ test('through sudo, no variable of the caller chooses where the root daemon writ
     KUBETUN_SANDBOX: 'x/../../tmp/evil',
     KUBETUN_RESOLV_CONF: '/home/mallory/resolv.conf',
     KUBETUN_TUN_NAME: 'eth0',
+    KUBETUN_TUNNEL_CONNECTIONS: '16',
   };
   const options = defaultRootDaemonOptions('ktc1', env);
   assert.equal(options.runDir, '/run/kubetun/sandbox-ktc1');
   assert.equal(options.resolvConfPath, '/etc/resolv.conf');
   assert.equal(options.tunName, 'kt0');
+  assert.equal(options.tunnelConnections, DEFAULT_TUNNEL_CONNECTIONS);
   assert.equal(options.dnsMode, 'resolv.conf');
   assert.equal(options.clientUid, 1000);
   assert.equal(options.clientGid, 1000);
@@ -34,6 +36,14 @@ test('started by root itself, the KUBETUN_* variables still tune the root daemon
   assert.equal(options.tunName, 'kt9');
   assert.equal(options.dnsMode, 'resolv.conf');
   assert.equal(options.clientUid, undefined);
+});
+
+test('KUBETUN_TUNNEL_CONNECTIONS takes 1 to 16; anything else stops the root daemon with a sentence naming it', () => {
+  assert.equal(defaultRootDaemonOptions(undefined, { KUBETUN_TUNNEL_CONNECTIONS: '1' }).tunnelConnections, 1);
+  assert.equal(defaultRootDaemonOptions(undefined, { KUBETUN_TUNNEL_CONNECTIONS: '16' }).tunnelConnections, 16);
+  for (const bad of ['0', '17', '-1', '2.5', ' 4', '1e1', '']) {
+    assert.throws(() => defaultRootDaemonOptions(undefined, { KUBETUN_TUNNEL_CONNECTIONS: bad }), /KUBETUN_TUNNEL_CONNECTIONS must be a whole number from 1 to 16/);
+  }
 });
 
 test('the sudoers rule names the user and exactly the command the launcher runs through sudo', () => {

@@ -204,8 +204,14 @@ describe('kubetun install and connect to the sandbox cluster', { skip: controlPl
   });
 
   test('status shows the session, routes, DNS and counters; --output json too', async () => {
-    const text = await kubetun('status');
+    let text = await kubetun('status');
+    // The flow connections beside the main one open once the session is up (a port-forward each).
+    for (let i = 0; i < 50 && !/4 connections carrying flows/.test(text.stdout); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      text = await kubetun('status');
+    }
     assert.match(text.stdout, /Status: +connected/);
+    assert.match(text.stdout, /Device: +kt0 \(tunnel connected, 4 connections carrying flows\)/);
     // Discovered from the API: the service range from the API server's own answer, the pod CIDRs from the nodes.
     assert.match(text.stdout, /Routes: +.*10\.96\.0\.0\/16/);
     const json = JSON.parse((await kubetun('status', '--output', 'json')).stdout) as { state: string; network: { routes: string[] } };
