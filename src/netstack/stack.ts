@@ -125,6 +125,8 @@ interface TcpFlow {
   /** Once accepted or connected; destroyed if the connection fails inside the stack. */
   socket: TcpSocket | null;
   scheduledAt: number;
+  /** In NetStack.dirty, i.e. due a transmit at the next output(). */
+  dirty: boolean;
   /** In NetStack.timeWaitFlows. */
   timeWait: boolean;
   removed: boolean;
@@ -161,7 +163,11 @@ export class NetStack implements UdpFlowHost {
   /** The flows in TIME-WAIT, oldest first (a Set iterates in insertion order): the first to recycle. */
   private readonly timeWaitFlows = new Set<TcpFlow>();
   private readonly udpFlows = new Map<string, UdpFlow>();
-  private readonly dirty = new Set<TcpFlow>();
+  /**
+   * The flows due a transmit, each once (TcpFlow.dirty). An array and a flag rather than a Set: a Set that is
+   * emptied on every output (one flow per request on an interactive connection) reallocates its table each time.
+   */
+  private readonly dirty: TcpFlow[] = [];
   private readonly deadlines = new DeadlineQueue<TcpFlow>();
   private readonly queued: Buffer[] = [];
   private pendingSyns = 0;
@@ -253,16 +259,22 @@ export class NetStack implements UdpFlowHost {
       this.internalError(error);
     }
     if (now >= this.nextUdpSweep) this.sweepUdp(now);
-    for (const packet of this.queued) out.push(packet);
-    this.queued.length = 0;
-    for (const flow of this.dirty) {
-      this.dirty.delete(flow);
+    if (this.queued.length > 0) {
+      for (const packet of this.queued) out.push(packet);
+      this.queued.length = 0;
+    }
+    // A flow woken while others transmit is appended and handled in this same round.
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const flow = dirty[i]!;
+      flow.dirty = false;
       try {
         this.transmitFlow(flow, now);
       } catch (error) {
         this.failFlow(flow, error);
       }
     }
+    if (dirty.length > 0) dirty.length = 0;
     if (tails !== undefined) while (tails.length < out.length) tails.push(null);
     this.tails = null;
     this.counters.packetsOut += out.length;
@@ -278,7 +290,7 @@ export class NetStack implements UdpFlowHost {
 
   /** When output() must run next without new input: 0 if now, Infinity if never. */
   pollAt(): number {
-    if (this.dirty.size > 0 || this.queued.length > 0) return 0;
+    if (this.dirty.length > 0 || this.queued.length > 0) return 0;
     let at = Math.min(this.deadlines.peekAt(), this.reassembler.pollAt());
     if (this.udpFlows.size > 0) at = Math.min(at, this.nextUdpSweep);
     return at;
@@ -309,6 +321,7 @@ export class NetStack implements UdpFlowHost {
       pending: null,
       socket: null,
       scheduledAt: Infinity,
+      dirty: false,
       timeWait: false,
       removed: false,
     };
@@ -423,7 +436,7 @@ export class NetStack implements UdpFlowHost {
       if (!flow.timeWait || !flow.connection.acceptsNewSyn(seg)) {
         flow.connection.handleSegment(seg, now);
         this.noteTimeWait(flow);
-        this.dirty.add(flow);
+        this.markDirty(flow);
         return;
       }
       // RFC 6191: a newer SYN ends TIME-WAIT; it goes through the two-phase accept as a new connection.
@@ -457,6 +470,7 @@ export class NetStack implements UdpFlowHost {
       pending: { syn: { ...seg, payload: Buffer.alloc(0) }, packet: Buffer.from(ip), deadline: now + this.limits.acceptTimeoutMs },
       socket: null,
       scheduledAt: Infinity,
+      dirty: false,
       timeWait: false,
       removed: false,
     };
@@ -529,8 +543,14 @@ export class NetStack implements UdpFlowHost {
 
   private wakeFlow(flow: TcpFlow): void {
     if (flow.removed) return;
-    this.dirty.add(flow);
+    this.markDirty(flow);
     this.onWake();
+  }
+
+  private markDirty(flow: TcpFlow): void {
+    if (flow.dirty) return;
+    flow.dirty = true;
+    this.dirty.push(flow);
   }
 
   /** A deadline's work for one flow; a bug surfacing there ends that flow only (see failFlow). */
@@ -556,7 +576,7 @@ export class NetStack implements UdpFlowHost {
       }
       return;
     }
-    this.dirty.add(flow);
+    this.markDirty(flow);
   }
 
   private readonly emitSegment = (seg: TcpRepr): void => {
@@ -613,8 +633,8 @@ export class NetStack implements UdpFlowHost {
       this.pendingSyns--;
     }
     if (flow.timeWait) this.timeWaitFlows.delete(flow);
+    // A removed flow left in `dirty` is skipped by transmitFlow.
     this.tcpFlows.delete(flow.key);
-    this.dirty.delete(flow);
   }
 
   private inputUdp(
@@ -738,7 +758,7 @@ export class NetStack implements UdpFlowHost {
     } else {
       connection.icmpError(isHardUnreachable(v4, message.code));
     }
-    this.dirty.add(flow);
+    this.markDirty(flow);
   }
 
   private drop(reason: string): void {

@@ -8,6 +8,7 @@ export class StackDriver {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private flushQueued = false;
+  private inBatch = false;
   private stopped = false;
 
   constructor(
@@ -20,10 +21,17 @@ export class StackDriver {
   start(): void {
     this.device.start((packets, checked) => {
       const now = performance.now();
-      if (checked === null) {
-        for (const packet of packets) this.stack.input(packet, now);
-      } else {
-        for (let i = 0; i < packets.length; i++) this.stack.input(packets[i]!, now, checked[i] === 1);
+      // Wakes during input (the application read a request and freed receive window) are served by the flush
+      // right after it: scheduling an output round of their own would cost an event-loop callback per batch.
+      this.inBatch = true;
+      try {
+        if (checked === null) {
+          for (const packet of packets) this.stack.input(packet, now);
+        } else {
+          for (let i = 0; i < packets.length; i++) this.stack.input(packets[i]!, now, checked[i] === 1);
+        }
+      } finally {
+        this.inBatch = false;
       }
       this.flush();
     });
@@ -37,11 +45,12 @@ export class StackDriver {
 
   /** Coalesces wake-ups from the application side (many writes in one tick → one output round). */
   private queueFlush(): void {
-    if (this.flushQueued || this.stopped) return;
+    if (this.flushQueued || this.stopped || this.inBatch) return;
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
-      this.flush();
+      // A flush since the wake (a packet batch's, a timer's) may have served it already.
+      if (this.stack.pollAt() === 0) this.flush();
     });
   }
 
