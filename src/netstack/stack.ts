@@ -3,6 +3,7 @@
 // destination is accepted as a catch-all, in two phases: a SYN is held while the application decides, and only
 // an accept sends the SYN-ACK, so a refused destination gets a real RST and an unreachable one an ICMP error.
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { DeadlineQueue } from './deadline-queue.js';
 import { flowKey, type Endpoint } from './endpoint.js';
 import { FragmentReassembler, type ReassemblyLimits } from './ip-reassembly.js';
@@ -12,6 +13,7 @@ import { tcpConfig, type TcpConfig } from './tcp/tcp-config.js';
 import { TcpConnection } from './tcp/tcp-connection.js';
 import { resetFor } from './tcp/tcp-reset.js';
 import { TcpSocket, TcpSocketError } from './tcp-socket.js';
+import { TcpSplice, type TcpSpliceObserver } from './tcp-splice.js';
 import { UdpFlow, type UdpFlowHost } from './udp-flow.js';
 import { pseudoHeaderSum } from './wire/checksum.js';
 import { Icmpv4UnreachableCode, Icmpv6UnreachableCode, parseIcmpv4, parseIcmpv6 } from './wire/icmp.js';
@@ -57,6 +59,8 @@ export interface TcpConnectRequest {
   /** The client. */
   readonly remote: Endpoint;
   accept(): TcpSocket;
+  /** Accepts with the connection coupled straight to `stream` (see TcpSplice): what a forwarder wants. */
+  acceptSplice(stream: Duplex, observer?: TcpSpliceObserver): TcpSplice;
   /** A RST: the client's connect() fails with ECONNREFUSED. */
   refuse(): void;
   /** ICMP host unreachable: the client's connect() fails with EHOSTUNREACH. */
@@ -123,7 +127,7 @@ interface TcpFlow {
   /** Awaiting the application's decision; the SYN's IP packet is kept to quote in an ICMP error. */
   pending: { syn: TcpRepr; packet: Buffer; deadline: number } | null;
   /** Once accepted or connected; destroyed if the connection fails inside the stack. */
-  socket: TcpSocket | null;
+  socket: TcpSocket | TcpSplice | null;
   scheduledAt: number;
   /** In NetStack.dirty, i.e. due a transmit at the next output(). */
   dirty: boolean;
@@ -493,13 +497,8 @@ export class NetStack implements UdpFlowHost {
     return {
       local: flow.local,
       remote: flow.remote,
-      accept: () => {
-        decide();
-        flow.connection.accept(this.now);
-        flow.socket = new TcpSocket(flow.connection, () => this.wakeFlow(flow), flow.local, flow.remote);
-        this.wakeFlow(flow);
-        return flow.socket;
-      },
+      accept: () => this.acceptFlow(flow, decide, (wake) => new TcpSocket(flow.connection, wake, flow.local, flow.remote)),
+      acceptSplice: (stream, observer) => this.acceptFlow(flow, decide, (wake) => new TcpSplice(flow.connection, wake, stream, observer)),
       refuse: () => {
         const { syn } = decide();
         const reset = resetFor(syn);
@@ -514,6 +513,15 @@ export class NetStack implements UdpFlowHost {
         this.onWake();
       },
     };
+  }
+
+  private acceptFlow<T extends TcpSocket | TcpSplice>(flow: TcpFlow, decide: () => unknown, attach: (wake: () => void) => T): T {
+    decide();
+    flow.connection.accept(this.now);
+    const socket = attach(() => this.wakeFlow(flow));
+    flow.socket = socket;
+    this.wakeFlow(flow);
+    return socket;
   }
 
   /**

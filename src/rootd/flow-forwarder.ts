@@ -55,28 +55,19 @@ export class FlowForwarder {
   }
 
   private splice(request: TcpConnectRequest, stream: Duplex): void {
-    let socket;
+    const counters = this.counters;
     try {
-      socket = request.accept();
+      request.acceptSplice(stream, {
+        up: (bytes) => (counters.bytesUp += bytes),
+        down: (bytes) => (counters.bytesDown += bytes),
+        closed: () => counters.tcpActive--,
+      });
     } catch {
       stream.destroy();
       return;
     }
-    const counters = this.counters;
     counters.tcpOpened++;
     counters.tcpActive++;
-    socket.on('data', (chunk: Buffer) => (counters.bytesUp += chunk.length));
-    stream.on('data', (chunk: Buffer) => (counters.bytesDown += chunk.length));
-    // pipe() carries backpressure both ways and each side's end (FIN) to the other; an error on either side
-    // resets the other rather than leaving it half open.
-    socket.pipe(stream);
-    stream.pipe(socket);
-    socket.once('error', () => stream.destroy());
-    stream.once('error', (error) => socket.destroy(error));
-    socket.once('close', () => {
-      counters.tcpActive--;
-      if (!stream.writableFinished) stream.destroy();
-    });
   }
 
   forwardUdp(flow: UdpFlow): void {

@@ -207,6 +207,7 @@ describe('root daemon DNS against hostile local clients, over a real TUN device'
         tcpSockets.push(socket);
         return socket;
       },
+      acceptSplice: (stream, observer) => request.acceptSplice(stream, observer),
       refuse: () => request.refuse(),
       unreachable: () => request.unreachable(),
     });
