@@ -17,8 +17,20 @@ export const INITIAL_RECEIVE_WINDOW = 1024 * 1024;
 export const MAX_RECEIVE_WINDOW = CONNECTION_WINDOW_BYTES;
 /** A round trip that brought less than this was not carrying a transfer; sampling pauses until data flows again. */
 const BUSY_BYTES = 16 * 1024;
-/** How often an idle connection checks whether data flows again. */
-const IDLE_POLL_MS = 50;
+/** How often a connection checks whether data flows, while it does. */
+export const BUSY_POLL_MS = 50;
+/** The longest pause between checks while it stays idle: a laptop's daemons should sleep, not wake 20 times a second. */
+export const IDLE_POLL_MAX_MS = 1000;
+
+/** When to check next: each idle check doubles the pause up to the maximum; data, or a new stream, shortens it again. */
+export class PollBackoff {
+  ms = BUSY_POLL_MS;
+
+  next(busy: boolean): number {
+    this.ms = busy ? BUSY_POLL_MS : Math.min(IDLE_POLL_MAX_MS, this.ms * 2);
+    return this.ms;
+  }
+}
 
 /** The window's arithmetic, without I/O: samples in, new window sizes out. */
 export class BdpWindow {
@@ -44,8 +56,17 @@ export class BdpWindow {
   }
 }
 
-/** Sets `session`'s connection window to the initial size and keeps it sized while the session lives. */
-export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_RECEIVE_WINDOW, max = MAX_RECEIVE_WINDOW): BdpWindow {
+export interface ReceiveWindowTuner {
+  readonly bdp: BdpWindow;
+  /** A stream opened on the connection: a transfer may start, so the next check comes soon. */
+  streamOpened(): void;
+}
+
+/**
+ * Sets `session`'s connection window to the initial size and keeps it sized while the session lives. A server
+ * session's new streams reset the idle backoff by themselves; a client calls streamOpened() for the streams it opens.
+ */
+export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_RECEIVE_WINDOW, max = MAX_RECEIVE_WINDOW): ReceiveWindowTuner {
   const bdp = new BdpWindow(initial, max);
   session.setLocalWindowSize(initial);
   const received = (): number => session.socket?.bytesRead ?? 0;
@@ -67,13 +88,29 @@ export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_R
     });
     if (!sent) pinging = false;
   };
-  const timer = setInterval(() => {
-    if (bdp.window >= bdp.max) return;
+  const backoff = new PollBackoff();
+  let timer: NodeJS.Timeout | null = null;
+  const schedule = (ms: number): void => {
+    if (timer !== null) clearTimeout(timer);
+    // Once the window is at its maximum there is nothing left to learn.
+    timer = session.closed || session.destroyed || bdp.window >= bdp.max ? null : setTimeout(poll, ms).unref();
+  };
+  const poll = (): void => {
+    timer = null;
     const now = received();
-    if (now - seen >= BUSY_BYTES) probe();
+    const busy = now - seen >= BUSY_BYTES;
     seen = now;
-  }, IDLE_POLL_MS);
-  timer.unref();
-  session.once('close', () => clearInterval(timer));
-  return bdp;
+    if (busy) probe();
+    schedule(backoff.next(busy));
+  };
+  const streamOpened = (): void => {
+    if (backoff.ms > BUSY_POLL_MS) schedule((backoff.ms = BUSY_POLL_MS));
+  };
+  schedule(BUSY_POLL_MS);
+  session.on('stream', streamOpened);
+  session.once('close', () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+  });
+  return { bdp, streamOpened };
 }

@@ -13,7 +13,7 @@ import { isLoopbackHost } from '../net/loopback.js';
 import { Manager } from '../gen/kubetun/manager/v1/manager_pb.js';
 import { ControlSession } from './control-session.js';
 import { awaitPeerSettings } from './peer-settings.js';
-import { autotuneReceiveWindow } from './receive-window.js';
+import { autotuneReceiveWindow, type ReceiveWindowTuner } from './receive-window.js';
 import {
   CONNECT_UDP_PROTOCOL,
   DIAL_CLAIM_TIMEOUT_MS,
@@ -93,6 +93,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     private readonly session: http2.ClientHttp2Session,
     readonly url: URL,
     options: TunnelClientOptions,
+    private readonly receiveWindow: ReceiveWindowTuner,
   ) {
     super();
     this.sessionId = options.sessionId;
@@ -165,8 +166,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     session.once('connect', (_session, socket) => socket.setNoDelay(true));
     return awaitPeerSettings(session, options.connectTimeoutMs ?? 10_000).then(
       () => {
-        autotuneReceiveWindow(session);
-        const client = new TunnelClient(session, target, options);
+        const client = new TunnelClient(session, target, options, autotuneReceiveWindow(session));
         // On the next turn, so that listeners added right after `await connect()` hear it.
         setImmediate(() => client.emit('connected'));
         return client;
@@ -338,6 +338,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     this.streams++;
     stream.once('close', () => this.streams--);
+    this.receiveWindow.streamOpened();
     return stream;
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { autotuneReceiveWindow, BdpWindow } from '../../src/tunnel/receive-window.js';
+import { autotuneReceiveWindow, BdpWindow, BUSY_POLL_MS, IDLE_POLL_MAX_MS, PollBackoff } from '../../src/tunnel/receive-window.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,6 +35,15 @@ test('round trips that carry little of the window, or nothing, never grow it', (
   assert.equal(bdp.window, 4 * MiB);
 });
 
+test('an idle connection checks ever less often, down to once per IDLE_POLL_MAX_MS; data brings the quick checks back', () => {
+  const backoff = new PollBackoff();
+  const idle = Array.from({ length: 8 }, () => backoff.next(false));
+  assert.deepEqual(idle, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+  assert.equal(idle.at(-1), IDLE_POLL_MAX_MS);
+  assert.equal(backoff.next(true), BUSY_POLL_MS);
+  assert.equal(backoff.next(true), BUSY_POLL_MS);
+});
+
 test('a real HTTP/2 transfer grows the connection window, and an idle connection stops sampling', async () => {
   const server = http2.createServer();
   let pings = 0;
@@ -47,7 +56,7 @@ test('a real HTTP/2 transfer grows the connection window, and an idle connection
   const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { settings: { initialWindowSize: 8 * MiB } });
   try {
     await new Promise((resolve) => session.once('remoteSettings', resolve));
-    const bdp = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
+    const { bdp } = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
     assert.equal(session.state.effectiveLocalWindowSize, 256 * 1024);
     const stream = session.request({ ':path': '/' });
     let received = 0;
@@ -62,6 +71,30 @@ test('a real HTTP/2 transfer grows the connection window, and an idle connection
     const settled = pings;
     await new Promise((resolve) => setTimeout(resolve, 400));
     assert.equal(pings, settled, `${pings - settled} pings on an idle connection`);
+  } finally {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('after a long idle time a new stream brings the quick checks back: its transfer grows the window', async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end(Buffer.alloc(48 * MiB));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { settings: { initialWindowSize: 8 * MiB } });
+  try {
+    await new Promise((resolve) => session.once('remoteSettings', resolve));
+    const tuner = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
+    // Idle checks back off to a second apart: a transfer of under a second could start and end between two.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const stream = session.request({ ':path': '/' });
+    tuner.streamOpened();
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    assert.ok(tuner.bdp.window > 256 * 1024, `the window stayed at ${tuner.bdp.window}`);
   } finally {
     session.close();
     await new Promise((resolve) => server.close(resolve));
