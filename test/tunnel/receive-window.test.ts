@@ -44,7 +44,8 @@ test('an idle connection checks ever less often, down to once per IDLE_POLL_MAX_
   assert.equal(backoff.next(true), BUSY_POLL_MS);
 });
 
-test('a real HTTP/2 transfer grows the connection window, and an idle connection stops sampling', async () => {
+/** A server answering every stream with 48 MiB, and a client session to it; `run` gets the session, both close after. */
+async function withTransferServer(run: (session: http2.ClientHttp2Session, pings: () => number) => Promise<void>): Promise<void> {
   const server = http2.createServer();
   let pings = 0;
   server.on('session', (session) => session.on('ping', () => pings++));
@@ -56,6 +57,15 @@ test('a real HTTP/2 transfer grows the connection window, and an idle connection
   const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { settings: { initialWindowSize: 8 * MiB } });
   try {
     await new Promise((resolve) => session.once('remoteSettings', resolve));
+    await run(session, () => pings);
+  } finally {
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+test('a real HTTP/2 transfer grows the connection window, and an idle connection stops sampling', async () => {
+  await withTransferServer(async (session, pings) => {
     const { bdp } = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
     assert.equal(session.state.effectiveLocalWindowSize, 256 * 1024);
     const stream = session.request({ ':path': '/' });
@@ -65,28 +75,17 @@ test('a real HTTP/2 transfer grows the connection window, and an idle connection
     assert.equal(received, 48 * MiB);
     assert.ok(bdp.window > 256 * 1024, `the window stayed at ${bdp.window}`);
     assert.equal(session.state.effectiveLocalWindowSize, bdp.window);
-    assert.ok(pings > 0);
+    assert.ok(pings() > 0);
     // The round trips right after the transfer may still carry its tail; after them, sampling stops.
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const settled = pings;
+    const settled = pings();
     await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.equal(pings, settled, `${pings - settled} pings on an idle connection`);
-  } finally {
-    session.close();
-    await new Promise((resolve) => server.close(resolve));
-  }
+    assert.equal(pings(), settled, `${pings() - settled} pings on an idle connection`);
+  });
 });
 
 test('after a long idle time a new stream brings the quick checks back: its transfer grows the window', async () => {
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
-    stream.respond({ ':status': 200 });
-    stream.end(Buffer.alloc(48 * MiB));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { settings: { initialWindowSize: 8 * MiB } });
-  try {
-    await new Promise((resolve) => session.once('remoteSettings', resolve));
+  await withTransferServer(async (session) => {
     const tuner = autotuneReceiveWindow(session, 256 * 1024, 16 * MiB);
     // Idle checks back off to a second apart: a transfer of under a second could start and end between two.
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -95,8 +94,5 @@ test('after a long idle time a new stream brings the quick checks back: its tran
     stream.resume();
     await new Promise((resolve) => stream.once('end', resolve));
     assert.ok(tuner.bdp.window > 256 * 1024, `the window stayed at ${tuner.bdp.window}`);
-  } finally {
-    session.close();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  });
 });
