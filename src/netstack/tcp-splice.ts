@@ -126,9 +126,11 @@ export class TcpSplice {
   }
 
   private connectionClosed(reason: TcpCloseReason): void {
-    if (reason === 'closed') {
+    if (reason === 'closed' && this.downEnded) {
+      // Both FINs went, but what the client sent may still wait for the stream's 'drain': forwardUp ends the flow.
       this.clientFinished = true;
       this.forwardUp();
+      return;
     }
     this.finish();
   }

@@ -30,6 +30,13 @@ export class PollBackoff {
     this.ms = busy ? BUSY_POLL_MS : Math.min(IDLE_POLL_MAX_MS, this.ms * 2);
     return this.ms;
   }
+
+  /** Whether it was backing off; the next check is at the busy pace either way. */
+  reset(): boolean {
+    const wasIdle = this.ms > BUSY_POLL_MS;
+    this.ms = BUSY_POLL_MS;
+    return wasIdle;
+  }
 }
 
 /** The window's arithmetic, without I/O: samples in, new window sizes out. */
@@ -104,7 +111,7 @@ export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_R
     schedule(backoff.next(busy));
   };
   const streamOpened = (): void => {
-    if (backoff.ms > BUSY_POLL_MS) schedule((backoff.ms = BUSY_POLL_MS));
+    if (backoff.reset()) schedule(BUSY_POLL_MS);
   };
   schedule(BUSY_POLL_MS);
   session.on('stream', streamOpened);

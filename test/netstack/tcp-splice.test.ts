@@ -223,3 +223,25 @@ describe('TcpSplice', () => {
     assert.deepEqual(client.events, ['closed']);
   });
 });
+
+test('TcpSplice: client data still waiting for the stream when the connection closes cleanly is delivered, not dropped', async () => {
+  const stream = new StreamDouble(1024);
+  const client = new Client(stream);
+  client.connect();
+  stream.hold = true;
+  const sent = Buffer.alloc(3000, 120);
+  client.send(ACK | PSH, sent.subarray(0, 1400));
+  client.send(ACK | PSH, sent.subarray(1400));
+  client.send(ACK | FIN);
+  await settle(client);
+  // The destination ends too: our FIN, the client's ACK of it, and the connection is CLOSED (LAST-ACK done).
+  stream.push(null);
+  await settle(client);
+  assert.equal(client.finReceived, true);
+  assert.ok(Buffer.concat(stream.written).length < sent.length, 'the stream still holds some of it back');
+  stream.release();
+  await settle(client);
+  assert.deepEqual(Buffer.concat(stream.written), sent);
+  assert.equal(stream.finished, true);
+  assert.deepEqual(client.events.filter((e) => e === 'closed'), ['closed']);
+});
