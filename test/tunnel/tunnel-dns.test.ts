@@ -131,7 +131,10 @@ test('GET /dns-query?dns=<base64url> works too (RFC 8484 §4.1)', async () => {
     assert.equal(headers['content-type'], 'application/dns-message');
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
-    const answer = parseDnsMessage(Buffer.concat(chunks));
+    const body = Buffer.concat(chunks);
+    // The client takes an answer at its announced length, without waiting for END_STREAM.
+    assert.equal(headers['content-length'], String(body.length));
+    const answer = parseDnsMessage(body);
     assert.deepEqual([...answer.answers[0]!.data], [10, 96, 0, 20]);
   } finally {
     session.close();
