@@ -12,6 +12,12 @@ export interface Result {
   direct: number | null;
 }
 
+/** The middle value (the upper one of an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)]!;
+}
+
 export function printResults(results: readonly Result[]): void {
   const width = Math.max(38, ...results.map((r) => r.id.length));
   for (const r of results) {

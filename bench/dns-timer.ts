@@ -2,6 +2,7 @@
 // `cached` asks one name again and again. Prints the medians in ms as one JSON line.
 import { Resolver } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
+import { median } from './bench-results.js';
 
 const [server, countText] = process.argv.slice(2);
 const count = Number(countText ?? 200);
@@ -19,7 +20,6 @@ async function timed(name: string): Promise<number> {
   return performance.now() - start;
 }
 
-const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const stamp = Date.now().toString(36);
 const cold: number[] = [];
 for (let i = 0; i < count; i++) cold.push(await timed(`cold-${stamp}-${i}.default.svc.cluster.local`));

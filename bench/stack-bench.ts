@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TunStack } from '../src/rootd/tun-stack.js';
 import { impairInput } from '../test/helpers/input-impairment.js';
-import { mergeResults, type Result } from './bench-results.js';
+import { median, mergeResults, type Result } from './bench-results.js';
 import { BENCH_PORTS, serveBench, SINK_PORT, STREAM_PORT, type TransferRecord } from './bench-protocol.js';
 
 const run = promisify(execFile);
@@ -55,8 +55,7 @@ function inNamespace(args: string[], timeoutMs = 120_000): Promise<{ stdout: str
 async function throughput(path: 'stack' | 'direct', direction: 'in' | 'out', flows: number): Promise<number> {
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i++) runs.push(await throughputOnce(path, direction, flows));
-  runs.sort((a, b) => a - b);
-  return runs[Math.floor(runs.length / 2)]!;
+  return median(runs);
 }
 
 /** `flows` socat processes for SECONDS; MiB/s as the servers counted it. */

@@ -202,7 +202,8 @@ const DEPLOYMENTS: readonly SandboxDeployment[] = [
     name: 'iperf',
     namespace: 'default',
     image: SANDBOX_IMAGES.iperf,
-    args: ['--server', '--port', '5201', '--forceflush'],
+    // --idle-timeout: a client that vanished mid-test (no results sent) would otherwise leave it busy for good.
+    args: ['--server', '--port', '5201', '--forceflush', '--idle-timeout', '30'],
     replicas: 1,
     readinessPort: 5201,
     dnsPolicy: 'ClusterFirst',
