@@ -441,3 +441,11 @@ export function errorReply(query: DnsMessage, rcode: number): Buffer {
     additionals: [],
   });
 }
+
+/** A reply of a header only, for a query that cannot be read: its ID (if it has one) and the rcode. */
+export function headerOnlyReply(query: Buffer, rcode: number): Buffer {
+  const reply = Buffer.alloc(12);
+  if (query.length >= 2) query.copy(reply, 0, 0, 2);
+  reply.writeUInt16BE(DnsFlag.QR | rcode, 2);
+  return reply;
+}

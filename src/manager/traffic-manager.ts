@@ -11,6 +11,7 @@ import {
   CONNECT_UDP_PROTOCOL,
   DIAL_CLAIM_TIMEOUT_MS,
   DNS_QUERY_PATH,
+  DNS_STREAM_PATH,
   INTERCEPT_PROTOCOL,
   SESSION_HEADER,
   parseAuthority,
@@ -33,7 +34,7 @@ import { CLIENT_IDENTITY, portForwardAuthenticator, type ClientAuthenticator } f
 import { ClusterInfoSource } from './cluster-info-source.js';
 import { createClusterDnsClient, type DnsExchange } from './cluster-dns-client.js';
 import { controlContextValues, controlRoutes } from './control-service.js';
-import { serveDnsQuery } from './dns-endpoint.js';
+import { serveDnsQuery, serveDnsStream } from './dns-endpoint.js';
 import type { Logger } from '../log/logger.js';
 import { SessionRegistry } from './session-registry.js';
 import { answerBadRequest, answerFailure } from './stream-answer.js';
@@ -190,6 +191,10 @@ export async function startTrafficManager(config: TrafficManagerConfig): Promise
   const servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
 
   const serveRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, identity: string): void => {
+    if (req.url === DNS_STREAM_PATH) {
+      serveDnsStream(req, res, { sessions, cluster, exchange, log }, identity);
+      return;
+    }
     if (req.url.split('?')[0] === DNS_QUERY_PATH) {
       serveDnsQuery(req, res, { sessions, cluster, exchange, log }, identity).catch((error: Error) => {
         log.error('dns query failed', { error: error.message });

@@ -12,6 +12,14 @@ export const ERROR_MESSAGE_HEADER = 'kubetun-error-message';
 
 export const DNS_QUERY_PATH = '/dns-query';
 export const DNS_MESSAGE_TYPE = 'application/dns-message';
+/**
+ * The DNS stream: one long-lived POST per connection whose body carries queries and whose response carries their
+ * answers, each message framed as over TCP (RFC 1035 §4.2.2). Answers come as they are ready, in any order, and
+ * are matched by message ID, so a lookup costs a DATA frame each way instead of a stream. A manager without it
+ * answers 404, and the client then sends each query on a stream of its own (DNS_QUERY_PATH).
+ */
+export const DNS_STREAM_PATH = '/dns-stream';
+export const DNS_STREAM_TYPE = 'application/vnd.kubetun.dns-stream';
 export const CONNECT_UDP_PROTOCOL = 'connect-udp';
 const CONNECT_UDP_PREFIX = '/.well-known/masque/udp/';
 

@@ -1,6 +1,7 @@
 // The client end of the tunnel: one HTTP/2 connection to the traffic manager carrying a CONNECT stream per TCP
-// flow, a connect-udp stream per UDP flow, DNS queries (RFC 8484) and the control API. The root daemon calls
-// openTcp/openUdp per flow from its network stack; the user daemon drives the session through `manager`.
+// flow, a connect-udp stream per UDP flow, DNS queries (all on one DNS stream; RFC 8484 with an older manager)
+// and the control API. The root daemon calls openTcp/openUdp per flow from its network stack; the user daemon
+// drives the session through `manager`.
 
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
@@ -19,6 +20,8 @@ import {
   DIAL_CLAIM_TIMEOUT_MS,
   DNS_MESSAGE_TYPE,
   DNS_QUERY_PATH,
+  DNS_STREAM_PATH,
+  DNS_STREAM_TYPE,
   ERROR_HEADER,
   ERROR_MESSAGE_HEADER,
   INTERCEPT_PROTOCOL,
@@ -26,12 +29,12 @@ import {
   SESSION_MEMORY_MIB,
   STREAM_WINDOW_BYTES,
   connectUdpPath,
-  errorCodeFor,
   formatAuthority,
   interceptPath,
   type WireErrorReason,
 } from './protocol.js';
-import { TunnelError } from './tunnel-error.js';
+import { answeredError, TunnelError } from './tunnel-error.js';
+import { DnsStream, DnsStreamUnsupported } from './dns-stream.js';
 import { UdpTunnel } from './udp-tunnel.js';
 
 export { TunnelError, type TunnelErrorCode } from './tunnel-error.js';
@@ -88,6 +91,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly manager: Client<typeof Manager>;
   private disconnected = false;
   private streams = 0;
+  private dnsStream: DnsStream | null = null;
+  /** The manager answered the DNS stream as one that does not serve it: each query gets a stream of its own. */
+  private dnsStreamUnsupported = false;
 
   private constructor(
     private readonly session: http2.ClientHttp2Session,
@@ -251,8 +257,35 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     };
   }
 
-  /** Resolves a DNS query (wire format) in the cluster with this session's namespace search path. */
+  /**
+   * Resolves a DNS query (wire format) in the cluster with this session's namespace search path: on the DNS
+   * stream, or on a stream of its own when the manager has none.
+   */
   async dnsQuery(message: Buffer): Promise<Buffer> {
+    if (!this.dnsStreamUnsupported) {
+      try {
+        return await this.currentDnsStream().query(message);
+      } catch (error) {
+        if (!(error instanceof DnsStreamUnsupported)) throw error;
+        this.dnsStreamUnsupported = true;
+      }
+    }
+    return this.dnsQueryAlone(message);
+  }
+
+  /** The DNS stream for the current session and credentials, opened (and an outdated one retired) as needed. */
+  private currentDnsStream(): DnsStream {
+    const current = this.dnsStream;
+    if (current?.usable && current.opener.sessionId === this.sessionId && current.opener.bearerToken === this.bearerToken) return current;
+    current?.retire();
+    const opener = { sessionId: this.sessionId, bearerToken: this.bearerToken };
+    const stream = this.request({ ':method': 'POST', ':path': DNS_STREAM_PATH, 'content-type': DNS_STREAM_TYPE, accept: DNS_STREAM_TYPE });
+    this.dnsStream = new DnsStream(stream, opener);
+    return this.dnsStream;
+  }
+
+  /** DNS over HTTP (RFC 8484): the query on a stream of its own. */
+  private async dnsQueryAlone(message: Buffer): Promise<Buffer> {
     const stream = this.request({
       ':method': 'POST',
       ':path': DNS_QUERY_PATH,
@@ -382,9 +415,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           return;
         }
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        const reason = headerText(headers[ERROR_HEADER]);
-        const message = headerText(headers[ERROR_MESSAGE_HEADER]) ?? `the traffic manager answered ${status}`;
-        reject(new TunnelError(errorCodeFor(status, reason), `${what}: ${message}`));
+        reject(answeredError(headers, what));
       };
       const cleanup = (): void => {
         stream.off('error', onError);

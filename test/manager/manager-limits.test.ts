@@ -9,12 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { DnsFlag, DnsType, buildDnsMessage, textToName } from '../../src/dns/dns-message.js';
+import { DnsFlag, DnsRcode, DnsType, buildDnsMessage, parseDnsMessage, rcodeOf, textToName } from '../../src/dns/dns-message.js';
 import { SessionSchema } from '../../src/gen/kubetun/manager/v1/manager_pb.js';
 import { createLogger } from '../../src/log/logger.js';
 import { admit, Allowance } from '../../src/manager/manager-limits.js';
 import { parsePrefix } from '../../src/netstack/wire/ip-address.js';
-import { DNS_MESSAGE_TYPE, DNS_QUERY_PATH, SESSION_HEADER } from '../../src/tunnel/protocol.js';
+import { DNS_MESSAGE_TYPE, DNS_QUERY_PATH, ERROR_MESSAGE_HEADER, SESSION_HEADER } from '../../src/tunnel/protocol.js';
 import { TunnelClient, TunnelError } from '../../src/tunnel/tunnel-client.js';
 import { closedPort, startTcpEcho, startTunnel, startUdpEcho, type TunnelFixture } from '../tunnel/tunnel-fixture.js';
 
@@ -112,7 +112,7 @@ test('UDP flows beyond the per-session cap get LIMIT', async () => {
   }
 });
 
-test('DNS queries in flight beyond the per-session cap get LIMIT (a cluster DNS server that never answers)', async () => {
+test('DNS queries in flight beyond the per-session cap get SERVFAIL at once on the DNS stream, LIMIT over HTTP (a cluster DNS server that never answers)', async () => {
   const silent = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
   const tunnel = await startTunnel({
@@ -131,7 +131,23 @@ test('DNS queries in flight beyond the per-session cap get LIMIT (a cluster DNS 
     const pending = [tunnel.client.dnsQuery(query), tunnel.client.dnsQuery(query)];
     for (const p of pending) p.catch(() => undefined);
     await until(() => liveSession(tunnel).allowances.dnsQueries.inUse === 2);
-    await assert.rejects(tunnel.client.dnsQuery(query), isLimit(/limit of 2 DNS queries in flight per session/));
+    const started = performance.now();
+    const refused = parseDnsMessage(await tunnel.client.dnsQuery(query));
+    assert.ok(performance.now() - started < 1000, 'answered at once, not after the cluster DNS timed out');
+    assert.equal(refused.id, 7);
+    assert.equal(rcodeOf(refused.flags), DnsRcode.SERVFAIL);
+    // A stream per query (RFC 8484), as to a manager without the DNS stream.
+    const alone = http2.connect(tunnel.manager.url);
+    try {
+      const stream = alone.request({ ':method': 'POST', ':path': DNS_QUERY_PATH, [SESSION_HEADER]: tunnel.client.sessionId! });
+      stream.end(query);
+      const [headers] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+      assert.equal(headers[':status'], 429);
+      assert.match(String(headers[ERROR_MESSAGE_HEADER]), /limit of 2 DNS queries in flight per session/);
+      stream.resume();
+    } finally {
+      alone.close();
+    }
   } finally {
     await tunnel.close();
     silent.close();

@@ -1,5 +1,6 @@
-// TunnelClient.dnsQuery against a stand-in manager (a bare HTTP/2 server), for what the real one does not do on
-// purpose: an answer whose END_STREAM comes late, one without a length, one cut short of its length.
+// TunnelClient.dnsQuery's DNS over HTTP (a stream per query, what it falls back to when the manager has no DNS
+// stream) against a stand-in manager (a bare HTTP/2 server), for what the real one does not do on purpose: an
+// answer whose END_STREAM comes late, one without a length, one cut short of its length.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -17,8 +18,9 @@ async function standIn(t: TestContext, answer: (stream: http2.ServerHttp2Stream)
   const server = http2.createServer();
   server.on('stream', (stream, headers) => {
     stream.resume();
+    // Anything else (the DNS stream) is unknown here, as to a manager from before it: the client falls back.
     if (headers[':path'] === DNS_QUERY_PATH) answer(stream);
-    else stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    else stream.respond({ ':status': 404 }, { endStream: true });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

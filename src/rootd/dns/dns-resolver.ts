@@ -3,10 +3,10 @@
 // what the client's transport can take.
 import {
   buildDnsMessageWithin,
-  DnsFlag,
   DnsRcode,
   ednsPayloadSize,
   errorReply,
+  headerOnlyReply,
   parseDnsMessage,
   parseDnsQuery,
   type DnsMessage,
@@ -15,7 +15,7 @@ import { cacheKey, DnsCache } from './dns-cache.js';
 import { routeName, type ClusterDnsFacts } from './cluster-names.js';
 
 export interface DnsResolverOptions {
-  /** Asks the cluster (RFC 8484 through the tunnel); null when not connected. */
+  /** Asks the cluster through the tunnel (its DNS stream); null when not connected. */
   cluster: () => ((query: Buffer) => Promise<Buffer>) | null;
   upstream: (query: Buffer) => Promise<Buffer>;
   facts: () => ClusterDnsFacts;
@@ -60,7 +60,7 @@ export class DnsResolver {
     try {
       message = parseDnsQuery(query);
     } catch {
-      return formatError(query);
+      return headerOnlyReply(query, DnsRcode.FORMERR);
     }
     try {
       const answer = await this.route(query, message);
@@ -85,11 +85,4 @@ export class DnsResolver {
       return { bytes, message: parseDnsMessage(bytes) };
     });
   }
-}
-
-function formatError(query: Buffer): Buffer {
-  const reply = Buffer.alloc(12);
-  if (query.length >= 2) query.copy(reply, 0, 0, 2);
-  reply.writeUInt16BE(DnsFlag.QR | DnsRcode.FORMERR, 2);
-  return reply;
 }

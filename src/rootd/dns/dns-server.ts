@@ -2,6 +2,7 @@
 // nothing on the machine can take the port, and the address exists only while kubetun is connected. Any local
 // user can send it anything: no failure escapes (it is dropped and logged, rate-limited), and a DNS-over-TCP
 // client gets a bounded share of memory however many queries it pipelines.
+import { DnsFrameReader, frameDnsMessage } from '../../dns/dns-framing.js';
 import type { Endpoint } from '../../netstack/endpoint.js';
 import type { TcpConnectRequest } from '../../netstack/stack.js';
 import type { TcpSocket } from '../../netstack/tcp-socket.js';
@@ -103,7 +104,7 @@ export class StackDnsServer {
 /** One DNS-over-TCP client: frames queries out of the byte stream and answers them in order of completion. */
 class TcpDnsConnection {
   /** Bytes received and not yet framed into queries. */
-  private buffered: Buffer = Buffer.alloc(0);
+  private readonly frames = new DnsFrameReader();
   private inFlight = 0;
   private clientDone = false;
 
@@ -119,7 +120,7 @@ class TcpDnsConnection {
     this.socket.once('close', () => clearTimeout(idle));
     this.socket.on('data', (chunk: Buffer) => {
       idle.refresh();
-      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+      this.frames.push(chunk);
       this.pump();
     });
     this.socket.on('end', () => {
@@ -130,12 +131,8 @@ class TcpDnsConnection {
 
   /** Starts every complete query there is room for, then reads on only if there is room for more. */
   private pump(): void {
-    while (this.hasRoom() && this.buffered.length >= 2 && this.buffered.length >= 2 + this.buffered.readUInt16BE(0)) {
-      const length = this.buffered.readUInt16BE(0);
-      const query = Buffer.from(this.buffered.subarray(2, 2 + length));
-      this.buffered = this.buffered.subarray(2 + length);
-      this.answer(query);
-    }
+    let query: Buffer | null;
+    while (this.hasRoom() && (query = this.frames.next()) !== null) this.answer(query);
     if (this.socket.destroyed) return;
     if (this.clientDone) {
       // Answer every query that arrived before the client's FIN, then close our side.
@@ -158,10 +155,8 @@ class TcpDnsConnection {
       .resolve(query, 'tcp')
       .then((answer) => {
         if (this.socket.destroyed || !this.socket.writable) return;
-        const length = Buffer.alloc(2);
-        length.writeUInt16BE(answer.length);
         // Once the stack's send buffer took the answer there may be room to read on.
-        this.socket.write(Buffer.concat([length, answer]), () => this.pump());
+        this.socket.write(frameDnsMessage(answer), () => this.pump());
       })
       .catch(this.failed)
       .then(() => {
