@@ -3,6 +3,7 @@
 
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
+import { DnsFrameReader, frameDnsMessage } from './dns-framing.js';
 import { DnsFlag } from './dns-message.js';
 
 export class DnsExchangeError extends Error {
@@ -54,7 +55,7 @@ export function exchangeOverUdp(server: DnsServerEndpoint, query: Buffer, timeou
 export function exchangeOverTcp(server: DnsServerEndpoint, query: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const socket = net.createConnection({ host: server.ip, port: server.port });
-    let received = Buffer.alloc(0);
+    const frames = new DnsFrameReader();
     const finish = (error: Error | undefined, answer?: Buffer): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -64,12 +65,11 @@ export function exchangeOverTcp(server: DnsServerEndpoint, query: Buffer, timeou
     const timer = setTimeout(() => finish(new DnsExchangeError(`the DNS server ${named(server)} did not answer over TCP within ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', (error) => finish(new DnsExchangeError(`asking the DNS server ${named(server)} over TCP failed: ${error.message}`)));
     socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) finish(undefined, received.subarray(2, 2 + received.readUInt16BE(0)));
+      frames.push(chunk);
+      const answer = frames.next();
+      if (answer !== null) finish(undefined, answer);
     });
     socket.on('end', () => finish(new DnsExchangeError(`the DNS server ${named(server)} closed the TCP connection without an answer`)));
-    const length = Buffer.alloc(2);
-    length.writeUInt16BE(query.length);
-    socket.end(Buffer.concat([length, query]));
+    socket.end(frameDnsMessage(query));
   });
 }

@@ -18,6 +18,7 @@ import {
   type DnsQuestion,
   type DnsRecord,
 } from '../../dns/dns-message.js';
+import { DnsFrameReader, frameDnsMessage } from '../../dns/dns-framing.js';
 import { exchangeOverTcp, exchangeOverUdp, isTruncated } from '../../dns/dns-exchange.js';
 import { silentLogger, type Logger } from '../../log/logger.js';
 import { answerQuestion, type DnsIndex, type LocalAnswer } from './dns-index.js';
@@ -184,17 +185,12 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
         socket.once('close', () => connections.delete(socket));
         socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
         socket.on('error', () => undefined);
-        let buffered = Buffer.alloc(0);
-        socket.on('data', (chunk) => {
-          buffered = Buffer.concat([buffered, chunk]);
-          while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-            const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
-            buffered = buffered.subarray(2 + message.length);
+        const frames = new DnsFrameReader();
+        socket.on('data', (chunk: Buffer) => {
+          frames.push(chunk);
+          for (let message = frames.next(); message !== null; message = frames.next()) {
             void handle(message, 'tcp').then((reply) => {
-              if (reply === null || socket.destroyed) return;
-              const length = Buffer.alloc(2);
-              length.writeUInt16BE(reply.length);
-              socket.write(Buffer.concat([length, reply]));
+              if (reply !== null && !socket.destroyed) socket.write(frameDnsMessage(reply));
             });
           }
         });
