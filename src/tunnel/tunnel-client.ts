@@ -128,19 +128,53 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (options.heartbeat !== false) this.startHeartbeat(options.heartbeat ?? DEFAULT_HEARTBEAT);
   }
 
+  /**
+   * One PING at a time. On a loaded, lossy link its answer can wait seconds behind the data queued ahead of it
+   * (retransmission timeouts back off), and giving up then would reset every flow of a working connection: the
+   * connection counts as dead only when nothing at all has arrived for timeoutMs since the PING went out.
+   */
   private startHeartbeat({ intervalMs, timeoutMs }: { intervalMs: number; timeoutMs: number }): void {
     let waiting = false;
+    let deadline: NodeJS.Timeout | undefined;
+    const giveUp = (why: string): void => {
+      this.session.destroy(new Error(`heartbeat failed: ${why}`));
+    };
     const timer = setInterval(() => {
       if (waiting) return;
       waiting = true;
-      this.ping(timeoutMs).then(
-        () => (waiting = false),
-        (error: TunnelError) => this.session.destroy(new Error(`heartbeat failed: ${error.message}`)),
-      );
+      let readBefore = this.bytesRead();
+      const check = (): void => {
+        const read = this.bytesRead();
+        if (read === readBefore) {
+          giveUp(`The traffic manager did not answer a ping within ${timeoutMs} ms, and sent nothing else either.`);
+          return;
+        }
+        readBefore = read;
+        deadline = setTimeout(check, timeoutMs).unref();
+      };
+      deadline = setTimeout(check, timeoutMs).unref();
+      try {
+        this.session.ping((error) => {
+          clearTimeout(deadline);
+          if (error) giveUp(`Ping failed: ${error.message}.`);
+          else waiting = false;
+        });
+      } catch (error) {
+        clearTimeout(deadline);
+        giveUp(`Ping failed: ${(error as Error).message}.`);
+      }
     }, intervalMs);
     // The session keeps the process alive while it is open; the heartbeat must not.
     timer.unref();
-    this.session.once('close', () => clearInterval(timer));
+    this.session.once('close', () => {
+      clearInterval(timer);
+      clearTimeout(deadline);
+    });
+  }
+
+  /** Bytes received on the connection so far (0 once it is gone). */
+  private bytesRead(): number {
+    return (this.session.socket as net.Socket | undefined)?.bytesRead ?? 0;
   }
 
   /**
