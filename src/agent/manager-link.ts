@@ -24,6 +24,7 @@ import {
   STREAM_WINDOW_BYTES,
   agentPath,
   formatAuthority,
+  headerText,
 } from '../tunnel/protocol.js';
 import { kubetunVersion } from '../version.js';
 import type { AgentEnvironment } from './agent-environment.js';
@@ -71,10 +72,6 @@ export function agentInfo(env: AgentEnvironment): AgentInfo {
     podIp: env.podIp,
     replaced: config.replaced,
   });
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 export class ManagerLink extends EventEmitter<ManagerLinkEvents> {

@@ -17,6 +17,7 @@ import {
   parseAuthority,
   parseConnectUdpPath,
   parseIdPath,
+  headerText,
 } from '../tunnel/protocol.js';
 import { autotuneReceiveWindow } from '../tunnel/receive-window.js';
 import type { KubeAccess } from '../k8s/resilient-informer.js';
@@ -149,10 +150,6 @@ async function interceptingFor(config: TrafficManagerConfig, limits: ManagerLimi
   const intercepts = new InterceptRegistry({ api, agents, log: config.log, interceptsPerSession: limits.interceptsPerSession });
   const broker = new DialBroker(intercepts, limits, config.log, config.dialClaimTimeoutMs ?? DIAL_CLAIM_TIMEOUT_MS);
   return { api, agents, intercepts, broker, verifier: config.agentVerifier ?? kubeAgentVerifier(api) };
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 export async function startTrafficManager(config: TrafficManagerConfig): Promise<TrafficManager> {

@@ -10,6 +10,11 @@ export const ERROR_HEADER = 'kubetun-error';
 /** A sentence for the user saying what failed. */
 export const ERROR_MESSAGE_HEADER = 'kubetun-error-message';
 
+/** A header's value as one string: the first of a repeated header. */
+export function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 export const DNS_QUERY_PATH = '/dns-query';
 export const DNS_MESSAGE_TYPE = 'application/dns-message';
 /**

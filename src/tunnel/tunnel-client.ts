@@ -30,6 +30,7 @@ import {
   STREAM_WINDOW_BYTES,
   connectUdpPath,
   formatAuthority,
+  headerText,
   interceptPath,
   type WireErrorReason,
 } from './protocol.js';
@@ -76,10 +77,6 @@ const MAX_DNS_RESPONSE = 65_535;
 /** The HTTP origin requests carry: the URL's own, or a fixed one over a Unix socket. */
 function httpOrigin(url: URL): string {
   return url.protocol === 'unix:' ? UNIX_ORIGIN : url.origin;
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 export class TunnelClient extends EventEmitter<TunnelClientEvents> {

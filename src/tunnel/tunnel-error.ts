@@ -3,7 +3,7 @@
 // CONNECTION → reconnect to the traffic manager. LIMIT: the session holds as many flows as the manager allows.
 
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
-import { ERROR_HEADER, ERROR_MESSAGE_HEADER, errorCodeFor } from './protocol.js';
+import { ERROR_HEADER, ERROR_MESSAGE_HEADER, errorCodeFor, headerText } from './protocol.js';
 
 export type TunnelErrorCode = 'REFUSED' | 'UNREACHABLE' | 'TIMEOUT' | 'FORBIDDEN' | 'SESSION' | 'LIMIT' | 'CONNECTION';
 
@@ -21,7 +21,6 @@ export class TunnelError extends Error {
 /** The failure a manager's non-200 answer to a stream describes (its kubetun-error and sentence), for `what`. */
 export function answeredError(headers: IncomingHttpHeaders & IncomingHttpStatusHeader, what: string): TunnelError {
   const status = headers[':status'] ?? 0;
-  const text = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
-  const message = text(headers[ERROR_MESSAGE_HEADER]) ?? `the traffic manager answered ${status}`;
-  return new TunnelError(errorCodeFor(status, text(headers[ERROR_HEADER])), `${what}: ${message}`);
+  const message = headerText(headers[ERROR_MESSAGE_HEADER]) ?? `the traffic manager answered ${status}`;
+  return new TunnelError(errorCodeFor(status, headerText(headers[ERROR_HEADER])), `${what}: ${message}`);
 }
