@@ -3,25 +3,32 @@
 // may have in flight across every stream; a fixed 32 MiB let one bulk flow queue a quarter of a second or more of
 // data ahead of an interactive request (measured: p99 250 ms under load at 20 ms RTT, against 98 ms with 4 MiB),
 // while a fixed small one caps throughput on long paths. So the receiver measures: it sends a PING, counts the
-// bytes that arrive before its ACK, and when they fill most of the window while the bandwidth they show is a new
-// high, it doubles the window over them. A queue building up lengthens the round trip without raising the
-// bandwidth, so it stops the growth. Node's HTTP/2 gives the connection window back as data arrives, not as it is
-// read, so this window bounds data in flight only; each stream's own window bounds what waits unread.
+// bytes that arrive before its ACK, and doubles the window when they show the window is what limits the transfer,
+// over a round trip no longer than the path's own plus a quarter: a queue building up lengthens the round trip, so
+// it stops the growth. nghttp2 returns the window in steps of half of it, so a transfer that the window limits
+// brings about half the window per round trip, not all of it (measured at 80 ms RTT and 0.5 % loss: 1.05 MB per
+// round trip under 2 MiB, 1.6 MB under 3.2 MiB); the rule before this one waited for two thirds of the window and
+// a new bandwidth high, and never grew there (uploads through the port-forward stayed at 62 Mbit/s against a
+// direct flow's 133). Node's HTTP/2 gives the connection window back as data arrives, not as it is read, so this
+// window bounds data in flight only; each stream's own window bounds what waits unread.
 
 import type { Http2Session } from 'node:http2';
 import { CONNECTION_WINDOW_BYTES } from './protocol.js';
 
 /**
- * Where a connection's window starts: ~1 Gbit/s up to 16 ms of RTT, 200 Mbit/s up to 80 ms, before the first growth.
- * Over a lossy link the growth rarely comes: each retransmission stall holds part of the window with data still
- * on its way, so a round trip carries only a third of it. Measured at 80 ms RTT and 0.5 % loss: from 1 MiB, every
- * other upload ran at 35 Mbit/s against a direct flow's 135; from 2 MiB, 128–144 Mbit/s through both paths, both
- * ways. Latency under load stayed the same (p99 over 6 runs at 20 ms RTT: 101 / 104 ms;
- * on the sandbox's own link: 47 / 48 ms).
+ * Where a connection's window starts, before the first growth. A larger start queued more ahead of interactive
+ * requests on the sandbox's own link (4 MiB against 2: p99 under load through the port-forward 131–189 ms against
+ * 106–121, three runs each), where the round trip never calls for more.
  */
 export const INITIAL_RECEIVE_WINDOW = 2 * 1024 * 1024;
 /** The most it grows to. */
 export const MAX_RECEIVE_WINDOW = CONNECTION_WINDOW_BYTES;
+/**
+ * A round trip longer than the shortest one seen times this, plus the slack, carries a queue: the window does not
+ * grow on it. The slack covers event-loop jitter on short paths.
+ */
+const QUEUE_RTT_FACTOR = 1.25;
+const QUEUE_RTT_SLACK_MS = 1;
 /** A round trip that brought less than this was not carrying a transfer; sampling pauses until data flows again. */
 const BUSY_BYTES = 16 * 1024;
 /** How often a connection checks whether data flows, while it does. */
@@ -48,7 +55,10 @@ export class PollBackoff {
 
 /** The window's arithmetic, without I/O: samples in, new window sizes out. */
 export class BdpWindow {
-  private bandwidthHigh = 0;
+  /** The shortest round trip seen: the path's own, without a queue. */
+  private minRttMs = Infinity;
+  private lastShort = true;
+  private lastBandwidth = 0;
 
   constructor(
     public window: number,
@@ -60,12 +70,19 @@ export class BdpWindow {
    * grow, else null.
    */
   sample(bytes: number, rttMs: number): number | null {
-    if (!(rttMs > 0) || bytes <= 0) return null;
+    if (!(rttMs > 0)) return null;
+    this.minRttMs = Math.min(this.minRttMs, rttMs);
+    if (bytes <= 0) return null;
     const bandwidth = bytes / rttMs;
-    if (bandwidth <= this.bandwidthHigh) return null;
-    this.bandwidthHigh = bandwidth;
-    if (bytes * 3 < this.window * 2 || this.window >= this.max) return null;
-    this.window = Math.min(this.max, Math.max(this.window, 2 * bytes));
+    const short = rttMs <= this.minRttMs * QUEUE_RTT_FACTOR + QUEUE_RTT_SLACK_MS;
+    // A short round trip right after a long one at over three times its bandwidth is a busy receiver catching up
+    // on what waited in its socket, not the path: growing on such reads let a CPU-bound port-forward at 20 ms RTT
+    // reach 16 MiB. (Over a lossy path a clean round trip after a stalled one shows about twice the bandwidth.)
+    const catchUp = !this.lastShort && bandwidth > 3 * this.lastBandwidth;
+    this.lastShort = short;
+    this.lastBandwidth = bandwidth;
+    if (bytes * 3 < this.window || !short || catchUp || this.window >= this.max) return null;
+    this.window = Math.min(this.max, 2 * this.window);
     return this.window;
   }
 }
@@ -102,6 +119,9 @@ export function autotuneReceiveWindow(session: Http2Session, initial = INITIAL_R
     });
     if (!sent) pinging = false;
   };
+  // The path's own round trip, measured before a transfer queues data ahead of the PING's ACK.
+  if (session.connecting) session.once('connect', probe);
+  else probe();
   const backoff = new PollBackoff();
   let timer: NodeJS.Timeout | null = null;
   const schedule = (ms: number): void => {
