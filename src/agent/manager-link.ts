@@ -30,12 +30,13 @@ import { kubetunVersion } from '../version.js';
 import type { AgentEnvironment } from './agent-environment.js';
 import { InterceptDialError } from './http/http-routing.js';
 import { awaitPeerSettings } from '../tunnel/peer-settings.js';
+import { DEFAULT_HEARTBEAT, startHeartbeat, type HeartbeatTiming } from '../tunnel/session-heartbeat.js';
 
 export interface ManagerLinkOptions {
   /** Reconnect delays: doubled from minMs after each failure, up to maxMs. Default 250 ms → 5 s. */
   backoff?: { minMs: number; maxMs: number };
-  /** An HTTP/2 PING every intervalMs; no answer within timeoutMs closes the connection. Default 1 s / 3 s. */
-  heartbeat?: { intervalMs: number; timeoutMs: number };
+  /** An HTTP/2 PING every intervalMs; no answer and no other byte within timeoutMs closes the connection. Default 1 s / 3 s. */
+  heartbeat?: HeartbeatTiming;
   /** How long to wait for the connection's SETTINGS. Default 10 s. */
   connectTimeoutMs?: number;
 }
@@ -82,7 +83,7 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
   private wake: (() => void) | undefined;
   private readonly authority: string;
   private readonly backoff: { minMs: number; maxMs: number };
-  private readonly heartbeat: { intervalMs: number; timeoutMs: number };
+  private readonly heartbeat: HeartbeatTiming;
   private running: Promise<void> | undefined;
 
   constructor(
@@ -93,7 +94,7 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     super();
     this.authority = formatAuthority(env.config.manager.host, env.config.manager.port);
     this.backoff = options.backoff ?? { minMs: 250, maxMs: 5_000 };
-    this.heartbeat = options.heartbeat ?? { intervalMs: 1_000, timeoutMs: 3_000 };
+    this.heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT;
   }
 
   /** Connects and keeps connecting until stop(). */
@@ -228,31 +229,9 @@ export class ManagerLink extends EventEmitter<ManagerLinkEvents> {
     return awaitPeerSettings(session, this.options.connectTimeoutMs ?? 10_000).then(() => {
       // In the cluster, next to the manager: a round trip is short, so a fixed window costs no latency.
       session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-      this.startHeartbeat(session);
+      startHeartbeat(session, this.heartbeat);
       return session;
     });
-  }
-
-  private startHeartbeat(session: http2.ClientHttp2Session): void {
-    const { intervalMs, timeoutMs } = this.heartbeat;
-    let waiting = false;
-    const timer = setInterval(() => {
-      if (waiting) return;
-      waiting = true;
-      const deadline = setTimeout(() => session.destroy(new Error(`no answer to a ping within ${timeoutMs} ms`)), timeoutMs);
-      try {
-        session.ping((error) => {
-          clearTimeout(deadline);
-          waiting = false;
-          if (error) session.destroy(error);
-        });
-      } catch (error) {
-        clearTimeout(deadline);
-        session.destroy(error as Error);
-      }
-    }, intervalMs);
-    timer.unref();
-    session.once('close', () => clearInterval(timer));
   }
 
   /** Runs one ArriveAsAgent stream to its end. */

@@ -37,6 +37,7 @@ import {
 import { answeredError, TunnelError } from './tunnel-error.js';
 import { DnsStream, DnsStreamUnsupported } from './dns-stream.js';
 import { UdpTunnel } from './udp-tunnel.js';
+import { DEFAULT_HEARTBEAT, startHeartbeat, type HeartbeatTiming } from './session-heartbeat.js';
 
 export { TunnelError, type TunnelErrorCode } from './tunnel-error.js';
 export { UdpTunnel, MAX_UDP_PAYLOAD } from './udp-tunnel.js';
@@ -54,13 +55,13 @@ export interface TunnelClientOptions {
    */
   bearerToken?: string;
   /**
-   * An HTTP/2 PING every intervalMs; no answer within timeoutMs closes the connection ('disconnected'), so a
-   * path that died silently (a port-forward whose pod is gone) is noticed. Default 1 s / 3 s; false turns it off.
+   * An HTTP/2 PING every intervalMs; no answer and no other byte within timeoutMs closes the connection
+   * ('disconnected'), so a path that died silently (a port-forward whose pod is gone) is noticed
+   * (session-heartbeat.ts). Default 1 s / 3 s; false turns it off.
    */
-  heartbeat?: { intervalMs: number; timeoutMs: number } | false;
+  heartbeat?: HeartbeatTiming | false;
 }
 
-const DEFAULT_HEARTBEAT = { intervalMs: 1_000, timeoutMs: 3_000 };
 /** The origin spoken over a Unix socket, where there is no host to name. */
 const UNIX_ORIGIN = 'http://localhost';
 
@@ -122,56 +123,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     session.on('goaway', () => {
       this.markDisconnected(new TunnelError('CONNECTION', 'The traffic manager is going away; connect again.'));
     });
-    if (options.heartbeat !== false) this.startHeartbeat(options.heartbeat ?? DEFAULT_HEARTBEAT);
-  }
-
-  /**
-   * One PING at a time. On a loaded, lossy link its answer can wait seconds behind the data queued ahead of it
-   * (retransmission timeouts back off), and giving up then would reset every flow of a working connection: the
-   * connection counts as dead only when nothing at all has arrived for timeoutMs since the PING went out.
-   */
-  private startHeartbeat({ intervalMs, timeoutMs }: { intervalMs: number; timeoutMs: number }): void {
-    let waiting = false;
-    let deadline: NodeJS.Timeout | undefined;
-    const giveUp = (why: string): void => {
-      this.session.destroy(new Error(`heartbeat failed: ${why}`));
-    };
-    const timer = setInterval(() => {
-      if (waiting) return;
-      waiting = true;
-      let readBefore = this.bytesRead();
-      const check = (): void => {
-        const read = this.bytesRead();
-        if (read === readBefore) {
-          giveUp(`The traffic manager did not answer a ping within ${timeoutMs} ms, and sent nothing else either.`);
-          return;
-        }
-        readBefore = read;
-        deadline = setTimeout(check, timeoutMs).unref();
-      };
-      deadline = setTimeout(check, timeoutMs).unref();
-      try {
-        this.session.ping((error) => {
-          clearTimeout(deadline);
-          if (error) giveUp(`Ping failed: ${error.message}.`);
-          else waiting = false;
-        });
-      } catch (error) {
-        clearTimeout(deadline);
-        giveUp(`Ping failed: ${(error as Error).message}.`);
-      }
-    }, intervalMs);
-    // The session keeps the process alive while it is open; the heartbeat must not.
-    timer.unref();
-    this.session.once('close', () => {
-      clearInterval(timer);
-      clearTimeout(deadline);
-    });
-  }
-
-  /** Bytes received on the connection so far (0 once it is gone). */
-  private bytesRead(): number {
-    return (this.session.socket as net.Socket | undefined)?.bytesRead ?? 0;
+    if (options.heartbeat !== false) startHeartbeat(session, options.heartbeat ?? DEFAULT_HEARTBEAT);
   }
 
   /**
